@@ -1,0 +1,42 @@
+"""Ground-truth data sets, by name.
+
+>>> from deft_tune.data import get_dataset, names
+>>> data = get_dataset("dsprites_full")
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from deft_tune.data.base import GridData, GroundTruthData, check_random_state
+from deft_tune.errors import DataError
+
+__all__ = ["GridData", "GroundTruthData", "check_random_state", "get_dataset", "names"]
+
+# name -> "module:class"; imported lazily so that `deft-tune data list` stays instant.
+_REGISTRY: dict[str, str] = {
+    "dsprites_full": "deft_tune.data.dsprites:DSprites",
+    "dsprites_noshape": "deft_tune.data.variants:DSpritesNoShape",
+    "color_dsprites": "deft_tune.data.variants:ColorDSprites",
+    "noisy_dsprites": "deft_tune.data.variants:NoisyDSprites",
+    "scream_dsprites": "deft_tune.data.variants:ScreamDSprites",
+    "smallnorb": "deft_tune.data.smallnorb:SmallNORB",
+    "correlated_dsprites": "deft_tune.data.correlated:CorrelatedDSprites",
+}
+
+
+def names() -> list[str]:
+    """The names :func:`get_dataset` accepts."""
+    return list(_REGISTRY)
+
+
+def get_dataset(name: str, **options) -> GroundTruthData:
+    """The data set called ``name``; ``options`` go to its constructor (cache_dir, path, ...)."""
+    if name not in _REGISTRY:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
+    module_name, class_name = _REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return cls(**options)
+    except TypeError as exc:  # an option the data set does not take
+        raise DataError(f"data set {name!r}: {exc}") from None

@@ -1,0 +1,117 @@
+"""The ground-truth data protocol that metrics, training and the annealing test rely on.
+
+Any object with these members works (a user's own data set, a test double); the
+:class:`GridData` base class adds the grid arithmetic for data sets that are a full product of
+their factors.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+RandomLike = int | np.random.Generator | None
+
+
+def check_random_state(seed: RandomLike) -> np.random.Generator:
+    """Turn a seed, a generator or None into one ``np.random.Generator`` (at the edge only)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
+
+
+@runtime_checkable
+class GroundTruthData(Protocol):
+    """What every ground-truth data set offers.
+
+    Observations are float32 in [0, 1] with shape (n, C, H, W); factors are integer indices of
+    shape (n, k), column j in ``range(factor_sizes[j])``.
+    """
+
+    name: str
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    observation_shape: tuple[int, int, int]
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray: ...
+
+
+class GridData:
+    """Base for data sets whose samples are every combination of their factors.
+
+    Subclasses set ``name``, ``factor_names``, ``factor_sizes``, ``observation_shape`` and
+    implement :meth:`images`; factor order is row-major, the last factor varying fastest.
+    """
+
+    name: str = ""
+    description: str = ""
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
+    observation_shape: tuple[int, int, int] = (1, 64, 64)
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.factor_sizes)
+
+    @property
+    def num_samples(self) -> int:
+        return int(np.prod(self.factor_sizes, dtype=np.int64))
+
+    @property
+    def _strides(self) -> np.ndarray:
+        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        return np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
+
+    def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
+        """Integer factor indices (n, k) -> flat sample indices (n,)."""
+        factors = self.check_factors(factors)
+        return factors @ self._strides
+
+    def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
+        """Flat sample indices (n,) -> integer factor indices (n, k)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
+            raise ValueError(f"indices must lie in [0, {self.num_samples}), got "
+                             f"[{indices.min()}, {indices.max()}]")
+        return (indices[:, None] // self._strides) % np.asarray(self.factor_sizes)
+
+    def check_factors(self, factors: np.ndarray) -> np.ndarray:
+        factors = np.asarray(factors)
+        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+            raise ValueError(f"factors must have shape (n, {self.num_factors}), "
+                             f"got {factors.shape}")
+        if not np.issubdtype(factors.dtype, np.integer):
+            raise ValueError(f"factors must be integer indices, got dtype {factors.dtype}")
+        factors = factors.astype(np.int64, copy=False)
+        sizes = np.asarray(self.factor_sizes)
+        if factors.size and ((factors < 0).any() or (factors >= sizes).any()):
+            raise ValueError(f"factors out of range: column j must lie in [0, factor_sizes[j]) "
+                             f"with factor_sizes={self.factor_sizes}")
+        return factors
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n factor vectors drawn uniformly and independently, shape (n, k)."""
+        return np.stack([rng.integers(0, s, size=n) for s in self.factor_sizes], axis=1)
+
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Observations (n, C, H, W) float32 in [0, 1]; ``rng`` feeds any nuisance randomness."""
+        return self.images(self.factors_to_index(factors))
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        factors = self.sample_factors(n, rng)
+        return factors, self.sample_observations_from_factors(factors, rng)
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """Observations of the given flat indices, float32 (n, C, H, W) in [0, 1]."""
+        raise NotImplementedError
