@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 RandomLike = int | np.random.Generator | None
 
@@ -106,12 +107,49 @@ class GridData:
         self, factors: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """Observations (n, C, H, W) float32 in [0, 1]; ``rng`` feeds any nuisance randomness."""
-        return self.images(self.factors_to_index(factors))
+        indices = self.factors_to_index(factors)
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return self._decode_numpy(indices, generator)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         factors = self.sample_factors(n, rng)
         return factors, self.sample_observations_from_factors(factors, rng)
 
     def images(self, indices: np.ndarray) -> np.ndarray:
-        """Observations of the given flat indices, float32 (n, C, H, W) in [0, 1]."""
+        """Observations of the given flat indices, float32 (n, C, H, W) in [0, 1].
+
+        Data sets with per-sample nuisance randomness (colour, noise) draw it from a fixed seed
+        here, so the same index always gives the same image.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        self.index_to_factors(indices)  # range and shape check
+        return self._decode_numpy(indices, torch.Generator().manual_seed(0))
+
+    def _decode_numpy(self, indices: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        raw = torch.from_numpy(np.ascontiguousarray(self.stored_images()[indices]))
+        return self.decode_batch(raw, generator).numpy()
+
+    # --- what the training loop uses: rows gathered by index, decoded on the device ---------
+
+    def stored_images(self) -> np.ndarray:
+        """All samples in the data set's storage format, indexable by flat index.
+
+        uint8 rows of any per-sample shape (for example bit-packed masks), usually memory-mapped
+        from the cache. The training loop moves this array to the device once and gathers
+        batches from it; :meth:`decode_batch` turns a gathered batch into observations.
+        """
         raise NotImplementedError
+
+    def decode_batch(
+        self, raw: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Gathered stored rows (n, ...) -> float32 observations (n, C, H, W) in [0, 1].
+
+        Runs on whatever device ``raw`` is on; nuisance randomness (colour, noise, background)
+        comes from ``generator``, which must live on the same device.
+        """
+        return raw.to(torch.float32)
+
+    def sampling_weights(self) -> np.ndarray | None:
+        """Probabilities over flat indices for training batches; None means uniform."""
+        return None
