@@ -1,0 +1,379 @@
+"""The run config: one YAML file describes a training run completely.
+
+The same file is what `deft-tune train --config` reads, what a search trial logs to MLflow and
+what `deft-tune export` writes. It is validated once here, at the edge; after that the code
+trusts it. Every error names the field, the value and the fix.
+
+Example (DEFT with the authors' dSprites betas)::
+
+    data: {name: dsprites_full}
+    model: {groups: 4, latents_per_group: 2, loss: bernoulli}
+    objective: {kind: deft}
+    schedule:
+      rule: fixed
+      stages:
+        - {beta: 70, steps: 1000}
+        - {beta: 30, steps: 1000, lr_scale: 0.1}
+        - {beta: 12, steps: 1000, lr_scale: 0.1}
+        - {beta: 1, lr_scale: 0.1}          # the last stage runs to the end
+    training: {steps: 4000, batch_size: 64, lr: 0.0005, seed: 0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from deft_tune.errors import ConfigError
+
+OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
+SWITCH_RULES = ("fixed", "annealed")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "dsprites_full"
+    # Constructor options of the data set (path, cache_dir, correlation, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    groups: int = 4
+    latents_per_group: int = 2
+    # Base channel count of each group's conv encoder (disentanglement_lib: 32; the authors'
+    # grouped encoders use 8) and of the decoder.
+    encoder_width: int = 32
+    decoder_width: int = 32
+    loss: Literal["bernoulli", "gaussian"] = "bernoulli"
+
+    @property
+    def num_latents(self) -> int:
+        return self.groups * self.latents_per_group
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    kind: Literal["deft", "beta_vae", "beta_tcvae", "annealed_vae"] = "deft"
+    # beta of beta_vae and beta_tcvae (DEFT takes its betas from the schedule).
+    beta: float = 4.0
+    # AnnealedVAE: capacity rising linearly from 0 to capacity_max nats over capacity_steps,
+    # weighted by capacity_weight (Burgess et al.'s gamma).
+    capacity_max: float = 25.0
+    capacity_steps: int = 30000
+    capacity_weight: float = 100.0
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    # Fixed rule: the stage's beta. Annealed rule: the threshold at which the stage ends.
+    beta: float
+    # Fixed rule: stage length; None on the last stage means "until training ends".
+    steps: int | None = None
+    # Learning-rate scale of the groups opened before this stage (0 freezes, 1 leaves alone).
+    lr_scale: float = 1.0
+
+
+# The authors' dSprites betas [70, 30, 12, 1], fitted to the default 4,000 steps.
+DEFAULT_STAGES = (
+    StageConfig(beta=70.0, steps=1000),
+    StageConfig(beta=30.0, steps=1000, lr_scale=0.1),
+    StageConfig(beta=12.0, steps=1000, lr_scale=0.1),
+    StageConfig(beta=1.0, lr_scale=0.1),
+)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    rule: Literal["fixed", "annealed"] = "fixed"
+    stages: tuple[StageConfig, ...] = DEFAULT_STAGES
+    # Annealed rule: beta(t) = max(beta_max * exp(-gamma * t / anneal_steps), 1).
+    beta_max: float = 150.0
+    gamma: float = 20.0
+    anneal_steps: int = 200000
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 5e-4
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "auto"
+    checkpoint_interval: int = 1000
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    # Steps between reports (losses, KL per latent and group, information signals).
+    interval: int = 250
+    # Size of the fixed probe batch the information signals are measured on.
+    probe_size: int = 2048
+    # Metrics computed at the end of `deft-tune train` (names of deft_tune.metrics.evaluate).
+    metrics: tuple[str, ...] = ("mig",)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        _check_run(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunConfig:
+        """Build and validate from plain data (parsed YAML, a Tune config)."""
+        if isinstance(raw, dict) and "schedule" not in raw:
+            kind = (raw.get("objective") or {}).get("kind", "deft")
+            if kind != "deft":  # baselines have no stages; the default schedule is DEFT's
+                raw = {**raw, "schedule": {"stages": []}}
+        return _build(cls, raw, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+    def replace(self, **sections: Any) -> RunConfig:
+        """A copy with whole sections replaced, validated again."""
+        return dataclasses.replace(self, **sections)
+
+    def stage_steps(self) -> tuple[int, ...]:
+        """Steps of each stage under the fixed rule (the open last stage gets the rest)."""
+        fixed = [s.steps for s in self.schedule.stages[:-1]]
+        last = self.schedule.stages[-1].steps
+        rest = self.training.steps - sum(fixed)
+        return (*fixed, last if last is not None else rest)
+
+
+# --- YAML in and out ------------------------------------------------------------------------
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a run config YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+    if raw is None:
+        raw = {}
+    try:
+        return RunConfig.from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def dump_config(config: RunConfig, path: str | os.PathLike, header: str = "") -> Path:
+    """Write ``config`` as YAML atomically; ``header`` lines become leading comments."""
+    path = Path(path)
+    text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    text += yaml.safe_dump(config.to_dict(), sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- building dataclasses from plain data, with named errors -------------------------------
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {_show(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in raw if key not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
+        raise ConfigError(f"unknown key {_join(where, key)!r}: {hint}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _convert(hints[name], raw[name], _join(where, name)) for name in raw}
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required field is missing
+        missing = str(exc).split("argument")[-1].strip(": '")
+        raise ConfigError(f"{where or 'config'} is missing {missing!r}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} == {_show(value)}, must be one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {_show(value)}")
+        return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {_show(value)}")
+        return dict(value)
+    return _scalar(hint, value, where)
+
+
+def _scalar(hint: Any, value: Any, where: str) -> Any:
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # PyYAML reads "5e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint is Any or (isinstance(value, hint) and not isinstance(value, bool)) or (
+        hint is bool and isinstance(value, bool)
+    ):
+        return value
+    raise ConfigError(f"{where} == {_show(value)}, must be {hint.__name__}")
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: _plain(value) for key, value in obj.items()}
+    return obj
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _show(value: Any) -> str:
+    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+# --- value checks ---------------------------------------------------------------------------
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_run(config: RunConfig) -> None:
+    _check_model(config.model)
+    _check_objective(config.objective)
+    _check_training(config.training)
+    _check_evaluation(config.evaluation)
+    if config.objective.kind == "deft":
+        _check_schedule(config.schedule, config.model.groups, config.training.steps)
+    else:
+        _require(not config.schedule.stages,
+                 f"schedule.stages is set but objective.kind == {config.objective.kind!r}: "
+                 "stages belong to objective.kind 'deft'; remove the schedule section")
+
+
+def _check_model(model: ModelConfig) -> None:
+    for name in ("groups", "latents_per_group", "encoder_width", "decoder_width"):
+        value = getattr(model, name)
+        _require(value >= 1, f"model.{name} == {value}, must be >= 1")
+
+
+def _check_objective(objective: ObjectiveConfig) -> None:
+    _require(objective.beta >= 0, f"objective.beta == {objective.beta}, must be >= 0")
+    _require(objective.capacity_max >= 0,
+             f"objective.capacity_max == {objective.capacity_max}, must be >= 0")
+    _require(objective.capacity_steps >= 1,
+             f"objective.capacity_steps == {objective.capacity_steps}, must be >= 1")
+    _require(objective.capacity_weight >= 0,
+             f"objective.capacity_weight == {objective.capacity_weight}, must be >= 0")
+
+
+def _check_training(training: TrainingConfig) -> None:
+    for name in ("steps", "batch_size", "checkpoint_interval"):
+        value = getattr(training, name)
+        _require(value >= 1, f"training.{name} == {value}, must be >= 1")
+    _require(training.lr > 0, f"training.lr == {training.lr}, must be > 0")
+    _require(training.seed >= 0, f"training.seed == {training.seed}, must be >= 0")
+    device = training.device
+    _require(device in ("auto", "cpu") or device.startswith(("cuda", "mps")),
+             f"training.device == {device!r}, must be 'auto', 'cpu', 'cuda[:N]' or 'mps'")
+
+
+def _check_evaluation(evaluation: EvaluationConfig) -> None:
+    _require(evaluation.interval >= 1,
+             f"evaluation.interval == {evaluation.interval}, must be >= 1")
+    _require(evaluation.probe_size >= 20,
+             f"evaluation.probe_size == {evaluation.probe_size}, must be >= 20 "
+             "(the information signals bin codes into 20 bins)")
+
+
+def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
+    stages = schedule.stages
+    for i, stage in enumerate(stages):
+        _require(stage.beta >= 0, f"schedule.stages[{i}].beta == {stage.beta}, must be >= 0")
+        _require(0 <= stage.lr_scale <= 1,
+                 f"schedule.stages[{i}].lr_scale == {stage.lr_scale}, must lie in [0, 1] "
+                 "(0 freezes earlier groups, 1 leaves them alone)")
+    _require(len(stages) >= 1, "schedule.stages is empty: objective 'deft' needs one stage "
+             "per encoder group")
+    _require(len(stages) == groups,
+             f"schedule.stages has {len(stages)} stages but model.groups == {groups}: "
+             "DEFT opens one group per stage, so make them equal")
+    if schedule.rule == "fixed":
+        _check_fixed_lengths(stages, steps)
+    else:
+        _check_annealed(schedule)
+
+
+def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
+    for i, stage in enumerate(stages[:-1]):
+        _require(stage.steps is not None and stage.steps >= 1,
+                 f"schedule.stages[{i}].steps == {stage.steps}, must be >= 1 "
+                 "(only the last stage may omit steps)")
+    lengths = [s.steps for s in stages if s.steps is not None]
+    total = sum(lengths)
+    last_open = stages[-1].steps is None
+    _require(total < steps if last_open else total == steps,
+             f"schedule stage steps sum to {total} but training.steps == {steps}: "
+             + ("leave room for the last stage" if last_open
+                else "make them add up, or omit the last stage's steps"))
+
+
+def _check_annealed(schedule: ScheduleConfig) -> None:
+    _require(schedule.beta_max >= 1, f"schedule.beta_max == {schedule.beta_max}, must be >= 1")
+    _require(schedule.gamma > 0, f"schedule.gamma == {schedule.gamma}, must be > 0")
+    _require(schedule.anneal_steps >= 1,
+             f"schedule.anneal_steps == {schedule.anneal_steps}, must be >= 1")
+    betas = [s.beta for s in schedule.stages]
+    _require(all(a > b for a, b in zip(betas, betas[1:])),
+             f"schedule.stages betas {betas} must decrease under the annealed rule "
+             "(each is the threshold at which its stage ends)")

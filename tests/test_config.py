@@ -1,0 +1,74 @@
+import pytest
+
+from deft_tune.config import RunConfig, dump_config, load_config
+from deft_tune.errors import ConfigError
+
+DEFT = {
+    "model": {"groups": 2, "latents_per_group": 3},
+    "schedule": {"stages": [{"beta": 20, "steps": 300}, {"beta": 1, "lr_scale": 0.1}]},
+    "training": {"steps": 1000},
+}
+
+
+def test_defaults_are_valid_and_follow_the_authors_dsprites_betas():
+    config = RunConfig()
+    assert [s.beta for s in config.schedule.stages] == [70, 30, 12, 1]
+    assert sum(config.stage_steps()) == config.training.steps
+
+
+def test_open_last_stage_takes_the_rest_of_the_steps():
+    assert RunConfig.from_dict(DEFT).stage_steps() == (300, 700)
+
+
+def test_yaml_round_trip_is_exact(tmp_path):
+    config = RunConfig.from_dict(DEFT)
+    path = dump_config(config, tmp_path / "run.yaml", header="exported\nrun 42")
+    text = path.read_text()
+    assert text.startswith("# exported\n# run 42\n")
+    assert load_config(path) == config
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_baseline_without_schedule_section_gets_no_stages():
+    config = RunConfig.from_dict({"objective": {"kind": "beta_tcvae", "beta": 6}})
+    assert config.schedule.stages == ()
+
+
+def test_scientific_notation_string_is_read_as_float():
+    assert RunConfig.from_dict({"training": {"lr": "1e-4"}}).training.lr == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"modle": {}}, "unknown key 'modle': did you mean 'model'?"),
+        ({"training": {"steps": 0}}, "training.steps == 0, must be >= 1"),
+        ({"schedule": {"stages": [{"beta": -0.5, "steps": 300}, {"beta": 1}]}},
+         "schedule.stages[0].beta == -0.5, must be >= 0"),
+        ({"schedule": {"stages": [{"beta": 5, "steps": 300}, {"beta": 1, "lr_scale": 1.5}]}},
+         "schedule.stages[1].lr_scale == 1.5, must lie in [0, 1]"),
+        ({"schedule": {"stages": [{"beta": 5}]}},
+         "schedule.stages has 1 stages but model.groups == 2"),
+        ({"schedule": {"stages": [{"beta": 5, "steps": 600}, {"beta": 1, "steps": 600}]}},
+         "schedule stage steps sum to 1200 but training.steps == 1000"),
+        ({"schedule": {"rule": "annealed", "stages": [{"beta": 5}, {"beta": 9}]}},
+         "must decrease under the annealed rule"),
+        ({"objective": {"kind": "vae"}}, "objective.kind == 'vae', must be one of"),
+        ({"training": {"batch_size": "big"}}, "training.batch_size == 'big', must be int"),
+        ({"training": {"device": "tpu"}}, "training.device == 'tpu'"),
+    ],
+)
+def test_impossible_values_are_refused_naming_field_value_and_fix(change, message):
+    raw = {**DEFT, **change}
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_dict(raw)
+    assert message in str(caught.value)
+
+
+def test_unreadable_and_non_yaml_files_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {steps: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML at line"):
+        load_config(bad)
