@@ -1,0 +1,400 @@
+"""SmallNORB (LeCun et al. 2004), read from the user's copy of the six .mat files.
+
+Preprocessing follows disentanglement_lib: both splits concatenated (48,600 examples), the left
+image of each stereo pair, a Lanczos resize from 96x96 to 64x64, values scaled to [0, 1]. The
+resized images are stored as uint8 (the resize of a uint8 "L" image is uint8 already, so nothing
+is lost) and cached, since resizing 48,600 images takes a while.
+
+Nuisance: the 48,600 examples form the full grid category x instance x elevation x azimuth x
+lighting (5 x 10 x 9 x 18 x 6), but the instance is not a ground-truth factor. We keep every
+example as one stored row, in that (category, instance, elevation, azimuth, lighting) order, so:
+
+* flat indices (``num_samples``, ``images``, ``stored_images``, training batches) run over all
+  48,600 rows; uniform batches are uniform over factors *and* instance, as in disentanglement_lib;
+* factors are the 4 columns (category, elevation, azimuth, lighting); ``index_to_factors`` drops
+  the instance, and ``factors_to_index`` needs it (``nuisance=``, shape (n, 1));
+* ``sample_observations_from_factors`` draws the instance uniformly from the rng.
+
+``nuisance_names`` / ``nuisance_sizes`` advertise this to generic code (single-factor views fix
+the instance along with the other factors).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from deft_tune.data.base import GridData
+from deft_tune.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: magic number -> element type, as defined by the NORB file format (little-endian).
+NORB_DTYPES: dict[int, np.dtype] = {
+    0x1E3D4C51: np.dtype("<f4"),
+    0x1E3D4C53: np.dtype("<f8"),
+    0x1E3D4C54: np.dtype("<i4"),
+    0x1E3D4C55: np.dtype("u1"),
+    0x1E3D4C56: np.dtype("<i2"),
+}
+MAGIC_UINT8 = 0x1E3D4C55
+MAGIC_INT32 = 0x1E3D4C54
+
+SPLIT_PREFIXES = (
+    "smallnorb-5x46789x9x18x6x2x96x96-training",
+    "smallnorb-5x01235x9x18x6x2x96x96-testing",
+)
+SOURCE_SIDE = 96
+TARGET_SIDE = 64
+_CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
+
+
+def _read_bytes(path: Path, count: int, offset: int = 0) -> bytes:
+    """``count`` bytes at ``offset`` of a plain or gzip file; fewer if the file ends early."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(count)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError) as exc:  # permissions, a corrupt gzip stream, ...
+        raise DataError(f"{path}: cannot read ({exc})") from None
+
+
+def _payload_size(path: Path) -> int:
+    if path.suffix != ".gz":
+        return path.stat().st_size
+    with gzip.open(path, "rb") as fh:  # gzip has no reliable stored length: read through it
+        return fh.seek(0, os.SEEK_END)
+
+
+def read_norb_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Parse a NORB header: (element dtype, shape, header size in bytes).
+
+    Header: int32 magic, int32 ndim, then max(3, ndim) int32 dims; unused dims are 1. Raises
+    :class:`DataError` on an unknown magic, a bad ndim or a file shorter than the header.
+    """
+    path = Path(path)
+    head = _read_bytes(path, 8)
+    if len(head) < 8:
+        raise DataError(f"{path}: truncated header ({len(head)} bytes, need at least 8)")
+    magic, ndim = (int(v) for v in np.frombuffer(head, dtype="<i4"))
+    if magic not in NORB_DTYPES:
+        raise DataError(
+            f"{path}: wrong magic number {magic:#x}; not a NORB file "
+            f"(known: {', '.join(f'{m:#x}' for m in NORB_DTYPES)})"
+        )
+    if not 0 < ndim <= 16:
+        raise DataError(f"{path}: bad ndim {ndim} in the header, must lie in [1, 16]")
+    header_size = 8 + 4 * max(3, ndim)
+    raw_dims = _read_bytes(path, header_size)[8:]
+    if len(raw_dims) < header_size - 8:
+        raise DataError(f"{path}: truncated header ({8 + len(raw_dims)} bytes, need {header_size})")
+    dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype="<i4"))
+    if any(d < 0 for d in dims):
+        raise DataError(f"{path}: negative dimension in the header {dims}")
+    return NORB_DTYPES[magic], dims[:ndim], header_size
+
+
+def read_norb_file(path: str | os.PathLike) -> np.ndarray:
+    """Any valid NORB file (plain or .gz) -> its array; the file size must match the header.
+
+    Plain files are memory-mapped (read-only), so opening a 450 MB image file is instant.
+    """
+    path = Path(path)
+    dtype, shape, header_size = read_norb_header(path)
+    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = _payload_size(path)
+    if actual != expected:
+        what = "truncated" if actual < expected else "too long"
+        raise DataError(
+            f"{path}: {what}: {actual} bytes, the header {shape} of {dtype} promises {expected}"
+        )
+    if path.suffix == ".gz":
+        data = _read_bytes(path, expected - header_size, offset=header_size)
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    return np.memmap(path, dtype=dtype, mode="r", offset=header_size, shape=shape)
+
+
+def write_norb_file(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` (uint8, int32, int16, float32 or float64) in the NORB format.
+
+    The inverse of :func:`read_norb_file`; used to build test fixtures and small subsets.
+    """
+    array = np.asarray(array)
+    magic = next((m for m, dt in NORB_DTYPES.items() if dt == array.dtype.newbyteorder("<")), None)
+    if magic is None or array.ndim == 0:
+        raise ValueError(
+            f"array must be a non-scalar of a NORB dtype, got {array.dtype} with ndim {array.ndim}"
+        )
+    dims = list(array.shape) + [1] * max(0, 3 - array.ndim)
+    header = np.asarray([magic, array.ndim, *dims], dtype="<i4").tobytes()
+    payload = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    _atomic_write(Path(path), lambda fh: fh.write(header + payload))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write via ``write`` to a temporary file beside ``path``, then rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resize_lanczos(images: np.ndarray, side: int = TARGET_SIDE) -> np.ndarray:
+    """uint8 images (n, H, W) -> uint8 (n, side, side), Pillow's Lanczos filter per image."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 of shape (n, H, W), got {images.dtype} {images.shape}"
+        )
+    out = np.empty((len(images), side, side), dtype=np.uint8)
+    for i, image in enumerate(images):
+        resized = Image.fromarray(np.ascontiguousarray(image)).resize(
+            (side, side), resample=Image.Resampling.LANCZOS
+        )
+        out[i] = np.asarray(resized)
+    return out
+
+
+def default_cache_dir() -> Path:
+    """Where preprocessed arrays live unless ``cache_dir`` says otherwise."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("deft-tune"))
+
+
+class SmallNORB(GridData):
+    """SmallNORB from ``path``, a folder holding the six .mat (or .mat.gz) files of both splits.
+
+    Factors: category 5, elevation 9, azimuth 18 (the file's azimuth / 2), lighting 6; the
+    instance (10) is a nuisance (see the module docstring for how indices treat it).
+    """
+
+    name = "smallnorb"
+    description = "SmallNORB toys, left camera, 64x64 grey (needs the six .mat files)"
+    factor_names = ("category", "elevation", "azimuth", "lighting")
+    factor_sizes = (5, 9, 18, 6)
+    nuisance_names = ("instance",)
+    nuisance_sizes = (10,)
+    observation_shape = (1, TARGET_SIDE, TARGET_SIDE)
+
+    def __init__(
+        self, path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+    ) -> None:
+        if path is None:
+            raise DataError(
+                "smallnorb needs the folder with its six .mat files: pass path=FOLDER "
+                "(download from https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/)"
+            )
+        self.path = Path(path)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.files = self._locate_files()
+        self._images: np.ndarray | None = None
+
+    # --- index arithmetic over the stored (category, instance, elevation, ...) grid --------
+
+    @property
+    def storage_sizes(self) -> tuple[int, ...]:
+        """Sizes of the stored grid: category, instance, elevation, azimuth, lighting."""
+        return (self.factor_sizes[0], *self.nuisance_sizes, *self.factor_sizes[1:])
+
+    @property
+    def num_samples(self) -> int:
+        return int(np.prod(self.storage_sizes, dtype=np.int64))
+
+    def factors_to_index(
+        self, factors: np.ndarray, nuisance: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Factors (n, 4) and instances ``nuisance`` (n, 1) -> stored row indices (n,)."""
+        factors = self.check_factors(factors)
+        if nuisance is None:
+            raise ValueError(
+                "smallnorb has a nuisance factor (instance): pass nuisance= of shape "
+                "(n, 1), or use sample_observations_from_factors"
+            )
+        nuisance = np.asarray(nuisance)
+        if nuisance.shape != (len(factors), 1) or not np.issubdtype(nuisance.dtype, np.integer):
+            raise ValueError(
+                f"nuisance must be integer of shape ({len(factors)}, 1), "
+                f"got {nuisance.dtype} {nuisance.shape}"
+            )
+        if nuisance.size and (nuisance.min() < 0 or nuisance.max() >= self.nuisance_sizes[0]):
+            raise ValueError(f"nuisance (instance) must lie in [0, {self.nuisance_sizes[0]})")
+        columns = (factors[:, 0], nuisance[:, 0], *factors[:, 1:].T)
+        return np.ravel_multi_index(columns, self.storage_sizes).astype(np.int64)
+
+    def _unravel(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
+            raise ValueError(
+                f"indices must lie in [0, {self.num_samples}), got "
+                f"[{indices.min()}, {indices.max()}]"
+            )
+        return np.stack(np.unravel_index(indices, self.storage_sizes), axis=1).astype(np.int64)
+
+    def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
+        """Stored row indices (n,) -> factors (n, 4); the instance is dropped."""
+        return np.delete(self._unravel(indices), 1, axis=1)
+
+    def index_to_nuisance(self, indices: np.ndarray) -> np.ndarray:
+        """Stored row indices (n,) -> instances (n, 1)."""
+        return self._unravel(indices)[:, 1:2]
+
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Observations (n, 1, 64, 64); the instance of each is drawn uniformly from ``rng``."""
+        factors = self.check_factors(factors)
+        instances = rng.integers(0, self.nuisance_sizes[0], size=(len(factors), 1))
+        indices = self.factors_to_index(factors, nuisance=instances)
+        return self._decode_numpy(indices, torch.Generator().manual_seed(0))
+
+    # --- storage ------------------------------------------------------------------------
+
+    def stored_images(self) -> np.ndarray:
+        """uint8 (48,600, 64, 64), memory-mapped from the cache (built on first use)."""
+        if self._images is None:
+            self._images = self._load_or_build()
+        return self._images
+
+    def decode_batch(
+        self, raw: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return raw.to(torch.float32).div_(255.0).unsqueeze(1)
+
+    def _locate_files(self) -> dict[tuple[str, str], Path]:
+        if not self.path.is_dir():
+            raise DataError(
+                f"smallnorb folder {self.path} does not exist or is not a folder; "
+                "pass the folder holding the six smallnorb-*.mat files"
+            )
+        files = {}
+        for prefix in SPLIT_PREFIXES:
+            for kind in ("dat", "cat", "info"):
+                plain = self.path / f"{prefix}-{kind}.mat"
+                gz = plain.with_name(plain.name + ".gz")
+                if not plain.exists() and not gz.exists():
+                    raise DataError(
+                        f"smallnorb file {plain.name} (or .gz) not found in "
+                        f"{self.path}; the folder needs all six files"
+                    )
+                files[prefix, kind] = plain if plain.exists() else gz
+        return files
+
+    def _cache_path(self) -> Path:
+        key = hashlib.sha1(repr((_CACHE_VERSION, self.storage_sizes)).encode())
+        for file in sorted(self.files.values()):
+            stat = file.stat()
+            key.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return self.cache_dir / f"smallnorb-{TARGET_SIDE}-{key.hexdigest()[:16]}.npy"
+
+    def _load_or_build(self) -> np.ndarray:
+        cache = self._cache_path()
+        expected = (self.num_samples, TARGET_SIDE, TARGET_SIDE)
+        if cache.exists():
+            try:
+                images = np.load(cache, mmap_mode="r")
+                if images.shape == expected and images.dtype == np.uint8:
+                    return images
+            except (OSError, ValueError):
+                pass  # a damaged cache is rebuilt below
+            log.warning("ignoring damaged smallnorb cache %s", cache)
+        images = self._build()
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(cache, lambda fh: np.save(fh, images))
+        except OSError as exc:  # an unwritable cache only costs time next run
+            log.warning("could not write the smallnorb cache %s: %s", cache, exc)
+        return images
+
+    def _build(self) -> np.ndarray:
+        per_split = self.num_samples // len(SPLIT_PREFIXES)
+        out = np.zeros((self.num_samples, TARGET_SIDE, TARGET_SIDE), dtype=np.uint8)
+        filled = np.zeros(self.num_samples, dtype=np.int64)
+        for prefix in SPLIT_PREFIXES:
+            dat, rows = self._read_split(prefix, per_split)
+            log.info("resizing %d smallnorb images of %s", len(rows), prefix)
+            for start in range(0, len(rows), 1024):  # chunks: never 450 MB in memory at once
+                stop = start + 1024
+                out[rows[start:stop]] = resize_lanczos(np.asarray(dat[start:stop, 0]))
+            np.add.at(filled, rows, 1)
+        if (filled != 1).any():
+            cell = np.unravel_index(int(np.argmax(filled != 1)), self.storage_sizes)
+            raise DataError(
+                f"smallnorb files in {self.path} do not form the full grid: "
+                f"(category, instance, elevation, azimuth/2, lighting) = "
+                f"{tuple(int(c) for c in cell)} occurs {filled[filled != 1][0]} times"
+            )
+        return out
+
+    def _read_split(self, prefix: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """One split's images (count, 2, 96, 96) and their stored row indices (count,)."""
+        side = SOURCE_SIDE
+        dat = self._read_checked(prefix, "dat", MAGIC_UINT8, (count, 2, side, side))
+        cat = self._read_checked(prefix, "cat", MAGIC_INT32, (count,))
+        info = self._read_checked(prefix, "info", MAGIC_INT32, (count, 4))
+        instance, elevation, azimuth, lighting = np.asarray(info, dtype=np.int64).T
+        labels = {
+            "category": np.asarray(cat, dtype=np.int64),
+            "instance": instance,
+            "elevation": elevation,
+            "azimuth": azimuth // 2,
+            "lighting": lighting,
+        }
+        if (azimuth % 2).any():
+            raise DataError(
+                f"{self.files[prefix, 'info']}: azimuth values must be even (0, 2, ..., 34)"
+            )
+        sizes = dict(
+            zip(
+                ("category", "instance", "elevation", "azimuth", "lighting"),
+                self.storage_sizes,
+                strict=True,
+            )
+        )
+        for label, values in labels.items():
+            if values.size and (values.min() < 0 or values.max() >= sizes[label]):
+                kind = "cat" if label == "category" else "info"
+                raise DataError(
+                    f"{self.files[prefix, kind]}: {label} values must lie in "
+                    f"[0, {sizes[label]}), got [{values.min()}, {values.max()}]"
+                )
+        rows = np.ravel_multi_index(tuple(labels.values()), self.storage_sizes)
+        return dat, rows.astype(np.int64)
+
+    def _read_checked(
+        self, prefix: str, kind: str, magic: int, shape: tuple[int, ...]
+    ) -> np.ndarray:
+        path = self.files[prefix, kind]
+        dtype, found, _ = read_norb_header(path)
+        if dtype != NORB_DTYPES[magic]:
+            raise DataError(
+                f"{path}: wrong magic number: holds {dtype}, a smallnorb {kind} "
+                f"file holds {NORB_DTYPES[magic]} (magic {magic:#x})"
+            )
+        if len(found) != len(shape):
+            raise DataError(
+                f"{path}: ndim {len(found)} in the header, a smallnorb {kind} "
+                f"file has {len(shape)} dimensions {shape}"
+            )
+        if found != shape:
+            raise DataError(f"{path}: dims {found} in the header, expected {shape}")
+        return read_norb_file(path)
