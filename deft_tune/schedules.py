@@ -1,0 +1,114 @@
+"""The DEFT schedule as pure functions of the training step.
+
+Stage i opens encoder group i. Under the ``fixed`` rule stage i lasts ``stages[i].steps`` steps
+and its loss beta is ``stages[i].beta``. Under the ``annealed`` rule (the authors'
+examples/deft.py) the loss beta at step t is ``max(beta_max * exp(-gamma * t / anneal_steps), 1)``
+and stage i ends when that beta falls to ``stages[i].beta``; the boundary is solved in closed form
+so that the stage never depends on float round-off accumulated over a run.
+
+Per-group learning-rate scales: the active group trains at the base rate (1), the groups opened
+before it at the stage's ``lr_scale``, groups not yet opened at 0. Baselines (no stages) have
+every group open from step 0 at the base rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+from deft_tune.config import ScheduleConfig
+
+__all__ = [
+    "beta_at",
+    "lr_scales_at",
+    "stage_at",
+    "stage_boundaries",
+    "stage_progress",
+]
+
+
+def _stage_starts(schedule: ScheduleConfig) -> list[float]:
+    """Start step of each stage; ``math.inf`` for a stage the schedule never reaches."""
+    starts: list[float] = [0.0]
+    if schedule.rule == "fixed":
+        for stage in schedule.stages[:-1]:
+            starts.append(starts[-1] + (stage.steps or 0))
+        return starts
+    for stage in schedule.stages[:-1]:
+        starts.append(_annealed_crossing(schedule, stage.beta))
+    return starts
+
+
+def _annealed_crossing(schedule: ScheduleConfig, threshold: float) -> float:
+    """First integer step t with beta(t) <= threshold, or inf when beta never gets there."""
+    if threshold >= schedule.beta_max:
+        return 0.0
+    if threshold < 1.0:  # beta is floored at 1
+        return math.inf
+    t = schedule.anneal_steps * math.log(schedule.beta_max / threshold) / schedule.gamma
+    step = math.ceil(t)
+    # Guard the closed form against round-off: the crossing must agree with beta_at itself.
+    while step > 0 and _annealed_beta(schedule, step - 1) <= threshold:
+        step -= 1
+    while _annealed_beta(schedule, step) > threshold:
+        step += 1
+    return float(step)
+
+
+def _annealed_beta(schedule: ScheduleConfig, step: int) -> float:
+    decayed = schedule.beta_max * math.exp(-schedule.gamma * step / schedule.anneal_steps)
+    return max(decayed, 1.0)
+
+
+def _check_step(step: int) -> None:
+    if step < 0:
+        raise ValueError(f"step == {step}, must be >= 0")
+
+
+def stage_boundaries(schedule: ScheduleConfig, total_steps: int) -> tuple[int, ...]:
+    """Start step of each stage; a stage not reached within ``total_steps`` starts there."""
+    return tuple(int(min(start, total_steps)) for start in _stage_starts(schedule))
+
+
+def stage_at(schedule: ScheduleConfig, total_steps: int, step: int) -> int:
+    """Index of the stage that trains step ``step`` (0 for a baseline without stages).
+
+    ``total_steps`` is part of the signature for symmetry with :func:`stage_boundaries`; the
+    stage itself never depends on the run length (the last stage is open-ended).
+    """
+    _check_step(step)
+    if not schedule.stages:
+        return 0
+    return sum(1 for start in _stage_starts(schedule)[1:] if start <= step)
+
+
+def beta_at(schedule: ScheduleConfig, total_steps: int, step: int) -> float:
+    """The loss beta of a DEFT schedule at ``step``."""
+    _check_step(step)
+    if not schedule.stages:
+        raise ValueError("schedule has no stages: a baseline's beta is objective.beta")
+    if schedule.rule == "annealed":
+        return _annealed_beta(schedule, step)
+    return float(schedule.stages[stage_at(schedule, total_steps, step)].beta)
+
+
+def lr_scales_at(schedule: ScheduleConfig, groups: int, step: int) -> tuple[float, ...]:
+    """Learning-rate scale of each encoder group at ``step`` (1 active, 0 not yet open)."""
+    _check_step(step)
+    if not schedule.stages:
+        return (1.0,) * groups
+    if len(schedule.stages) != groups:
+        raise ValueError(f"groups == {groups} but the schedule has {len(schedule.stages)} stages")
+    stage = stage_at(schedule, 0, step)
+    earlier = float(schedule.stages[stage].lr_scale)
+    return tuple(earlier if g < stage else 1.0 if g == stage else 0.0 for g in range(groups))
+
+
+def stage_progress(schedule: ScheduleConfig, total_steps: int, step: int) -> float:
+    """Fraction (0..1) of the current stage done at ``step``; the last stage ends with the run."""
+    stage = stage_at(schedule, total_steps, step)
+    bounds = stage_boundaries(schedule, total_steps) if schedule.stages else (0,)
+    start = bounds[stage]
+    end = bounds[stage + 1] if stage + 1 < len(bounds) else total_steps
+    if end <= start:
+        return 1.0
+    return min(max((step - start) / (end - start), 0.0), 1.0)

@@ -1,0 +1,123 @@
+import math
+
+import pytest
+
+from deft_tune.config import ScheduleConfig, StageConfig
+from deft_tune.schedules import (
+    beta_at,
+    lr_scales_at,
+    stage_at,
+    stage_boundaries,
+    stage_progress,
+)
+
+FIXED = ScheduleConfig(
+    rule="fixed",
+    stages=(
+        StageConfig(beta=70, steps=100),
+        StageConfig(beta=30, steps=50, lr_scale=0.1),
+        StageConfig(beta=12, steps=25, lr_scale=0.0),
+        StageConfig(beta=1, lr_scale=0.5),
+    ),
+)
+# The authors' examples/deft.py rule with thresholds [70, 30, 15, 1].
+ANNEALED = ScheduleConfig(
+    rule="annealed",
+    stages=(
+        StageConfig(beta=70),
+        StageConfig(beta=30, lr_scale=0.1),
+        StageConfig(beta=15, lr_scale=0.1),
+        StageConfig(beta=1, lr_scale=0.1),
+    ),
+    beta_max=150,
+    gamma=20,
+    anneal_steps=200_000,
+)
+BASELINE = ScheduleConfig(stages=())
+
+
+@pytest.mark.parametrize(
+    ("step", "stage", "beta"),
+    [
+        (0, 0, 70),
+        (99, 0, 70),
+        (100, 1, 30),
+        (149, 1, 30),
+        (150, 2, 12),
+        (174, 2, 12),
+        (175, 3, 1),
+        (10_000, 3, 1),
+    ],
+)
+def test_fixed_rule_breakpoints(step, stage, beta):
+    assert stage_at(FIXED, 400, step) == stage
+    assert beta_at(FIXED, 400, step) == beta
+
+
+def test_fixed_rule_boundaries_are_cumulative_stage_lengths():
+    assert stage_boundaries(FIXED, 400) == (0, 100, 150, 175)
+
+
+@pytest.mark.parametrize(
+    ("step", "scales"),
+    [
+        (0, (1, 0, 0, 0)),
+        (99, (1, 0, 0, 0)),
+        (100, (0.1, 1, 0, 0)),
+        (150, (0, 0, 1, 0)),
+        (175, (0.5, 0.5, 0.5, 1)),
+    ],
+)
+def test_lr_scales_active_one_earlier_stage_scale_later_zero(step, scales):
+    assert lr_scales_at(FIXED, 4, step) == scales
+
+
+def test_annealed_boundaries_match_the_closed_form_by_hand():
+    # t_i = ceil(200000 * ln(150 / threshold) / 20): ln(150/70) = 0.762140 -> 7621.4,
+    # ln 5 = 1.609438 -> 16094.4, ln 10 = 2.302585 -> 23025.9.
+    assert stage_boundaries(ANNEALED, 100_000) == (0, 7622, 16095, 23026)
+
+
+def test_annealed_stage_switches_exactly_when_beta_falls_to_the_threshold():
+    for start, threshold in zip((7622, 16095, 23026), (70, 30, 15)):
+        assert beta_at(ANNEALED, 100_000, start - 1) > threshold
+        assert beta_at(ANNEALED, 100_000, start) <= threshold
+        assert stage_at(ANNEALED, 100_000, start) == stage_at(ANNEALED, 100_000, start - 1) + 1
+
+
+def test_annealed_beta_follows_exponential_and_floors_at_one():
+    assert beta_at(ANNEALED, 100_000, 0) == 150
+    assert beta_at(ANNEALED, 100_000, 10_000) == pytest.approx(150 * math.exp(-1))
+    assert beta_at(ANNEALED, 10**6, 60_000) == 1.0  # 150 e^-6 = 0.37 -> floored
+
+
+def test_annealed_threshold_below_floor_is_never_reached():
+    schedule = ScheduleConfig(
+        rule="annealed",
+        stages=(StageConfig(beta=0.5), StageConfig(beta=0)),
+        beta_max=10,
+        gamma=5,
+        anneal_steps=100,
+    )
+    assert stage_at(schedule, 10**6, 10**6) == 0
+    assert stage_boundaries(schedule, 500) == (0, 500)
+
+
+def test_baseline_has_one_stage_and_every_group_at_base_rate():
+    assert stage_at(BASELINE, 100, 50) == 0
+    assert lr_scales_at(BASELINE, 3, 50) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="objective.beta"):
+        beta_at(BASELINE, 100, 0)
+
+
+def test_stage_progress_runs_zero_to_one_within_each_stage():
+    assert stage_progress(FIXED, 400, 0) == 0
+    assert stage_progress(FIXED, 400, 125) == 0.5
+    assert stage_progress(FIXED, 400, 175) == 0
+    assert stage_progress(FIXED, 400, 400) == 1
+    assert stage_progress(BASELINE, 200, 50) == 0.25
+
+
+def test_negative_step_is_refused():
+    with pytest.raises(ValueError, match="step == -1"):
+        stage_at(FIXED, 400, -1)
