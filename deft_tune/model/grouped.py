@@ -1,0 +1,129 @@
+"""The grouped encoder of DEFT and the VAE around it.
+
+The latent space is split into G groups of L latents; each group has its own convolutional
+encoder. ``stage`` is the index of the active group: groups after it are not open yet and
+output mean 0 and log-variance 0, so they carry no information and cost no KL (their encoders
+are not even run). Each group's parameters form their own optimizer parameter group named
+``group{g}`` (the decoder is ``decoder``): DEFT's per-group learning rates are set on the
+optimizer, because a gradient hook's scale is normalised away by Adam.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from deft_tune.model.networks import Decoder, Encoder
+
+__all__ = [
+    "GroupedEncoder",
+    "GroupedVAE",
+    "apply_lr_scales",
+    "describe_parameter_groups",
+    "parameter_groups",
+]
+
+log = logging.getLogger(__name__)
+
+
+class GroupedEncoder(nn.Module):
+    """G sub-encoders; images (n, C, 64, 64) -> (means, log-variances), each (n, G·L)."""
+
+    def __init__(self, in_channels: int, groups: int, latents_per_group: int, width: int) -> None:
+        super().__init__()
+        self.groups = groups
+        self.latents_per_group = latents_per_group
+        self.encoders = nn.ModuleList(
+            Encoder(in_channels, latents_per_group, width) for _ in range(groups)
+        )
+        self.stage = groups - 1  # everything open unless a schedule says otherwise
+
+    @property
+    def num_latents(self) -> int:
+        return self.groups * self.latents_per_group
+
+    def set_stage(self, stage: int) -> None:
+        if not 0 <= stage < self.groups:
+            raise ValueError(f"stage == {stage}, must lie in [0, {self.groups})")
+        self.stage = stage
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [encoder(images) for encoder in self.encoders[: self.stage + 1]]
+        means = [m for m, _ in outputs]
+        logvars = [lv for _, lv in outputs]
+        closed = (self.groups - self.stage - 1) * self.latents_per_group
+        if closed:
+            zeros = images.new_zeros(images.shape[0], closed, dtype=means[0].dtype)
+            means.append(zeros)
+            logvars.append(zeros)
+        return torch.cat(means, 1), torch.cat(logvars, 1)
+
+    def group_of_latent(self) -> torch.Tensor:
+        """Group index of each latent, int64 (G·L,)."""
+        return torch.arange(self.groups).repeat_interleave(self.latents_per_group)
+
+
+class GroupedVAE(nn.Module):
+    """Grouped encoder + shared decoder; ``forward`` returns (output, mean, logvar, z)."""
+
+    def __init__(
+        self,
+        observation_shape: Sequence[int],
+        groups: int,
+        latents_per_group: int,
+        encoder_width: int = 32,
+        decoder_width: int = 32,
+    ) -> None:
+        super().__init__()
+        channels, height, width = observation_shape
+        if (height, width) != (64, 64):
+            raise ValueError(
+                f"observation_shape must be (C, 64, 64), got {tuple(observation_shape)}"
+            )
+        self.encoder = GroupedEncoder(channels, groups, latents_per_group, encoder_width)
+        self.decoder = Decoder(groups * latents_per_group, channels, decoder_width)
+
+    def forward(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encoder(images)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + torch.exp(0.5 * logvar) * noise
+        return self.decoder(z), mean, logvar, z
+
+
+def parameter_groups(model: GroupedVAE, lr: float) -> list[dict]:
+    """Optimizer parameter groups: ``group0``..``group{G-1}`` then ``decoder``, all at ``lr``."""
+    groups = [
+        {"name": f"group{g}", "params": list(encoder.parameters()), "lr": lr, "base_lr": lr}
+        for g, encoder in enumerate(model.encoder.encoders)
+    ]
+    groups.append(
+        {"name": "decoder", "params": list(model.decoder.parameters()), "lr": lr, "base_lr": lr}
+    )
+    return groups
+
+
+def apply_lr_scales(optimizer: torch.optim.Optimizer, scales: Sequence[float]) -> bool:
+    """Set each encoder group's lr to base_lr x its scale; True if anything changed."""
+    changed = False
+    by_name = {group["name"]: group for group in optimizer.param_groups}
+    for g, scale in enumerate(scales):
+        group = by_name[f"group{g}"]
+        lr = group["base_lr"] * scale
+        if group["lr"] != lr:
+            group["lr"] = lr
+            changed = True
+    return changed
+
+
+def describe_parameter_groups(optimizer: torch.optim.Optimizer) -> str:
+    """A table of parameter groups: name, parameter count, learning rate."""
+    lines = [f"{'group':<10}{'parameters':>12}{'lr':>12}"]
+    for group in optimizer.param_groups:
+        count = sum(p.numel() for p in group["params"])
+        lines.append(f"{group['name']:<10}{count:>12,}{group['lr']:>12.3g}")
+    return "\n".join(lines)
