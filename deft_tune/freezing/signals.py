@@ -1,0 +1,223 @@
+"""Online information signals: what the training loop reports every eval interval.
+
+The tracker is an eval hook of the training loop. It reads the KL per latent and, where the data
+has labels, the codes and factors of a fixed probe batch, and derives the numbers the search's
+early stopper reads (all keys under ``info/``):
+
+- ``info/active_gain``: nats the active group (the one opened by the current stage) gained since
+  the stage began. The group was closed before (mean 0, log-variance 0: KL exactly 0), so its
+  baseline is 0.
+- ``info/frozen_gain``: nats gained by the groups opened before, each measured from its value at
+  the last evaluation before the stage began. Gains are clipped at 0 per group: information one
+  frozen group loses does not cancel what another takes in.
+- ``info/diffusion``: frozen_gain / (active_gain + frozen_gain), or 0 while the total gain is
+  within ``noise`` nats of nothing (the probe KL wobbles by a few thousandths between evals).
+- ``info/active_captured``: 1.0 once the active gain exceeded ``capture_threshold`` this stage.
+- ``info/freezing_events`` and ``info/last_freezing_beta``: a freezing event is a latent whose
+  KL rises past ``event_threshold`` (the IFP threshold of the annealing test); it re-arms when
+  the KL falls below half of it. ``last_freezing_beta`` is NaN until the first event.
+- With labels, ``info/nmi1/<factor>``, ``info/nmi2/<factor>`` and their means over factors: the
+  largest and second largest entropy-normalised mutual information between the factor and any
+  latent (NMI2 rising is information diffusing into a second latent). A factor constant on the
+  probe batch has no entropy to normalise by and reports NaN; means skip it.
+
+Groups with an index above the current stage are treated as not yet open and ignored. The
+baselines (beta-VAE and friends) open every group at step 0; for them only the KL, the events
+and the NMI signals are meaningful.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from deft_tune.metrics import entropies, mutual_info_matrix, normalized_top2
+
+__all__ = ["FreezingEvent", "InformationTracker"]
+
+
+class _Context(Protocol):
+    """The members of ``deft_tune.train.EvalContext`` the tracker reads."""
+
+    step: int
+    stage: int
+    beta: float
+    kl_per_latent: np.ndarray
+    group_of_latent: np.ndarray
+    probe_codes: np.ndarray
+    probe_factors: np.ndarray | None
+    factor_names: Sequence[str]
+
+
+@dataclass(frozen=True)
+class FreezingEvent:
+    """A latent's KL rose past the event threshold at this evaluation."""
+
+    step: int
+    beta: float
+    group: int
+    latent: int
+    stage: int
+
+
+class InformationTracker:
+    """Eval hook deriving freezing, gain and diffusion signals; see the module docstring.
+
+    ``bins`` is the number of equal-width bins per latent for the mutual information (the
+    authors use 20).
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        factor_names: Sequence[str] | None = None,
+        *,
+        event_threshold: float = 0.1,
+        capture_threshold: float = 0.1,
+        noise: float = 0.01,
+        bins: int = 20,
+    ) -> None:
+        if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+            raise ValueError(f"num_groups == {num_groups!r}, must be an integer >= 1")
+        for name, value in (
+            ("event_threshold", event_threshold),
+            ("capture_threshold", capture_threshold),
+            ("noise", noise),
+        ):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} == {value!r}, must be a number >= 0")
+        self.num_groups = num_groups
+        self.factor_names = tuple(factor_names) if factor_names is not None else None
+        self.event_threshold = float(event_threshold)
+        self.capture_threshold = float(capture_threshold)
+        self.noise = float(noise)
+        self.bins = bins
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stage: int | None = None
+        self._baseline = np.zeros(self.num_groups)  # group KL when the current stage began
+        self._last_group_kl: np.ndarray | None = None  # group KL at the previous evaluation
+        self._captured = False
+        self._armed: np.ndarray | None = None  # per latent: may fire an event
+        self._events: list[FreezingEvent] = []
+
+    @property
+    def events(self) -> tuple[FreezingEvent, ...]:
+        """Freezing events so far, oldest first."""
+        return tuple(self._events)
+
+    def __call__(self, ctx: _Context) -> dict[str, float]:
+        kl = np.asarray(ctx.kl_per_latent, dtype=np.float64)
+        groups = np.asarray(ctx.group_of_latent, dtype=np.int64)
+        if kl.ndim != 1 or groups.shape != kl.shape:
+            raise ValueError(
+                f"kl_per_latent {kl.shape} and group_of_latent {groups.shape} "
+                "must be 1-D of the same length"
+            )
+        if groups.size and (groups.min() < 0 or groups.max() >= self.num_groups):
+            raise ValueError(f"group_of_latent must lie in [0, {self.num_groups})")
+        group_kl = np.bincount(groups, weights=kl, minlength=self.num_groups)
+        stage = int(ctx.stage)
+        if stage != self._stage:
+            self._begin_stage(stage, group_kl)
+        self._last_group_kl = group_kl
+        self._detect_events(ctx, kl, groups)
+        out = self._gains(stage, group_kl)
+        out["info/freezing_events"] = float(len(self._events))
+        out["info/last_freezing_beta"] = self._events[-1].beta if self._events else math.nan
+        if getattr(ctx, "probe_factors", None) is not None:
+            out.update(self._nmi(ctx))
+        return out
+
+    def _begin_stage(self, stage: int, group_kl: np.ndarray) -> None:
+        # Baseline: the last measurement before the stage began; with none (the first call),
+        # the current values, so that only what comes after counts.
+        before = self._last_group_kl if self._last_group_kl is not None else group_kl
+        self._baseline = before.copy()
+        if 0 <= stage < self.num_groups:
+            self._baseline[stage] = 0.0  # the newly opened group had exactly 0 KL while closed
+        self._stage = stage
+        self._captured = False
+
+    def _gains(self, stage: int, group_kl: np.ndarray) -> dict[str, float]:
+        gains = np.maximum(group_kl - self._baseline, 0.0)
+        active = float(gains[stage]) if 0 <= stage < self.num_groups else 0.0
+        frozen = float(gains[: max(min(stage, self.num_groups), 0)].sum())
+        total = active + frozen
+        self._captured = self._captured or active > self.capture_threshold
+        return {
+            "info/active_gain": active,
+            "info/frozen_gain": frozen,
+            "info/diffusion": frozen / total if total > self.noise else 0.0,
+            "info/active_captured": float(self._captured),
+        }
+
+    def _detect_events(self, ctx: _Context, kl: np.ndarray, groups: np.ndarray) -> None:
+        if self._armed is None or self._armed.shape != kl.shape:
+            self._armed = np.ones(kl.shape, dtype=bool)
+        fired = self._armed & (kl > self.event_threshold)
+        for latent in np.flatnonzero(fired):
+            self._events.append(
+                FreezingEvent(
+                    step=int(ctx.step),
+                    beta=float(ctx.beta),
+                    group=int(groups[latent]),
+                    latent=int(latent),
+                    stage=int(ctx.stage),
+                )
+            )
+        self._armed = (self._armed & ~fired) | (kl < self.event_threshold / 2)
+
+    def _nmi(self, ctx: _Context) -> dict[str, float]:
+        codes = np.asarray(ctx.probe_codes, dtype=np.float64)
+        factors = np.asarray(ctx.probe_factors)
+        names = self.factor_names or tuple(ctx.factor_names)
+        if len(names) != factors.shape[1]:
+            raise ValueError(
+                f"probe_factors has {factors.shape[1]} columns but there are "
+                f"{len(names)} factor names"
+            )
+        h = entropies(factors)
+        nmi1 = np.full(len(names), math.nan)
+        nmi2 = np.full(len(names), math.nan)
+        varied = h > 0
+        if varied.any():
+            mi = mutual_info_matrix(codes, factors[:, varied], bins=self.bins)
+            nmi1[varied], nmi2[varied] = normalized_top2(mi, h[varied])
+        out = {}
+        for name, a, b in zip(names, nmi1, nmi2):
+            out[f"info/nmi1/{name}"] = float(a)
+            out[f"info/nmi2/{name}"] = float(b)
+        out["info/nmi1_mean"] = float(np.nanmean(nmi1)) if varied.any() else math.nan
+        out["info/nmi2_mean"] = float(np.nanmean(nmi2)) if varied.any() else math.nan
+        return out
+
+    # --- checkpointing: plain Python data, so torch.save and JSON both take it --------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self._stage,
+            "baseline": self._baseline.tolist(),
+            "last_group_kl": None if self._last_group_kl is None else self._last_group_kl.tolist(),
+            "captured": self._captured,
+            "armed": None if self._armed is None else self._armed.tolist(),
+            "events": [asdict(e) for e in self._events],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        baseline = np.asarray(state["baseline"], dtype=np.float64)
+        if baseline.shape != (self.num_groups,):
+            raise ValueError(f"state has {baseline.size} groups, the tracker {self.num_groups}")
+        self._stage = state["stage"]
+        self._baseline = baseline
+        last = state["last_group_kl"]
+        self._last_group_kl = None if last is None else np.asarray(last, dtype=np.float64)
+        self._captured = bool(state["captured"])
+        armed = state["armed"]
+        self._armed = None if armed is None else np.asarray(armed, dtype=bool)
+        self._events = [FreezingEvent(**e) for e in state["events"]]
