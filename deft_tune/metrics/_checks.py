@@ -40,19 +40,24 @@ def check_factors(factors: np.ndarray, name: str = "factors", min_values: int = 
     for j in range(factors.shape[1]):
         count = np.unique(factors[:, j]).size
         if count < min_values:
-            raise ValueError(f"{name}[:, {j}] takes {count} distinct value(s); each factor needs "
-                             f"at least {min_values} (use more samples or drop the factor)")
+            raise ValueError(
+                f"{name}[:, {j}] takes {count} distinct value(s); each factor needs "
+                f"at least {min_values} (use more samples or drop the factor)"
+            )
     return factors
 
 
-def check_pair(codes: np.ndarray, factors: np.ndarray, suffix: str = "",
-               min_values: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    codes: np.ndarray, factors: np.ndarray, suffix: str = "", min_values: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Codes and factors checked together: same number of samples."""
     codes = check_codes(codes, f"codes{suffix}")
     factors = check_factors(factors, f"factors{suffix}", min_values)
     if codes.shape[0] != factors.shape[0]:
-        raise ValueError(f"codes{suffix} and factors{suffix} must have the same number of "
-                         f"samples, got {codes.shape[0]} and {factors.shape[0]}")
+        raise ValueError(
+            f"codes{suffix} and factors{suffix} must have the same number of "
+            f"samples, got {codes.shape[0]} and {factors.shape[0]}"
+        )
     return codes, factors
 
 

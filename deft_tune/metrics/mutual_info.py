@@ -26,8 +26,10 @@ def discretize(codes: np.ndarray, bins: int = 20) -> np.ndarray:
     codes = check_codes(codes)
     bins = check_positive_int(bins, "bins", minimum=2)
     if codes.shape[0] < bins:
-        raise ValueError(f"codes has {codes.shape[0]} samples, fewer than bins={bins}; "
-                         f"use at least {bins} samples or fewer bins")
+        raise ValueError(
+            f"codes has {codes.shape[0]} samples, fewer than bins={bins}; "
+            f"use at least {bins} samples or fewer bins"
+        )
     out = np.empty(codes.shape, dtype=np.int64)
     for i in range(codes.shape[1]):
         edges = np.histogram(codes[:, i], bins=bins)[1]
@@ -44,8 +46,7 @@ def _entropy_of_counts(counts: np.ndarray) -> float:
 def entropies(labels: np.ndarray) -> np.ndarray:
     """Entropy in nats of each column of an integer array (n, k) -> (k,)."""
     labels = check_factors(labels, "labels", min_values=1)
-    return np.array([_entropy_of_counts(np.unique(col, return_counts=True)[1])
-                     for col in labels.T])
+    return np.array([_entropy_of_counts(np.unique(col, return_counts=True)[1]) for col in labels.T])
 
 
 def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,8 +56,11 @@ def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
     nb = int(b.max()) + 1
     joint = np.bincount(a * nb + b, minlength=(int(a.max()) + 1) * nb).reshape(-1, nb)
     # I(A;B) = H(A) + H(B) - H(A,B); clipped at 0 against rounding.
-    h = (_entropy_of_counts(joint.sum(axis=1)) + _entropy_of_counts(joint.sum(axis=0))
-         - _entropy_of_counts(joint.ravel()))
+    h = (
+        _entropy_of_counts(joint.sum(axis=1))
+        + _entropy_of_counts(joint.sum(axis=0))
+        - _entropy_of_counts(joint.ravel())
+    )
     return max(h, 0.0)
 
 
@@ -68,8 +72,10 @@ def mutual_info_matrix(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -
     discrete = discretize(codes, bins)
     factors = check_factors(factors, min_values=1)
     if factors.shape[0] != discrete.shape[0]:
-        raise ValueError(f"codes and factors must have the same number of samples, got "
-                         f"{discrete.shape[0]} and {factors.shape[0]}")
+        raise ValueError(
+            f"codes and factors must have the same number of samples, got "
+            f"{discrete.shape[0]} and {factors.shape[0]}"
+        )
     return np.array([[_mutual_info(f, c) for c in discrete.T] for f in factors.T])
 
 
@@ -88,8 +94,10 @@ def normalized_top2(mi: np.ndarray, factor_entropies: np.ndarray) -> tuple[np.nd
         raise ValueError("mi and factor_entropies must be finite")
     if (h <= 0).any():
         j = int(np.argmax(h <= 0))
-        raise ValueError(f"factor_entropies[{j}] == {h[j]}, must be > 0 (a factor with one "
-                         f"value carries no information to normalise by)")
+        raise ValueError(
+            f"factor_entropies[{j}] == {h[j]}, must be > 0 (a factor with one "
+            f"value carries no information to normalise by)"
+        )
     normalized = mi / h[:, None]
     ordered = -np.sort(-normalized, axis=1)
     nmi2 = ordered[:, 1] if mi.shape[1] > 1 else np.zeros(mi.shape[0])

@@ -42,8 +42,14 @@ def test_mutual_info_hand_made_joint_table():
 def test_mutual_info_matrix_agrees_with_sklearn_on_discretised_codes():
     rng = np.random.default_rng(0)
     factors = rng.integers(0, 5, size=(500, 3))
-    codes = np.column_stack([factors[:, 0] + rng.normal(0, 0.5, 500),
-                             rng.normal(size=500), factors[:, 2] * 2.0, np.zeros(500)])
+    codes = np.column_stack(
+        [
+            factors[:, 0] + rng.normal(0, 0.5, 500),
+            rng.normal(size=500),
+            factors[:, 2] * 2.0,
+            np.zeros(500),
+        ]
+    )
     discrete = discretize(codes, bins=20)
     expected = np.array([[mutual_info_score(f, c) for c in discrete.T] for f in factors.T])
     np.testing.assert_allclose(mutual_info_matrix(codes, factors), expected, atol=1e-12)
@@ -57,8 +63,7 @@ def test_entropies_hand_values():
 
 
 def test_normalized_top2_exact():
-    mi = np.array([[0.2, 0.6, 0.4],
-                   [0.0, 0.0, 0.5]])
+    mi = np.array([[0.2, 0.6, 0.4], [0.0, 0.0, 0.5]])
     h = np.array([0.8, 1.0])
     nmi1, nmi2 = normalized_top2(mi, h)
     np.testing.assert_allclose(nmi1, [0.75, 0.5])  # 0.6/0.8, 0.5/1
