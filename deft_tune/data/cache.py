@@ -1,0 +1,145 @@
+"""On-disk cache of rendered data sets: Arrow IPC files, written atomically, memory-mapped.
+
+A cache file is one Arrow table in one record batch, so that a fixed-width column (bit-packed
+images) maps to one contiguous buffer that numpy can view without copying: loading costs a few
+milliseconds whatever the file's size, and the operating system pages rows in as they are used.
+
+Atomicity: a file is written under a temporary name in the same folder and renamed into place,
+so readers (and a second worker rendering the same set at the same moment) only ever see no
+file or a complete one; the last rename wins and both renames leave a valid file.
+
+Where: ``resolve_cache_dir`` picks the argument, else the ``DEFT_TUNE_CACHE`` environment
+variable, else the per-user cache folder (``platformdirs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from deft_tune.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "DEFT_TUNE_CACHE"
+
+
+class CorruptCacheError(DataError):
+    """A cache file that exists but cannot be used (truncated, not Arrow, wrong layout)."""
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``cache_dir`` if given, else $DEFT_TUNE_CACHE, else the user cache."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    import platformdirs  # imported here: only needed when nothing else says where
+
+    return Path(platformdirs.user_cache_dir("deft-tune"))
+
+
+def write_table(path: str | os.PathLike, table: pa.Table) -> Path:
+    """Write ``table`` to ``path`` as one Arrow IPC record batch, atomically."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DataError(f"cannot write to the cache folder {path.parent}: {exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with pa.ipc.new_file(fh, table.schema) as writer:
+                writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_table(
+    path: str | os.PathLike, schema: pa.Schema | None = None, num_rows: int | None = None
+) -> pa.Table:
+    """Memory-map the Arrow IPC file at ``path``; check its schema and row count if given.
+
+    Raises :class:`CorruptCacheError` for a file that is not a complete Arrow IPC file or does
+    not have the expected layout, and :class:`FileNotFoundError` when there is no file.
+    """
+    path = Path(path)
+    try:
+        source = pa.memory_map(str(path), "r")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptCacheError(f"cannot open {path}: {exc}") from None
+    try:
+        table = pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:  # truncated, or not Arrow at all
+        raise CorruptCacheError(f"{path} is not a complete Arrow IPC file: {exc}") from None
+    if schema is not None and not table.schema.equals(schema, check_metadata=True):
+        raise CorruptCacheError(f"{path} has schema {table.schema}, expected {schema}")
+    if num_rows is not None and table.num_rows != num_rows:
+        raise CorruptCacheError(f"{path} has {table.num_rows} rows, expected {num_rows}")
+    return table
+
+
+def load_or_build(
+    path: str | os.PathLike,
+    build: Callable[[], pa.Table],
+    schema: pa.Schema,
+    num_rows: int,
+) -> pa.Table:
+    """The cached table at ``path``, built with ``build()`` and cached first if needed.
+
+    A corrupt file is reported with a warning and rebuilt. The returned table is always the
+    memory-mapped file (re-read after writing), so every caller gets the same zero-copy layout.
+    """
+    path = Path(path)
+    try:
+        return read_table(path, schema, num_rows)
+    except FileNotFoundError:
+        log.info("no cache file %s yet; rendering it", path)
+    except CorruptCacheError as exc:
+        log.warning("cache file %s is corrupt; re-rendering (%s)", path, exc)
+    table = build()
+    if not table.schema.equals(schema, check_metadata=True) or table.num_rows != num_rows:
+        raise ValueError(
+            f"build() returned {table.num_rows} rows of {table.schema}, "
+            f"expected {num_rows} rows of {schema}"
+        )
+    write_table(path, table)
+    log.info("cached %d rows in %s", num_rows, path)
+    return read_table(path, schema, num_rows)
+
+
+def fixed_rows(table: pa.Table, column: str) -> np.ndarray:
+    """A fixed-size-list<uint8> column as a read-only (n, width) uint8 array, without copying.
+
+    Zero-copy needs the column in one chunk (as :func:`write_table` writes it); several chunks
+    are concatenated (copied).
+    """
+    data = table.column(column)
+    if not pa.types.is_fixed_size_list(data.type) or data.type.value_type != pa.uint8():
+        raise ValueError(f"column {column!r} must be fixed_size_list<uint8>, got {data.type}")
+    chunk = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
+    width = data.type.list_size
+    if chunk.null_count or len(chunk.flatten()) != len(chunk) * width:
+        raise ValueError(f"column {column!r} has missing rows")
+    return chunk.flatten().to_numpy(zero_copy_only=True).reshape(len(chunk), width)
+
+
+def uint8_rows_array(rows: np.ndarray) -> pa.FixedSizeListArray:
+    """(n, width) uint8 numpy rows -> a fixed-size-list<uint8> Arrow array (no copy)."""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be 2-D (n, width), got shape {rows.shape}")
+    return pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), rows.shape[1])
