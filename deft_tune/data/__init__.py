@@ -11,7 +11,14 @@ import importlib
 from deft_tune.data.base import GridData, GroundTruthData, check_random_state
 from deft_tune.errors import DataError
 
-__all__ = ["GridData", "GroundTruthData", "check_random_state", "get_dataset", "names"]
+__all__ = [
+    "GridData",
+    "GroundTruthData",
+    "check_random_state",
+    "dataset_class",
+    "get_dataset",
+    "names",
+]
 
 # name -> "module:class"; imported lazily so that `deft-tune data list` stays instant.
 _REGISTRY: dict[str, str] = {
@@ -28,6 +35,14 @@ _REGISTRY: dict[str, str] = {
 def names() -> list[str]:
     """The names :func:`get_dataset` accepts."""
     return list(_REGISTRY)
+
+
+def dataset_class(name: str) -> type:
+    """The class behind ``name``, without constructing it (its ``description``, sizes, ...)."""
+    if name not in _REGISTRY:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
+    module_name, class_name = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def get_dataset(name: str, **options) -> GroundTruthData:
