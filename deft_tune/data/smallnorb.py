@@ -2,21 +2,16 @@
 
 Preprocessing follows disentanglement_lib: both splits concatenated (48,600 examples), the left
 image of each stereo pair, a Lanczos resize from 96x96 to 64x64, values scaled to [0, 1]. The
-resized images are stored as uint8 (the resize of a uint8 "L" image is uint8 already, so nothing
-is lost) and cached, since resizing 48,600 images takes a while.
+resized images are kept as uint8 (the resize of a uint8 "L" image is uint8 already, so nothing
+is lost) in an Arrow cache (:mod:`deft_tune.data.cache`), since resizing takes a while.
 
-Nuisance: the 48,600 examples form the full grid category x instance x elevation x azimuth x
-lighting (5 x 10 x 9 x 18 x 6), but the instance is not a ground-truth factor. We keep every
-example as one stored row, in that (category, instance, elevation, azimuth, lighting) order, so:
-
-* flat indices (``num_samples``, ``images``, ``stored_images``, training batches) run over all
-  48,600 rows; uniform batches are uniform over factors *and* instance, as in disentanglement_lib;
-* factors are the 4 columns (category, elevation, azimuth, lighting); ``index_to_factors`` drops
-  the instance, and ``factors_to_index`` needs it (``nuisance=``, shape (n, 1));
-* ``sample_observations_from_factors`` draws the instance uniformly from the rng.
-
-``nuisance_names`` / ``nuisance_sizes`` advertise this to generic code (single-factor views fix
-the instance along with the other factors).
+Nuisance: the examples form the full grid category x elevation x azimuth x lighting x instance
+(5 x 9 x 18 x 6 x 10), but the instance is not a ground-truth factor. As with
+``dsprites_noshape``, a stored row is one cell of the factor grid holding all its instances,
+uint8 (10, 64, 64), and :meth:`SmallNORB.decode_batch` picks one instance per image from the
+generator. So the grid arithmetic of :class:`GridData` holds unchanged (4,860 cells), uniform
+training batches are uniform over factors and instance (disentanglement_lib's distribution),
+and every consumer, single-factor views included, sees a fresh random instance per image.
 """
 
 from __future__ import annotations
@@ -31,9 +26,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pyarrow as pa
 import torch
 from PIL import Image
 
+from deft_tune.data import cache
 from deft_tune.data.base import GridData
 from deft_tune.errors import DataError
 
@@ -56,7 +53,7 @@ SPLIT_PREFIXES = (
 )
 SOURCE_SIDE = 96
 TARGET_SIDE = 64
-_CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
+_CACHE_VERSION = 2  # bump when the preprocessing changes, so old caches are not reused
 
 
 def _read_bytes(path: Path, count: int, offset: int = 0) -> bytes:
@@ -172,26 +169,22 @@ def resize_lanczos(images: np.ndarray, side: int = TARGET_SIDE) -> np.ndarray:
     return out
 
 
-def default_cache_dir() -> Path:
-    """Where preprocessed arrays live unless ``cache_dir`` says otherwise."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("deft-tune"))
+STORAGE_NAMES = ("category", "elevation", "azimuth", "lighting", "instance")
 
 
 class SmallNORB(GridData):
     """SmallNORB from ``path``, a folder holding the six .mat (or .mat.gz) files of both splits.
 
     Factors: category 5, elevation 9, azimuth 18 (the file's azimuth / 2), lighting 6; the
-    instance (10) is a nuisance (see the module docstring for how indices treat it).
+    instance (10) is a nuisance drawn when decoding (see the module docstring).
+    ``cache_dir``: where the preprocessed images are cached (:func:`cache.resolve_cache_dir`).
     """
 
     name = "smallnorb"
-    description = "SmallNORB toys, left camera, 64x64 grey (needs the six .mat files)"
+    description = "SmallNORB toys, left camera, 64x64 grey, instance as nuisance (needs the files)"
     factor_names = ("category", "elevation", "azimuth", "lighting")
     factor_sizes = (5, 9, 18, 6)
-    nuisance_names = ("instance",)
-    nuisance_sizes = (10,)
+    nuisance_sizes = (10,)  # instances: the fastest axis of the stored grid
     observation_shape = (1, TARGET_SIDE, TARGET_SIDE)
 
     def __init__(
@@ -202,83 +195,56 @@ class SmallNORB(GridData):
                 "smallnorb needs the folder with its six .mat files: pass path=FOLDER "
                 "(download from https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/)"
             )
-        self.path = Path(path)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.path = Path(path).expanduser()
+        self.cache_dir = cache.resolve_cache_dir(cache_dir)
         self.files = self._locate_files()
         self._images: np.ndarray | None = None
 
-    # --- index arithmetic over the stored (category, instance, elevation, ...) grid --------
-
     @property
     def storage_sizes(self) -> tuple[int, ...]:
-        """Sizes of the stored grid: category, instance, elevation, azimuth, lighting."""
-        return (self.factor_sizes[0], *self.nuisance_sizes, *self.factor_sizes[1:])
-
-    @property
-    def num_samples(self) -> int:
-        return int(np.prod(self.storage_sizes, dtype=np.int64))
-
-    def factors_to_index(
-        self, factors: np.ndarray, nuisance: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Factors (n, 4) and instances ``nuisance`` (n, 1) -> stored row indices (n,)."""
-        factors = self.check_factors(factors)
-        if nuisance is None:
-            raise ValueError(
-                "smallnorb has a nuisance factor (instance): pass nuisance= of shape "
-                "(n, 1), or use sample_observations_from_factors"
-            )
-        nuisance = np.asarray(nuisance)
-        if nuisance.shape != (len(factors), 1) or not np.issubdtype(nuisance.dtype, np.integer):
-            raise ValueError(
-                f"nuisance must be integer of shape ({len(factors)}, 1), "
-                f"got {nuisance.dtype} {nuisance.shape}"
-            )
-        if nuisance.size and (nuisance.min() < 0 or nuisance.max() >= self.nuisance_sizes[0]):
-            raise ValueError(f"nuisance (instance) must lie in [0, {self.nuisance_sizes[0]})")
-        columns = (factors[:, 0], nuisance[:, 0], *factors[:, 1:].T)
-        return np.ravel_multi_index(columns, self.storage_sizes).astype(np.int64)
-
-    def _unravel(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        if indices.ndim != 1:
-            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
-        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
-            raise ValueError(
-                f"indices must lie in [0, {self.num_samples}), got "
-                f"[{indices.min()}, {indices.max()}]"
-            )
-        return np.stack(np.unravel_index(indices, self.storage_sizes), axis=1).astype(np.int64)
-
-    def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
-        """Stored row indices (n,) -> factors (n, 4); the instance is dropped."""
-        return np.delete(self._unravel(indices), 1, axis=1)
-
-    def index_to_nuisance(self, indices: np.ndarray) -> np.ndarray:
-        """Stored row indices (n,) -> instances (n, 1)."""
-        return self._unravel(indices)[:, 1:2]
-
-    def sample_observations_from_factors(
-        self, factors: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        """Observations (n, 1, 64, 64); the instance of each is drawn uniformly from ``rng``."""
-        factors = self.check_factors(factors)
-        instances = rng.integers(0, self.nuisance_sizes[0], size=(len(factors), 1))
-        indices = self.factors_to_index(factors, nuisance=instances)
-        return self._decode_numpy(indices, torch.Generator().manual_seed(0))
-
-    # --- storage ------------------------------------------------------------------------
+        """Sizes of the stored grid: category, elevation, azimuth, lighting, instance."""
+        return (*self.factor_sizes, *self.nuisance_sizes)
 
     def stored_images(self) -> np.ndarray:
-        """uint8 (48,600, 64, 64), memory-mapped from the cache (built on first use)."""
+        """uint8 (4,860, 10, 64, 64): per factor cell its 10 instances, memory-mapped."""
         if self._images is None:
-            self._images = self._load_or_build()
+            table = cache.load_or_build(
+                self.cache_path, self._build_table, self._schema(), self._rows
+            )
+            rows = cache.fixed_rows(table, "image")
+            self._images = rows.reshape(self.num_samples, -1, TARGET_SIDE, TARGET_SIDE)
         return self._images
 
     def decode_batch(
         self, raw: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return raw.to(torch.float32).div_(255.0).unsqueeze(1)
+        """Stored rows (n, 10, 64, 64) -> (n, 1, 64, 64) in [0, 1], one random instance each."""
+        count = self.nuisance_sizes[0]
+        if raw.ndim != 4 or raw.shape[1] != count:
+            raise ValueError(f"raw must have shape (n, {count}, 64, 64), got {tuple(raw.shape)}")
+        pick = torch.randint(count, (len(raw),), generator=generator, device=raw.device)
+        chosen = raw[torch.arange(len(raw), device=raw.device), pick]
+        return chosen.to(torch.float32).div_(255.0).unsqueeze(1)
+
+    # --- building the cache -------------------------------------------------------------
+
+    @property
+    def _rows(self) -> int:
+        return int(np.prod(self.storage_sizes, dtype=np.int64))
+
+    @property
+    def cache_path(self) -> Path:
+        """The Arrow file that holds (or will hold) the preprocessed images."""
+        key = hashlib.sha1(repr((_CACHE_VERSION, self.storage_sizes)).encode())
+        for file in sorted(self.files.values()):
+            stat = file.stat()
+            key.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return self.cache_dir / f"smallnorb-{TARGET_SIDE}-{key.hexdigest()[:16]}.arrow"
+
+    def _schema(self) -> pa.Schema:
+        fields = [pa.field("image", pa.list_(pa.uint8(), TARGET_SIDE * TARGET_SIDE))]
+        fields += [pa.field(name, pa.uint8()) for name in STORAGE_NAMES]
+        return pa.schema(fields, metadata={"dataset": "smallnorb", "source": str(self.path)})
 
     def _locate_files(self) -> dict[tuple[str, str], Path]:
         if not self.path.is_dir():
@@ -299,51 +265,28 @@ class SmallNORB(GridData):
                 files[prefix, kind] = plain if plain.exists() else gz
         return files
 
-    def _cache_path(self) -> Path:
-        key = hashlib.sha1(repr((_CACHE_VERSION, self.storage_sizes)).encode())
-        for file in sorted(self.files.values()):
-            stat = file.stat()
-            key.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-        return self.cache_dir / f"smallnorb-{TARGET_SIDE}-{key.hexdigest()[:16]}.npy"
-
-    def _load_or_build(self) -> np.ndarray:
-        cache = self._cache_path()
-        expected = (self.num_samples, TARGET_SIDE, TARGET_SIDE)
-        if cache.exists():
-            try:
-                images = np.load(cache, mmap_mode="r")
-                if images.shape == expected and images.dtype == np.uint8:
-                    return images
-            except (OSError, ValueError):
-                pass  # a damaged cache is rebuilt below
-            log.warning("ignoring damaged smallnorb cache %s", cache)
-        images = self._build()
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(cache, lambda fh: np.save(fh, images))
-        except OSError as exc:  # an unwritable cache only costs time next run
-            log.warning("could not write the smallnorb cache %s: %s", cache, exc)
-        return images
-
-    def _build(self) -> np.ndarray:
-        per_split = self.num_samples // len(SPLIT_PREFIXES)
-        out = np.zeros((self.num_samples, TARGET_SIDE, TARGET_SIDE), dtype=np.uint8)
-        filled = np.zeros(self.num_samples, dtype=np.int64)
+    def _build_table(self) -> pa.Table:
+        per_split = self._rows // len(SPLIT_PREFIXES)
+        images = np.zeros((self._rows, TARGET_SIDE * TARGET_SIDE), dtype=np.uint8)
+        filled = np.zeros(self._rows, dtype=np.int64)
         for prefix in SPLIT_PREFIXES:
             dat, rows = self._read_split(prefix, per_split)
             log.info("resizing %d smallnorb images of %s", len(rows), prefix)
             for start in range(0, len(rows), 1024):  # chunks: never 450 MB in memory at once
-                stop = start + 1024
-                out[rows[start:stop]] = resize_lanczos(np.asarray(dat[start:stop, 0]))
+                block = resize_lanczos(np.asarray(dat[start : start + 1024, 0]))
+                images[rows[start : start + 1024]] = block.reshape(len(block), -1)
             np.add.at(filled, rows, 1)
         if (filled != 1).any():
             cell = np.unravel_index(int(np.argmax(filled != 1)), self.storage_sizes)
             raise DataError(
-                f"smallnorb files in {self.path} do not form the full grid: "
-                f"(category, instance, elevation, azimuth/2, lighting) = "
-                f"{tuple(int(c) for c in cell)} occurs {filled[filled != 1][0]} times"
+                f"smallnorb files in {self.path} do not form the full grid: (category, "
+                f"elevation, azimuth/2, lighting, instance) = {tuple(int(c) for c in cell)} "
+                f"occurs {filled[filled != 1][0]} times"
             )
-        return out
+        grid = np.unravel_index(np.arange(self._rows), self.storage_sizes)
+        columns = [cache.uint8_rows_array(images)]
+        columns += [pa.array(column.astype(np.uint8)) for column in grid]
+        return pa.Table.from_arrays(columns, schema=self._schema())
 
     def _read_split(self, prefix: str, count: int) -> tuple[np.ndarray, np.ndarray]:
         """One split's images (count, 2, 96, 96) and their stored row indices (count,)."""
@@ -352,32 +295,19 @@ class SmallNORB(GridData):
         cat = self._read_checked(prefix, "cat", MAGIC_INT32, (count,))
         info = self._read_checked(prefix, "info", MAGIC_INT32, (count, 4))
         instance, elevation, azimuth, lighting = np.asarray(info, dtype=np.int64).T
-        labels = {
-            "category": np.asarray(cat, dtype=np.int64),
-            "instance": instance,
-            "elevation": elevation,
-            "azimuth": azimuth // 2,
-            "lighting": lighting,
-        }
         if (azimuth % 2).any():
             raise DataError(
                 f"{self.files[prefix, 'info']}: azimuth values must be even (0, 2, ..., 34)"
             )
-        sizes = dict(
-            zip(
-                ("category", "instance", "elevation", "azimuth", "lighting"),
-                self.storage_sizes,
-                strict=True,
-            )
-        )
-        for label, values in labels.items():
-            if values.size and (values.min() < 0 or values.max() >= sizes[label]):
-                kind = "cat" if label == "category" else "info"
+        labels = (np.asarray(cat, dtype=np.int64), elevation, azimuth // 2, lighting, instance)
+        for name, values, size in zip(STORAGE_NAMES, labels, self.storage_sizes, strict=True):
+            if values.size and (values.min() < 0 or values.max() >= size):
+                kind = "cat" if name == "category" else "info"
                 raise DataError(
-                    f"{self.files[prefix, kind]}: {label} values must lie in "
-                    f"[0, {sizes[label]}), got [{values.min()}, {values.max()}]"
+                    f"{self.files[prefix, kind]}: {name} values must lie in "
+                    f"[0, {size}), got [{values.min()}, {values.max()}]"
                 )
-        rows = np.ravel_multi_index(tuple(labels.values()), self.storage_sizes)
+        rows = np.ravel_multi_index(labels, self.storage_sizes)
         return dat, rows.astype(np.int64)
 
     def _read_checked(

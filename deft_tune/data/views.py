@@ -1,17 +1,14 @@
 """Single-factor views: the data the annealing test trains on.
 
-A view sweeps one factor through all its values while every other factor (and any nuisance,
-such as SmallNORB's instance) stays at one value: a random draw or values the caller gives. The
-view is itself a :class:`GridData` with one factor, so the training loop runs on it unchanged:
-``stored_images()`` holds only the swept rows of the base data set and ``decode_batch``
-delegates to the base, so nuisance randomness drawn at decode time (colour, noise) stays as the
-base data set defines it.
+A view sweeps one factor through all its values while every other factor stays at one value: a
+random draw or values the caller gives. The view is itself a :class:`GridData` with one factor,
+so the training loop runs on it unchanged: ``stored_images()`` holds only the swept rows of the
+base data set and ``decode_batch`` delegates to the base, so nuisance randomness drawn at decode
+time (colour, noise, the shape of ``dsprites_noshape``, SmallNORB's instance) stays as the base
+data set defines it.
 
 Data sets that only follow the :class:`GroundTruthData` protocol (no stored rows) are rendered
 once through ``sample_observations_from_factors``; such a view stores float32 observations.
-
-Nuisance convention: a data set with ``nuisance_names`` / ``nuisance_sizes`` takes
-``factors_to_index(factors, nuisance=...)`` with one column per nuisance (see SmallNORB).
 """
 
 from __future__ import annotations
@@ -30,9 +27,9 @@ Fixed = Mapping[str, int]
 class SingleFactorView(GridData):
     """One factor of ``base`` sweeping its values; built by :func:`single_factor_view`.
 
-    Attributes: ``base``, ``factor`` (index into the base's factors), ``fixed_factors`` and
-    ``fixed_nuisance`` (name -> value index of everything held still), ``base_factors``
-    ((size, k) factor vectors of the base for the view's rows, in sweep order).
+    Attributes: ``base``, ``factor`` (index into the base's factors), ``fixed_factors`` (name ->
+    value index of every other factor), ``base_factors`` ((size, k) factor vectors of the base
+    for the view's rows, in sweep order).
     """
 
     def __init__(
@@ -40,14 +37,12 @@ class SingleFactorView(GridData):
         base: GroundTruthData,
         factor: int,
         fixed_factors: dict[str, int],
-        fixed_nuisance: dict[str, int],
         stored: np.ndarray,
         decodes: bool,
     ) -> None:
         self.base = base
         self.factor = factor
         self.fixed_factors = fixed_factors
-        self.fixed_nuisance = fixed_nuisance
         name = base.factor_names[factor]
         self.name = f"{base.name}[{name}]"
         self.description = f"{base.name} with only {name} varying"
@@ -78,39 +73,28 @@ def single_factor_view(
 ) -> SingleFactorView:
     """A view of ``data`` where ``factor`` (name or index) sweeps all its values.
 
-    ``rng_or_fixed``: a seed, a ``np.random.Generator`` or None, to draw the other factors (and
-    nuisances) uniformly; or a mapping name -> value index that fixes every other factor and
-    nuisance (an entry for ``factor`` itself is ignored, so a view's
-    ``{**fixed_factors, **fixed_nuisance}`` rebuilds it, and one full draw serves every factor).
+    ``rng_or_fixed``: a seed, a ``np.random.Generator`` or None, to draw the other factors
+    uniformly; or a mapping name -> value index that fixes every other factor (an entry for
+    ``factor`` itself is ignored, so one full draw serves every factor, and a view's
+    ``fixed_factors`` rebuild it).
     """
     index = _factor_index(data, factor)
-    nuisance_names, nuisance_sizes = _nuisance(data)
     if isinstance(rng_or_fixed, Mapping):
-        fixed, nuisance = _check_fixed(data, index, rng_or_fixed)
+        fixed = _check_fixed(data, index, rng_or_fixed)
         # Only a protocol-only data set needs randomness here: derive it from the values.
-        rng = np.random.default_rng([index, *fixed.values(), *nuisance.values()])
+        rng = np.random.default_rng([index, *fixed.values()])
     else:
         rng = check_random_state(rng_or_fixed)
-        fixed = {
-            n: int(rng.integers(s))
-            for j, (n, s) in enumerate(zip(data.factor_names, data.factor_sizes, strict=True))
-            if j != index
-        }
-        nuisance = {
-            n: int(rng.integers(s)) for n, s in zip(nuisance_names, nuisance_sizes, strict=True)
-        }
+        sizes = zip(data.factor_names, data.factor_sizes, strict=True)
+        fixed = {n: int(rng.integers(s)) for j, (n, s) in enumerate(sizes) if j != index}
     factors = _sweep(data, index, fixed)
     stored_rows = _stored_rows(data)
     if stored_rows is None:
         images = np.asarray(data.sample_observations_from_factors(factors, rng), np.float32)
-        return SingleFactorView(data, index, fixed, nuisance, images, decodes=False)
-    if nuisance_names:
-        values = np.tile([nuisance[n] for n in nuisance_names], (len(factors), 1))
-        rows = data.factors_to_index(factors, nuisance=values)
-    else:
-        rows = data.factors_to_index(factors)
-    stored = np.ascontiguousarray(stored_rows[rows])  # a copy: small, and no longer memory-mapped
-    return SingleFactorView(data, index, fixed, nuisance, stored, decodes=True)
+        return SingleFactorView(data, index, fixed, images, decodes=False)
+    # A copy of the few swept rows: small, and no longer tied to the base's memory map.
+    stored = np.ascontiguousarray(stored_rows[data.factors_to_index(factors)])
+    return SingleFactorView(data, index, fixed, stored, decodes=True)
 
 
 def all_single_factor_views(
@@ -149,20 +133,9 @@ def _factor_index(data: GroundTruthData, factor: int | str) -> int:
     return int(factor)
 
 
-def _nuisance(data: GroundTruthData) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    return (
-        tuple(getattr(data, "nuisance_names", ())),
-        tuple(int(s) for s in getattr(data, "nuisance_sizes", ())),
-    )
-
-
-def _check_fixed(
-    data: GroundTruthData, index: int, values: Fixed
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Validate fixed values: every other factor and every nuisance, each in range."""
-    nuisance_names, nuisance_sizes = _nuisance(data)
+def _check_fixed(data: GroundTruthData, index: int, values: Fixed) -> dict[str, int]:
+    """Validate fixed values: every factor but the swept one, each an index in range."""
     sizes = dict(zip(data.factor_names, data.factor_sizes, strict=True))
-    sizes.update(zip(nuisance_names, nuisance_sizes, strict=True))
     unknown = sorted(set(values) - set(sizes))
     if unknown:
         raise ConfigError(f"fixed values name unknown factors {unknown}; known: {', '.join(sizes)}")
@@ -170,20 +143,16 @@ def _check_fixed(
     missing = [n for n in sizes if n != swept and n not in values]
     if missing:
         raise ConfigError(
-            f"fixed values lack {', '.join(missing)}: give every factor except "
-            f"{swept!r} (and every nuisance), or pass a seed to draw them"
+            f"fixed values lack {', '.join(missing)}: give every factor except {swept!r}, "
+            "or pass a seed to draw them"
         )
     for name, value in values.items():
-        if name != swept and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or not 0 <= value < sizes[name]
-        ):
+        valid = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if name != swept and not (valid and 0 <= value < sizes[name]):
             raise ConfigError(
                 f"fixed {name} == {value!r}, must be an integer index in [0, {sizes[name]})"
             )
-    fixed = {n: int(values[n]) for n in data.factor_names if n != swept}
-    return fixed, {n: int(values[n]) for n in nuisance_names}
+    return {n: int(values[n]) for n in data.factor_names if n != swept}
 
 
 def _sweep(data: GroundTruthData, index: int, fixed: dict[str, int]) -> np.ndarray:

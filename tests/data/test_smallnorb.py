@@ -156,80 +156,48 @@ def tiny(tmp_path_factory):
 def test_grid_holds_left_images_resized_by_lanczos(tiny):
     data, splits = tiny
     stored = data.stored_images()
-    assert stored.shape == (48, 64, 64) and stored.dtype == np.uint8
+    assert stored.shape == (24, 2, 64, 64) and stored.dtype == np.uint8
     for arrays in splits.values():
         for (category, instance, elev, azim, light), pair in zip(
             arrays["grid"], arrays["dat"], strict=True
         ):
-            row = data.factors_to_index(
-                np.array([[category, elev, azim, light]]), nuisance=np.array([[instance]])
-            )
-            np.testing.assert_array_equal(stored[row[0]], _pillow_lanczos(pair[0]))
+            cell = ((category * 2 + elev) * 3 + azim) * 2 + light  # row-major over (2, 2, 3, 2)
+            np.testing.assert_array_equal(stored[cell, instance], _pillow_lanczos(pair[0]))
 
 
-def test_rows_are_in_category_instance_elevation_azimuth_lighting_order(tiny):
+def test_decode_picks_one_instance_per_image_and_scales(tiny):
     data, _ = tiny
-    # row = (((c * 2 + i) * 2 + e) * 3 + a) * 2 + l for the 2x2x2x3x2 grid
-    assert data.num_samples == 48
-    row = data.factors_to_index(np.array([[1, 0, 2, 1]]), nuisance=np.array([[1]]))
-    assert row.tolist() == [(((1 * 2 + 1) * 2 + 0) * 3 + 2) * 2 + 1]
-    assert data.index_to_factors(np.array([47, 0, 13])).tolist() == [
-        [1, 1, 2, 1],
-        [0, 0, 0, 0],
-        [0, 0, 0, 1],
-    ]
-    assert data.index_to_nuisance(np.array([47, 0, 13])).tolist() == [[1], [0], [1]]
-    all_rows = np.arange(48)
-    back = data.factors_to_index(
-        data.index_to_factors(all_rows), nuisance=data.index_to_nuisance(all_rows)
-    )
-    np.testing.assert_array_equal(back, all_rows)
-
-
-def test_factors_to_index_requires_the_instance(tiny):
-    data, _ = tiny
-    with pytest.raises(ValueError, match="nuisance"):
-        data.factors_to_index(np.array([[0, 0, 0, 0]]))
-    with pytest.raises(ValueError, match=r"\[0, 2\)"):
-        data.factors_to_index(np.array([[0, 0, 0, 0]]), nuisance=np.array([[2]]))
-    with pytest.raises(ValueError, match="indices"):
-        data.index_to_factors(np.array([48]))
-
-
-def test_decode_scales_to_unit_interval(tiny):
-    data, _ = tiny
-    raw = torch.from_numpy(np.asarray(data.stored_images()[[0, 5]]))
-    out = data.decode_batch(raw)
-    assert out.shape == (2, 1, 64, 64) and out.dtype == torch.float32
-    np.testing.assert_allclose(out[:, 0].numpy(), raw.numpy() / np.float32(255), rtol=1e-6)
-    images = data.images(np.array([3]))
-    np.testing.assert_allclose(images[0, 0], data.stored_images()[3] / np.float32(255), rtol=1e-6)
+    raw = torch.from_numpy(np.repeat(np.asarray(data.stored_images()[[5]]), 64, axis=0))
+    out = data.decode_batch(raw, torch.Generator().manual_seed(0))
+    assert out.shape == (64, 1, 64, 64) and out.dtype == torch.float32
+    instances = [torch.from_numpy(data.stored_images()[5, i] / np.float32(255)) for i in (0, 1)]
+    which = [next(i for i, c in enumerate(instances) if torch.allclose(o[0], c)) for o in out]
+    assert set(which) == {0, 1}  # both instances appear: P(not) = 2 * 2**-64
+    with pytest.raises(ValueError, match=r"raw must have shape \(n, 2, 64, 64\)"):
+        data.decode_batch(raw[:, 0])
 
 
 def test_sampling_from_factors_draws_the_instance(tiny):
     data, _ = tiny
-    rng = np.random.default_rng(3)
     factors = np.repeat([[1, 1, 2, 0]], 40, axis=0)
-    obs = data.sample_observations_from_factors(factors, rng)
+    obs = data.sample_observations_from_factors(factors, np.random.default_rng(3))
     assert obs.shape == (40, 1, 64, 64)
-    candidates = [
-        data.images(data.factors_to_index(factors[:1], nuisance=np.array([[i]])))[0]
-        for i in range(2)
-    ]
-    which = [next(i for i, c in enumerate(candidates) if np.array_equal(o, c)) for o in obs]
-    assert set(which) == {0, 1}  # both instances appear (P(one missing) = 2 * 2**-40)
+    cell = data.factors_to_index(factors[:1])[0]
+    assert cell == ((1 * 2 + 1) * 3 + 2) * 2 + 0
+    candidates = [data.stored_images()[cell, i] / np.float32(255) for i in (0, 1)]
+    which = [next(i for i, c in enumerate(candidates) if np.allclose(o[0], c)) for o in obs]
+    assert set(which) == {0, 1}  # P(one instance missing) = 2 * 2**-40
     factors, obs = data.sample(7, np.random.default_rng(0))
     assert factors.shape == (7, 4) and obs.shape == (7, 1, 64, 64)
 
 
-def test_cache_is_reused_and_written_atomically(tiny, monkeypatch):
+def test_cache_is_reused(tiny, monkeypatch):
     data, _ = tiny
     data.stored_images()
     cache_files = sorted(p.name for p in data.cache_dir.iterdir())
-    assert len(cache_files) == 1 and cache_files[0].endswith(".npy")
+    assert cache_files == [data.cache_path.name] and cache_files[0].endswith(".arrow")
     monkeypatch.setattr(sn, "resize_lanczos", lambda *a, **k: pytest.fail("cache not used"))
     again = TinyNORB(path=data.path, cache_dir=data.cache_dir)
-    assert isinstance(again.stored_images(), np.memmap)
     np.testing.assert_array_equal(again.stored_images(), data.stored_images())
 
 
@@ -237,7 +205,7 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     folder = _write_folder(tmp_path / "files", _examples(1))
     first = TinyNORB(path=folder, cache_dir=tmp_path / "cache")
     expected = np.array(first.stored_images())
-    first._cache_path().write_bytes(b"garbage")
+    first.cache_path.write_bytes(b"garbage")
     again = TinyNORB(path=folder, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(again.stored_images(), expected)
 
@@ -254,8 +222,8 @@ def test_registry_builds_smallnorb_and_full_size_metadata(tmp_path):
     data = get_dataset("smallnorb", path=folder, cache_dir=tmp_path / "cache")
     assert isinstance(data, SmallNORB)
     assert data.factor_names == ("category", "elevation", "azimuth", "lighting")
-    assert data.factor_sizes == (5, 9, 18, 6) and data.num_samples == 48_600
-    assert data.storage_sizes == (5, 10, 9, 18, 6)
+    assert data.factor_sizes == (5, 9, 18, 6) and data.num_samples == 4_860
+    assert data.storage_sizes == (5, 9, 18, 6, 10)
     assert data.observation_shape == (1, 64, 64)
 
 

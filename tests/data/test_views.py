@@ -1,5 +1,5 @@
-"""Single-factor views on test doubles: a stored-rows grid, one with a nuisance, a protocol-only
-data set, and SmallNORB's own index arithmetic."""
+"""Single-factor views on test doubles (a stored-rows grid, a protocol-only data set), on
+SmallNORB's decode-time instance, and on real dSprites masks rendered on demand."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from deft_tune.data.base import GridData
+from deft_tune.data.correlated import CorrelatedDSprites
+from deft_tune.data.dsprites import DSprites, render_masks
 from deft_tune.data.smallnorb import SmallNORB
 from deft_tune.data.views import SingleFactorView, all_single_factor_views, single_factor_view
 from deft_tune.errors import ConfigError
@@ -28,21 +30,6 @@ class TinyGrid(GridData):
     def decode_batch(self, raw, generator=None):
         noise = torch.rand(raw.shape, generator=generator)
         return (raw.to(torch.float32) / 255 + noise).reshape(-1, 1, 1, 2)
-
-
-class NuisanceGrid(TinyGrid):
-    """TinyGrid plus a nuisance ``style`` (2 values) stored as the slowest axis."""
-
-    name = "tiny_nuisance"
-    nuisance_names = ("style",)
-    nuisance_sizes = (2,)
-
-    @property
-    def num_samples(self) -> int:
-        return 48
-
-    def factors_to_index(self, factors, nuisance=None):
-        return nuisance[:, 0] * 24 + GridData.factors_to_index(self, factors)
 
 
 class ProtocolOnly:
@@ -67,7 +54,7 @@ def test_sweeps_one_factor_with_others_fixed():
     assert isinstance(view, SingleFactorView) and isinstance(view, GridData)
     assert view.factor_names == ("b",) and view.factor_sizes == (4,)
     assert view.num_samples == 4 and view.observation_shape == (1, 1, 2)
-    assert set(view.fixed_factors) == {"a", "c"} and view.fixed_nuisance == {}
+    assert set(view.fixed_factors) == {"a", "c"}
     a, c = view.fixed_factors["a"], view.fixed_factors["c"]
     expected_rows = [a * 8 + b * 2 + c for b in range(4)]  # row-major index of (a, b, c)
     np.testing.assert_array_equal(view.stored_images(), data.stored_images()[expected_rows])
@@ -120,36 +107,55 @@ def test_view_is_a_working_grid_for_metrics_and_sampling():
     assert np.all((obs[:, 0, 0, 0] >= base_value - 1e-6) & (obs[:, 0, 0, 0] < base_value + 1))
 
 
-def test_nuisance_is_fixed_at_the_draw_too():
-    data = NuisanceGrid()
-    view = single_factor_view(data, "a", {"b": 2, "c": 1, "style": 1})
-    assert view.fixed_nuisance == {"style": 1}
-    np.testing.assert_array_equal(view.stored_images()[:, 0], [24 + 5, 24 + 13, 24 + 21])
-    styles = {single_factor_view(data, "a", s).fixed_nuisance["style"] for s in range(30)}
-    assert styles == {0, 1}
-    with pytest.raises(ConfigError, match="lack style"):
-        single_factor_view(data, "a", {"b": 2, "c": 1})
-
-
 class RowNORB(SmallNORB):
-    """SmallNORB's index arithmetic on a 2x2x2x3x2 stored grid whose row i holds i."""
+    """SmallNORB's decoding on a 2x2x3x2 grid with 2 instances; image (cell, i) is 2 cell + i."""
 
     factor_sizes = (2, 2, 3, 2)
     nuisance_sizes = (2,)
 
-    def __init__(self):  # no files: rows stand in for the images
-        self._images = np.arange(48, dtype=np.uint8)[:, None, None]
+    def __init__(self):  # no files: constant images stand in for the toys
+        values = np.arange(48, dtype=np.uint8).reshape(24, 2, 1, 1)
+        self._images = np.broadcast_to(values, (24, 2, 64, 64))
 
 
-def test_smallnorb_view_fixes_the_instance():
-    view = single_factor_view(
-        RowNORB(), "azimuth", {"category": 1, "elevation": 0, "lighting": 1, "instance": 1}
+def test_smallnorb_view_keeps_the_random_instance():
+    data = RowNORB()
+    view = single_factor_view(data, "azimuth", {"category": 1, "elevation": 0, "lighting": 1})
+    cells = [((1 * 2 + 0) * 3 + az) * 2 + 1 for az in range(3)]  # row-major over (2, 2, 3, 2)
+    assert view.stored_images().shape == (3, 2, 64, 64)
+    np.testing.assert_array_equal(
+        view.stored_images()[:, :, 0, 0], [[2 * c, 2 * c + 1] for c in cells]
     )
-    assert view.factor_names == ("azimuth",) and view.fixed_nuisance == {"instance": 1}
-    # row = (((category * 2 + instance) * 2 + elevation) * 3 + azimuth) * 2 + lighting
-    expected = [(((1 * 2 + 1) * 2 + 0) * 3 + az) * 2 + 1 for az in range(3)]
-    np.testing.assert_array_equal(view.stored_images()[:, 0, 0], expected)
-    assert view.decode_batch(torch.from_numpy(view.stored_images())).shape == (3, 1, 1, 1)
+    out = view.decode_batch(
+        torch.from_numpy(view.stored_images()[[0] * 32]), torch.Generator().manual_seed(1)
+    )
+    assert out.shape == (32, 1, 64, 64)
+    assert set(np.round(out[:, 0, 0, 0].numpy() * 255).astype(int)) == {
+        2 * cells[0],
+        2 * cells[0] + 1,
+    }
+
+
+class LazyMasks:
+    """dSprites' stored rows rendered on demand, so a test needs no full 737,280 render."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __getitem__(self, indices):
+        masks = render_masks(self.data.index_to_factors(np.asarray(indices)))
+        return np.packbits(masks.reshape(len(masks), -1), axis=1)
+
+
+@pytest.mark.parametrize("cls", [DSprites, CorrelatedDSprites])
+def test_view_on_dsprites_masks(cls, tmp_path, monkeypatch):
+    data = cls(cache_dir=tmp_path)
+    monkeypatch.setattr(data, "stored_images", lambda: LazyMasks(data))
+    view = single_factor_view(data, "orientation", np.random.default_rng(4))
+    assert view.factor_names == ("orientation",) and view.num_samples == 40
+    assert view.stored_images().shape == (40, 512)
+    expected = render_masks(view.base_factors).reshape(40, 1, 64, 64).astype(np.float32)
+    np.testing.assert_array_equal(view.images(np.arange(40)), expected)
 
 
 def test_protocol_only_data_is_rendered_once():
