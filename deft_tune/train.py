@@ -1,0 +1,406 @@
+"""One training loop for every objective (DEFT, beta-VAE, beta-TCVAE, AnnealedVAE).
+
+The loop knows nothing about who listens: every ``evaluation.interval`` steps (and at the last
+step) it measures the information signals on a fixed probe batch, calls the eval hooks and hands
+one flat dict of numbers to a ``report`` callback. Batches are gathered by index from data that
+lives on the device (:mod:`deft_tune.batches`); losses are accumulated on the device and read
+only at report time, so a step never waits for the host.
+
+    trainer = Trainer(load_config("run.yaml"))
+    last = trainer.run(report=print)
+    codes = trainer.representation(images)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deft_tune import schedules
+from deft_tune.batches import BatchSource, probe_batch
+from deft_tune.config import RunConfig
+from deft_tune.data import get_dataset
+from deft_tune.data.base import GroundTruthData
+from deft_tune.errors import TrainingError
+from deft_tune.model import (
+    GroupedVAE,
+    apply_lr_scales,
+    describe_parameter_groups,
+    kl_per_latent,
+    objective_loss,
+    parameter_groups,
+    reconstruction_loss,
+)
+from deft_tune.model.objectives import annealed_capacity
+
+__all__ = ["EvalContext", "EvalHook", "Trainer", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+ACTIVE_KL = 0.1  # nats on the probe batch above which a latent counts as active
+ENCODE_BATCH = 512
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What an eval hook sees at one evaluation (arrays are host numpy)."""
+
+    step: int
+    stage: int
+    beta: float
+    stage_start: int
+    stage_end: int
+    kl_per_latent: np.ndarray
+    group_of_latent: np.ndarray
+    num_groups: int
+    probe_codes: np.ndarray
+    probe_factors: np.ndarray | None
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+
+
+EvalHook = Callable[[EvalContext], dict[str, float]]
+Report = Callable[[dict[str, float]], None]
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """'auto' -> cuda if available, else mps, else cpu."""
+    if isinstance(name, torch.device):
+        return name
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"training.device == {name!r} but CUDA is not available: use 'cpu'")
+    return torch.device(name)
+
+
+def _default_hooks(config: RunConfig, data: GroundTruthData) -> list[EvalHook]:
+    from deft_tune.freezing import InformationTracker  # a library room beside this one
+
+    names = tuple(getattr(data, "factor_names", ()) or ()) or None
+    return [InformationTracker(config.model.groups, names)]
+
+
+class Trainer:
+    """Trains one run described by a :class:`RunConfig`; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        data: GroundTruthData | None = None,
+        hooks: Sequence[EvalHook] = (),
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.config = config
+        self.data = (
+            data if data is not None else get_dataset(config.data.name, **config.data.options)
+        )
+        self.device = resolve_device(device if device is not None else config.training.device)
+        self.hooks = [*_default_hooks(config, self.data), *hooks]
+        self.step = 0
+        self.model = self._build_model()
+        lr = config.training.lr
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, lr), lr=lr)
+        self.batches = BatchSource(
+            self.data, config.training.batch_size, config.training.seed, self.device
+        )
+        self.noise_generator = torch.Generator(self.device).manual_seed(config.training.seed + 3)
+        probe, factors = probe_batch(self.data, config.evaluation.probe_size, config.training.seed)
+        self._probe = torch.from_numpy(probe)
+        self._probe_factors = factors
+        self._total = config.training.steps
+        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._steps_summed = 0
+        self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._stage: int | None = None
+        self._clock: tuple[float, int] | None = None
+        self._enter_stage(0)
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def _build_model(self) -> GroupedVAE:
+        m = self.config.model
+        # Initialise from the run's seed without touching the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.training.seed)
+            model = GroupedVAE(
+                self.data.observation_shape,
+                m.groups,
+                m.latents_per_group,
+                m.encoder_width,
+                m.decoder_width,
+            )
+        model = model.to(self.device)
+        if self._channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    @property
+    def _channels_last(self) -> bool:
+        return self.device.type == "cuda"  # measured: a loss on CPU for these small convs
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.training.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def num_groups(self) -> int:
+        return self.config.model.groups
+
+    # --- the schedule at a step -------------------------------------------------------------
+
+    def stage_at(self, step: int) -> int:
+        """The encoder stage: the index of the newest open group (all open for baselines)."""
+        if self.config.objective.kind != "deft":
+            return self.num_groups - 1
+        return schedules.stage_at(self.config.schedule, self._total, step)
+
+    def beta_at(self, step: int) -> float:
+        objective = self.config.objective
+        if objective.kind == "deft":
+            return schedules.beta_at(self.config.schedule, self._total, step)
+        if objective.kind == "annealed_vae":
+            return objective.capacity_weight
+        return objective.beta
+
+    def _enter_stage(self, step: int) -> None:
+        stage = self.stage_at(step)
+        if stage == self._stage:
+            return
+        self._stage = stage
+        self.model.encoder.set_stage(stage)
+        scales = schedules.lr_scales_at(self.config.schedule, self.num_groups, step)
+        apply_lr_scales(self.optimizer, scales)
+        log.info(
+            "step %d: stage %d, parameter groups\n%s",
+            step,
+            stage,
+            describe_parameter_groups(self.optimizer),
+        )
+
+    # --- training ---------------------------------------------------------------------------
+
+    def _train_step(self) -> None:
+        step = self.step
+        self._enter_stage(step)
+        beta = self.beta_at(step)
+        images = self.batches.next()
+        if self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            output, mean, logvar, z = self.model(images, self.noise_generator)
+        mean, logvar, z = mean.float(), logvar.float(), z.float()
+        recon = reconstruction_loss(output, images, self.config.model.loss)
+        kl = kl_per_latent(mean, logvar)
+        loss = objective_loss(
+            self.config.objective, recon, kl, z, mean, logvar, beta=beta, step=step
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        terms = torch.stack([loss.detach(), recon.detach().mean(), kl.detach().sum(1).mean()])
+        self._sums += terms
+        # Remember the first non-finite step on the device; checked at report time.
+        bad = ~torch.isfinite(terms).all() & (self._bad_step < 0)
+        self._bad_step = torch.where(bad, step, self._bad_step)
+        self._steps_summed += 1
+        self.step += 1
+
+    def run(self, report: Report | None = None, until: int | None = None) -> dict[str, float]:
+        """Train up to step ``until`` (default training.steps); return the last report."""
+        until = self._total if until is None else until
+        if until < self.step:
+            raise ValueError(f"until == {until} lies before the current step {self.step}")
+        interval = self.config.evaluation.interval
+        self.model.train()
+        self._clock = (time.perf_counter(), self.step)
+        last: dict[str, float] = {}
+        while self.step < until:
+            self._train_step()
+            if self.step % interval == 0 or self.step == until:
+                last = self._report(report)
+        return last
+
+    def _report(self, report: Report | None) -> dict[str, float]:
+        sums = self._sums.tolist()  # the one host sync per interval
+        bad_step = int(self._bad_step)
+        if bad_step >= 0:
+            raise TrainingError(
+                f"the loss became NaN or inf at step {bad_step}: lower "
+                "training.lr or check the data (try precision 'fp32')"
+            )
+        now = time.perf_counter()
+        start_time, start_step = self._clock or (now, self.step)
+        images = (self.step - start_step) * self.config.training.batch_size
+        n = max(self._steps_summed, 1)
+        out = {
+            "step": float(self.step),
+            "train/loss": sums[0] / n,
+            "train/recon": sums[1] / n,
+            "train/kl": sums[2] / n,
+            "train/images_per_sec": images / max(now - start_time, 1e-9),
+        }
+        out.update(self.evaluate())
+        self._sums.zero_()
+        self._steps_summed = 0
+        if report is not None:
+            report(out)
+        self.model.train()
+        self._clock = (time.perf_counter(), self.step)  # evaluation time is not training time
+        return out
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _encode(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.model.eval()
+        means, logvars = [], []
+        for chunk in observations.split(ENCODE_BATCH):
+            chunk = chunk.to(self.device, non_blocking=True)
+            if self._channels_last:
+                chunk = chunk.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                mean, logvar = self.model.encoder(chunk)
+            means.append(mean.float())
+            logvars.append(logvar.float())
+        return torch.cat(means), torch.cat(logvars)
+
+    def representation(self, observations: np.ndarray) -> np.ndarray:
+        """Encoder means (n, d) of observations (n, C, H, W) float32: the metrics' input."""
+        observations = np.asarray(observations, dtype=np.float32)
+        expected = tuple(self.data.observation_shape)
+        if observations.ndim != 4 or observations.shape[1:] != expected:
+            raise ValueError(
+                f"observations must have shape (n, {', '.join(map(str, expected))})"
+                f", got {observations.shape}"
+            )
+        mean, _ = self._encode(torch.from_numpy(observations))
+        return mean.cpu().numpy()
+
+    def evaluate(self) -> dict[str, float]:
+        """KL per latent and group on the probe batch, schedule position, hooks' numbers."""
+        mean, logvar = self._encode(self._probe)
+        kl = kl_per_latent(mean, logvar).mean(0).double().cpu().numpy()
+        groups = self.model.encoder.group_of_latent().numpy()
+        step = max(self.step - 1, 0)  # the state reported is that of the last step trained
+        stage = self.stage_at(step)
+        start, end = self._stage_span(stage)
+        out: dict[str, float] = {
+            "train/beta": self.beta_at(step),
+            "train/stage": float(stage),
+            "train/stage_progress": min(max((self.step - start) / max(end - start, 1), 0.0), 1.0),
+        }
+        for group in self.optimizer.param_groups:
+            if group["name"].startswith("group"):
+                out[f"lr/{group['name']}"] = float(group["lr"])
+        if self.config.objective.kind == "annealed_vae":
+            out["train/capacity"] = annealed_capacity(self.config.objective, step)
+        out.update({f"kl/latent{i}": float(v) for i, v in enumerate(kl)})
+        group_kl = np.bincount(groups, weights=kl, minlength=self.num_groups)
+        out.update({f"kl/group{g}": float(v) for g, v in enumerate(group_kl)})
+        out["kl/total"] = float(kl.sum())
+        out["info/active_latents"] = float((kl > ACTIVE_KL).sum())
+        ctx = self._context(stage, out["train/beta"], kl, groups, mean)
+        for hook in self.hooks:
+            out.update(hook(ctx))
+        return out
+
+    def _stage_span(self, stage: int) -> tuple[int, int]:
+        """First step of ``stage`` and the step it ends at (the run's end for the last)."""
+        if self.config.objective.kind != "deft":
+            return 0, self._total  # baselines: one stage over the whole run
+        bounds = schedules.stage_boundaries(self.config.schedule, self._total)
+        return bounds[stage], bounds[stage + 1] if stage + 1 < len(bounds) else self._total
+
+    def _context(self, stage, beta, kl, groups, mean) -> EvalContext:
+        start, end = self._stage_span(stage)
+        return EvalContext(
+            step=self.step,
+            stage=stage,
+            beta=beta,
+            stage_start=start,
+            stage_end=end,
+            kl_per_latent=kl,
+            group_of_latent=groups,
+            num_groups=self.num_groups,
+            probe_codes=mean.cpu().numpy(),
+            probe_factors=self._probe_factors,
+            factor_names=tuple(getattr(self.data, "factor_names", ())),
+            factor_sizes=tuple(getattr(self.data, "factor_sizes", ())),
+        )
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "batches": self.batches.state_dict(),
+            "noise": self.noise_generator.get_state(),
+            "sums": self._sums.cpu(),
+            "steps_summed": self._steps_summed,
+            "bad_step": int(self._bad_step),
+            "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike) -> Path:
+        """Write everything needed to continue bit-for-bit (atomically)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        *,
+        data: GroundTruthData | None = None,
+        hooks: Sequence[EvalHook] = (),
+        device: str | torch.device | None = None,
+    ) -> Trainer:
+        """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
+        trainer = cls(RunConfig.from_dict(state["config"]), data=data, hooks=hooks, device=device)
+        trainer.load_state_dict(state)
+        return trainer
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.model.load_state_dict(state["model"])
+        self._stage = None
+        self._enter_stage(self.step)  # closes groups and sets lrs before the optimizer loads
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.batches.load_state_dict(state["batches"])
+        self.noise_generator.set_state(state["noise"])
+        self._sums = state["sums"].to(self.device)
+        self._steps_summed = int(state["steps_summed"])
+        self._bad_step = torch.tensor(int(state["bad_step"]), device=self.device)
+        for hook, hook_state in zip(self.hooks, state["hooks"]):
+            if hook_state is not None and hasattr(hook, "load_state_dict"):
+                hook.load_state_dict(hook_state)

@@ -1,0 +1,195 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from train_doubles import Squares, SquaresProtocolOnly
+
+from deft_tune.batches import BatchSource
+from deft_tune.config import RunConfig
+from deft_tune.errors import TrainingError
+from deft_tune.schedules import lr_scales_at
+from deft_tune.train import EvalContext, Trainer
+
+SMALL = {"encoder_width": 4, "decoder_width": 4}
+DEFT = {
+    "model": {"groups": 3, "latents_per_group": 2, **SMALL},
+    "schedule": {
+        "stages": [
+            {"beta": 8, "steps": 6},
+            {"beta": 4, "steps": 6, "lr_scale": 0.1},
+            {"beta": 1, "lr_scale": 0.0},
+        ]
+    },
+    "training": {"steps": 18, "batch_size": 8, "lr": 1e-3, "seed": 3},
+    "evaluation": {"interval": 3, "probe_size": 48},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny convolutions: a second thread only adds synchronisation (and, on a loaded machine,
+    # spinning OpenMP threads slow everything down by an order of magnitude).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def deft_config(**training):
+    return RunConfig.from_dict({**DEFT, "training": {**DEFT["training"], **training}})
+
+
+def collect(trainer, until=None):
+    reports = []
+    trainer.run(report=reports.append, until=until)
+    return reports
+
+
+def test_per_group_learning_rates_follow_the_schedule_exactly():
+    config = deft_config()
+    seen = []
+
+    def hook(ctx: EvalContext):
+        seen.append((ctx.step, [g["lr"] for g in trainer.optimizer.param_groups]))
+        return {}
+
+    trainer = Trainer(config, data=Squares(), hooks=[hook])
+    reports = collect(trainer)
+    assert [r["step"] for r in reports] == [3, 6, 9, 12, 15, 18]
+    for report, (step, lrs) in zip(reports, seen):
+        scales = lr_scales_at(config.schedule, 3, step - 1)  # the last step trained
+        assert lrs == [1e-3 * s for s in scales] + [1e-3]  # encoder groups, then the decoder
+        assert [report[f"lr/group{g}"] for g in range(3)] == [1e-3 * s for s in scales]
+    assert [r["train/stage"] for r in reports] == [0, 0, 1, 1, 2, 2]
+    assert [r["train/beta"] for r in reports] == [8, 8, 4, 4, 1, 1]
+    assert [r["train/stage_progress"] for r in reports] == [0.5, 1, 0.5, 1, 0.5, 1]
+
+
+def test_groups_not_yet_open_carry_exactly_zero_kl():
+    reports = collect(Trainer(deft_config(), data=Squares()))
+    for report in reports:
+        stage = int(report["train/stage"])
+        for g in range(stage + 1, 3):
+            assert report[f"kl/group{g}"] == 0.0
+            assert report[f"kl/latent{2 * g}"] == report[f"kl/latent{2 * g + 1}"] == 0.0
+        assert report["kl/group0"] > 0
+
+
+def test_frozen_group_with_lr_scale_zero_does_not_move():
+    trainer = Trainer(deft_config(), data=Squares())
+    trainer.run(until=12)
+    frozen = [p.detach().clone() for p in trainer.model.encoder.encoders[0].parameters()]
+    trainer.run()  # stage 2 freezes groups 0 and 1 (lr_scale 0)
+    assert all(
+        torch.equal(a, b) for a, b in zip(frozen, trainer.model.encoder.encoders[0].parameters())
+    )
+
+
+def test_deft_with_one_stage_and_one_group_equals_beta_vae():
+    common = {
+        "model": {"groups": 1, "latents_per_group": 4, **SMALL},
+        "training": {"steps": 8, "batch_size": 8, "seed": 1},
+        "evaluation": {"interval": 4, "probe_size": 48},
+    }
+    deft = RunConfig.from_dict(
+        {**common, "objective": {"kind": "deft"}, "schedule": {"stages": [{"beta": 4.0}]}}
+    )
+    beta_vae = RunConfig.from_dict({**common, "objective": {"kind": "beta_vae", "beta": 4.0}})
+    a, b = Trainer(deft, data=Squares()), Trainer(beta_vae, data=Squares())
+    last_a, last_b = a.run(), b.run()
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert last_a["train/loss"] == last_b["train/loss"]
+
+
+def _comparable(report):
+    return {k: v for k, v in report.items() if k != "train/images_per_sec"}
+
+
+def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path):
+    config = deft_config()
+    path = tmp_path / "ckpt.pt"
+    straight = collect(Trainer(config, data=Squares()))
+
+    def save_at_9(report):
+        if report["step"] == 9:
+            first.save_checkpoint(path)
+
+    first = Trainer(config, data=Squares())
+    first.run(report=save_at_9, until=10)  # runs past the checkpoint: must not matter
+    resumed = Trainer.from_checkpoint(path, data=Squares())
+    assert resumed.step == 9
+    tail = collect(resumed)
+    assert [_comparable(r) for r in tail] == [_comparable(r) for r in straight[3:]]
+    reference = Trainer(config, data=Squares())
+    reference.run()
+    for pa, pb in zip(resumed.model.parameters(), reference.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_nan_loss_stops_the_run_naming_the_step():
+    class NaNAfterFive(SquaresProtocolOnly):
+        calls = 0
+
+        def sample_observations_from_factors(self, factors, rng):
+            images = super().sample_observations_from_factors(factors, rng)
+            NaNAfterFive.calls += 1
+            return images * np.nan if NaNAfterFive.calls > 5 else images
+
+    trainer = Trainer(deft_config(), data=NaNAfterFive())
+    with pytest.raises(TrainingError, match="NaN or inf at step 4"):
+        trainer.run()
+
+
+def test_protocol_only_data_trains_through_the_numpy_fallback():
+    trainer = Trainer(deft_config(), data=SquaresProtocolOnly())
+    assert not trainer.batches.on_device
+    last = trainer.run(until=6)
+    assert last["step"] == 6 and math.isfinite(last["train/loss"])
+    assert "info/nmi1/size" in last
+
+
+@pytest.mark.parametrize("kind", ["beta_tcvae", "annealed_vae"])
+def test_baselines_open_every_group_from_the_start(kind):
+    config = RunConfig.from_dict(
+        {
+            "model": {"groups": 2, "latents_per_group": 2, **SMALL},
+            "objective": {"kind": kind, "capacity_steps": 10},
+            "training": {"steps": 4, "batch_size": 8},
+            "evaluation": {"interval": 4, "probe_size": 48},
+        }
+    )
+    last = Trainer(config, data=Squares()).run()
+    assert last["train/stage"] == 1 and last["lr/group0"] == last["lr/group1"] == 5e-4
+    assert last["kl/group1"] > 0 and math.isfinite(last["train/loss"])
+
+
+def test_representation_returns_encoder_means_and_checks_shape():
+    trainer = Trainer(deft_config(), data=Squares())
+    images = Squares().images(np.arange(5))
+    codes = trainer.representation(images)
+    assert codes.shape == (5, 6) and codes.dtype == np.float32
+    assert np.array_equal(codes[:, 2:], np.zeros((5, 4), np.float32))  # stage 0: closed groups
+    with pytest.raises(ValueError, match="observations must have shape"):
+        trainer.representation(images[:, :, :32])
+
+
+def test_sampling_weights_steer_the_batch_indices():
+    class OnlyRowSeven(Squares):
+        def sampling_weights(self):
+            weights = np.zeros(self.num_samples)
+            weights[7] = 1.0
+            return weights
+
+    data = OnlyRowSeven()
+    source = BatchSource(data, 6, seed=0, device=torch.device("cpu"))
+    expected = torch.from_numpy(data.images(np.full(6, 7)))
+    assert torch.equal(source.next(), expected)
+
+
+def test_same_seed_same_run_and_different_seed_different_run():
+    a = Trainer(deft_config(), data=Squares()).run(until=3)
+    b = Trainer(deft_config(), data=Squares()).run(until=3)
+    c = Trainer(deft_config(seed=4), data=Squares()).run(until=3)
+    assert a["train/loss"] == b["train/loss"] != c["train/loss"]
