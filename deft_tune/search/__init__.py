@@ -1,0 +1,41 @@
+"""The search: Ray Tune trials of DEFT schedules sampled by Optuna, tracked in MLflow.
+
+The only package of deft_tune that imports ray, optuna or mlflow. Importing it stays light (no
+Ray): the space functions below load and validate a space before any cluster is touched; the
+stopper and scheduler (which need Ray) are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from deft_tune.search.space import (
+    SearchSpace,
+    define_by_run,
+    load_space,
+    points_to_evaluate,
+    run_config_from_params,
+    space_from_dict,
+)
+
+__all__ = [
+    "IFPStopper",
+    "SearchSpace",
+    "define_by_run",
+    "load_space",
+    "make_scheduler",
+    "make_stopper",
+    "points_to_evaluate",
+    "run_config_from_params",
+    "space_from_dict",
+]
+
+_LAZY = {name: "deft_tune.search.stopping" for name in ("IFPStopper", "make_scheduler",
+                                                        "make_stopper")}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

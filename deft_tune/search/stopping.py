@@ -1,0 +1,177 @@
+"""Early stopping of hopeless trials: the IFP stopper (information signals) and ASHA.
+
+:class:`IFPStopper` reads the information signals the training loop reports every evaluation
+(see deft_tune.freezing) and stops a trial for one of three reasons:
+
+- ``"diffusion"``: ``info/diffusion`` (the share of this stage's new information that went into
+  the earlier, slowed groups instead of the active one) stayed above ``diffusion_threshold`` for
+  ``patience`` reports in a row, counted only past the grace part of the stage and once the
+  stage gained at least ``min_gain`` nats (a ratio of two tiny gains is noise). DEFT exists to
+  prevent exactly this; a schedule that lets it happen will not disentangle.
+- ``"no_capture"``: a stage ended (``train/stage`` moved on, or ``train/stage_progress`` reached
+  1) and no report of that stage showed its group taking information in. The group that should
+  hold a factor stays empty, so a later stage must crowd two factors into one group.
+- ``"collapse"``: ``kl/total`` below ``collapse_kl`` nats for ``patience`` reports after
+  ``collapse_grace_fraction`` of the budget: the posterior collapsed and carries nothing.
+
+A Tune stopper cannot edit results, so the reason stays here: :meth:`IFPStopper.reason` gives it
+to the driver-side callback that tags the trial's MLflow run (``deft.stop_reason``).
+
+Honest objective: the trainable reports the current objective (the fast metric setting) in
+every report, so the last value a stopped trial reported is what Optuna is told. Nothing here
+replaces or improves it: TPE sees a stopped trial exactly as good as it was when it stopped.
+The final report of a trial (its last step) is never judged: stopping it saves nothing.
+
+A trial retried or restored from a checkpoint reports a step at or below one already seen; its
+state here starts afresh from that report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.stopper import Stopper
+
+from deft_tune.search._schema import IFPStopping, SearchSpace
+
+__all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper"]
+
+logger = logging.getLogger(__name__)
+
+STOP_REASONS = ("diffusion", "no_capture", "collapse")
+
+
+@dataclass
+class _TrialState:
+    last_step: int = -1
+    stage: int | None = None
+    stage_start: int = 0  # step of the stage's first report (0 for the first stage)
+    stage_reports: int = 0
+    captured: bool = False
+    diffusing: int = 0  # consecutive reports above the diffusion threshold
+    collapsed: int = 0  # consecutive reports below the collapse KL
+
+
+class IFPStopper(Stopper):
+    """Stops trials whose information signals say the schedule cannot work (see module doc)."""
+
+    def __init__(self, config: IFPStopping, steps_per_trial: int) -> None:
+        if steps_per_trial < 1:
+            raise ValueError(f"steps_per_trial == {steps_per_trial}, must be >= 1")
+        self.config = config
+        self.steps_per_trial = int(steps_per_trial)
+        self._trials: dict[str, _TrialState] = {}
+        self._reasons: dict[str, str] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if trial_id in self._reasons:
+            return True
+        step = int(_number(result, "step", _number(result, "training_iteration", 0)))
+        state = self._trials.get(trial_id)
+        if state is None or step <= state.last_step:  # new, or retried from a checkpoint
+            state = self._trials[trial_id] = _TrialState()
+        state.last_step = step
+        reason = self._judge(state, step, result)
+        if reason is None or step >= self.steps_per_trial:
+            return False
+        self._reasons[trial_id] = reason
+        logger.info("stopping trial %s at step %d: %s", trial_id, step, reason)
+        return True
+
+    def stop_all(self) -> bool:
+        return False
+
+    def reason(self, trial_id: str) -> str | None:
+        """Why ``trial_id`` was stopped ("diffusion", "no_capture", "collapse"), or None."""
+        return self._reasons.get(trial_id)
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Every stopped trial and its reason."""
+        return dict(self._reasons)
+
+    # --- the three rules ----------------------------------------------------------------------
+
+    def _judge(self, state: _TrialState, step: int, result: dict[str, Any]) -> str | None:
+        cfg = self.config
+        stage = int(_number(result, "train/stage", 0))
+        reason = None
+        if state.stage is not None and stage != state.stage:
+            if cfg.no_capture and state.stage_reports and not state.captured:
+                reason = "no_capture"  # the stage that just ended took nothing in
+        if stage != state.stage:
+            state.stage_start = step if state.stage is not None or stage > 0 else 0
+            state.stage, state.stage_reports = stage, 0
+            state.captured, state.diffusing = False, 0
+        state.stage_reports += 1
+        state.captured = state.captured or self._captured(result)
+        progress = _number(result, "train/stage_progress", 0.0)
+        if cfg.no_capture and progress >= 1 and not state.captured:
+            reason = reason or "no_capture"
+        if self._diffusing(state, step, progress, result):
+            state.diffusing += 1
+        else:
+            state.diffusing = 0
+        kl = _number(result, "kl/total", math.nan)
+        late = step >= cfg.collapse_grace_fraction * self.steps_per_trial
+        state.collapsed = state.collapsed + 1 if late and kl < cfg.collapse_kl else 0
+        if state.diffusing >= cfg.patience:
+            reason = reason or "diffusion"
+        if state.collapsed >= cfg.patience:
+            reason = reason or "collapse"
+        return reason
+
+    def _captured(self, result: dict[str, Any]) -> bool:
+        if self.config.capture_threshold is None:
+            return _number(result, "info/active_captured", 0.0) > 0
+        return _number(result, "info/active_gain", 0.0) >= self.config.capture_threshold
+
+    def _diffusing(self, state: _TrialState, step: int, progress: float, result: dict) -> bool:
+        cfg = self.config
+        if progress < cfg.grace_fraction or step - state.stage_start < cfg.grace_steps:
+            return False
+        gain = _number(result, "info/active_gain", 0.0) + _number(result, "info/frozen_gain", 0.0)
+        diffusion = _number(result, "info/diffusion", math.nan)
+        return gain >= cfg.min_gain and diffusion > cfg.diffusion_threshold
+
+
+def _number(result: dict[str, Any], key: str, default: float) -> float:
+    """``result[key]`` as a float; ``default`` when missing, not a number, or NaN."""
+    value = result.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return default
+    return float(value)
+
+
+def make_stopper(space: SearchSpace) -> IFPStopper | None:
+    """The space's IFP stopper, or None when ``stopping.ifp.enabled`` is false."""
+    if not space.stopping.ifp.enabled:
+        return None
+    return IFPStopper(space.stopping.ifp, space.budget.steps_per_trial)
+
+
+def make_scheduler(space: SearchSpace) -> ASHAScheduler | None:
+    """ASHA on the space's objective, in training steps; None when switched off.
+
+    Rungs are counted in steps (the report key ``step``), not in reports, so that an extra
+    report (at step 0, or a retry's first) cannot make ASHA end a trial before its last step.
+    ``stopping.asha.grace_period`` is given in reports and converted here. The scheduler
+    carries the metric and mode itself: do not pass them to TuneConfig too (Tune refuses
+    both), and give them to ``ResultGrid.get_best_result`` explicitly.
+    """
+    asha = space.stopping.asha
+    if not asha.enabled:
+        return None
+    steps = space.budget.steps_per_trial
+    return ASHAScheduler(
+        time_attr="step",
+        metric=space.objective.metric,
+        mode=space.objective.mode,
+        max_t=steps,
+        grace_period=min(asha.grace_period * space.budget.eval_interval, steps),
+        reduction_factor=asha.reduction_factor,
+    )
