@@ -169,6 +169,7 @@ def resize_lanczos(images: np.ndarray, side: int = TARGET_SIDE) -> np.ndarray:
     return out
 
 
+Progress = Callable[[int, int], None]  # (images done, images in all)
 STORAGE_NAMES = ("category", "elevation", "azimuth", "lighting", "instance")
 
 
@@ -184,7 +185,8 @@ class SmallNORB(GridData):
     description = "SmallNORB toys, left camera, 64x64 grey, instance as nuisance (needs the files)"
     factor_names = ("category", "elevation", "azimuth", "lighting")
     factor_sizes = (5, 9, 18, 6)
-    nuisance_sizes = (10,)  # instances: the fastest axis of the stored grid
+    nuisance_names = ("instance",)
+    nuisance_sizes = (10,)  # the fastest axis of the stored grid
     observation_shape = (1, TARGET_SIDE, TARGET_SIDE)
 
     def __init__(
@@ -192,7 +194,7 @@ class SmallNORB(GridData):
     ) -> None:
         if path is None:
             raise DataError(
-                "smallnorb needs the folder with its six .mat files: pass path=FOLDER "
+                "smallnorb needs the folder with its six .mat files: pass path=FOLDER (--path) "
                 "(download from https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/)"
             )
         self.path = Path(path).expanduser()
@@ -205,11 +207,22 @@ class SmallNORB(GridData):
         """Sizes of the stored grid: category, elevation, azimuth, lighting, instance."""
         return (*self.factor_sizes, *self.nuisance_sizes)
 
+    def build_cache(self, progress: Progress | None = None) -> Path:
+        """Read, resize and cache the images unless a valid cache exists; its path.
+
+        ``progress(done, total)`` follows the resizing, in images.
+        """
+        self._load(progress)
+        return self.cache_path
+
     def stored_images(self) -> np.ndarray:
         """uint8 (4,860, 10, 64, 64): per factor cell its 10 instances, memory-mapped."""
+        return self._load()
+
+    def _load(self, progress: Progress | None = None) -> np.ndarray:
         if self._images is None:
             table = cache.load_or_build(
-                self.cache_path, self._build_table, self._schema(), self._rows
+                self.cache_path, lambda: self._build_table(progress), self._schema(), self._rows
             )
             rows = cache.fixed_rows(table, "image")
             self._images = rows.reshape(self.num_samples, -1, TARGET_SIDE, TARGET_SIDE)
@@ -265,7 +278,7 @@ class SmallNORB(GridData):
                 files[prefix, kind] = plain if plain.exists() else gz
         return files
 
-    def _build_table(self) -> pa.Table:
+    def _build_table(self, progress: Progress | None) -> pa.Table:
         per_split = self._rows // len(SPLIT_PREFIXES)
         images = np.zeros((self._rows, TARGET_SIDE * TARGET_SIDE), dtype=np.uint8)
         filled = np.zeros(self._rows, dtype=np.int64)
@@ -275,6 +288,8 @@ class SmallNORB(GridData):
             for start in range(0, len(rows), 1024):  # chunks: never 450 MB in memory at once
                 block = resize_lanczos(np.asarray(dat[start : start + 1024, 0]))
                 images[rows[start : start + 1024]] = block.reshape(len(block), -1)
+                if progress is not None:
+                    progress(int(filled.sum()) + start + len(block), self._rows)
             np.add.at(filled, rows, 1)
         if (filled != 1).any():
             cell = np.unravel_index(int(np.argmax(filled != 1)), self.storage_sizes)

@@ -287,3 +287,34 @@ def test_rejects_missing_folder_and_files(tmp_path):
     (folder / f"{TEST}-info.mat").unlink()
     with pytest.raises(DataError, match=f"{TEST}-info.mat .*not found"):
         SmallNORB(path=folder)
+
+
+def test_build_cache_reports_progress(tmp_path):
+    data = TinyNORB(path=_write_folder(tmp_path / "files", _examples()), cache_dir=tmp_path / "c")
+    calls = []
+    assert data.build_cache(lambda done, total: calls.append((done, total))) == data.cache_path
+    assert data.cache_path.is_file() and calls[-1] == (48, 48)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncate", "missing"])
+def test_cli_reports_one_line_and_exit_2(tmp_path, capsys, monkeypatch, damage):
+    from deft_tune.cli import main
+
+    monkeypatch.setattr(SmallNORB, "factor_sizes", TinyNORB.factor_sizes)  # the registry's class
+    monkeypatch.setattr(SmallNORB, "nuisance_sizes", TinyNORB.nuisance_sizes)
+    folder = _write_folder(tmp_path / "files", _examples())
+    cat = folder / f"{TRAIN}-cat.mat"
+    if damage == "magic":
+        cat.write_bytes(struct.pack("<i", 0x1E3D4C11) + cat.read_bytes()[4:])
+    elif damage == "truncate":
+        cat.write_bytes(cat.read_bytes()[:-1])
+    else:
+        cat.unlink()
+    cache_dir = tmp_path / "cache"
+    argv = ["data", "render", "smallnorb", "--path", str(folder), "--cache-dir", str(cache_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("deft-tune: error: ")]
+    assert len(errors) == 1 and cat.name in errors[0] and "Traceback" not in err
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
