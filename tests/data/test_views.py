@@ -197,3 +197,13 @@ def test_all_single_factor_views():
 def test_rejects_bad_arguments(factor, fixed, message):
     with pytest.raises(ConfigError, match=message):
         single_factor_view(TinyGrid(), factor, fixed)
+
+
+def test_nothing_but_the_other_factors_is_held_still():
+    view = single_factor_view(RowNORB(), "category", 0)
+    assert view.fixed_nuisance == {}
+    assert set({**view.fixed_factors, **view.fixed_nuisance}) == {
+        "elevation",
+        "azimuth",
+        "lighting",
+    }
