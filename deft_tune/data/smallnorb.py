@@ -16,12 +16,13 @@ and every consumer, single-factor views included, sees a fresh random instance p
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,24 +57,31 @@ TARGET_SIDE = 64
 _CACHE_VERSION = 2  # bump when the preprocessing changes, so old caches are not reused
 
 
-def _read_bytes(path: Path, count: int, offset: int = 0) -> bytes:
-    """``count`` bytes at ``offset`` of a plain or gzip file; fewer if the file ends early."""
-    opener = gzip.open if path.suffix == ".gz" else open
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn the OS and gzip errors of reading ``path`` into one-line :class:`DataError`."""
     try:
-        with opener(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read(count)
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as exc:  # permissions, a corrupt gzip stream, ...
+    except (OSError, EOFError) as exc:  # permissions, a corrupt or cut gzip stream, ...
         raise DataError(f"{path}: cannot read ({exc})") from None
 
 
+def _read_bytes(path: Path, count: int, offset: int = 0) -> bytes:
+    """``count`` bytes at ``offset`` of a plain or gzip file; fewer if the file ends early."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with _reading(path), opener(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(count)
+
+
 def _payload_size(path: Path) -> int:
-    if path.suffix != ".gz":
-        return path.stat().st_size
-    with gzip.open(path, "rb") as fh:  # gzip has no reliable stored length: read through it
-        return fh.seek(0, os.SEEK_END)
+    with _reading(path):
+        if path.suffix != ".gz":
+            return path.stat().st_size
+        with gzip.open(path, "rb") as fh:  # gzip stores no reliable length: read through it
+            return fh.seek(0, os.SEEK_END)
 
 
 def read_norb_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -121,7 +129,8 @@ def read_norb_file(path: str | os.PathLike) -> np.ndarray:
     if path.suffix == ".gz":
         data = _read_bytes(path, expected - header_size, offset=header_size)
         return np.frombuffer(data, dtype=dtype).reshape(shape)
-    return np.memmap(path, dtype=dtype, mode="r", offset=header_size, shape=shape)
+    with _reading(path):
+        return np.memmap(path, dtype=dtype, mode="r", offset=header_size, shape=shape)
 
 
 def write_norb_file(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -140,6 +140,11 @@ def test_rejects_missing_and_corrupt_gzip_files(tmp_path):
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="cannot read"):
         read_norb_file(bad)
+    write_norb_file(tmp_path / "x.mat", np.arange(1000, dtype=np.int32))
+    cut = tmp_path / "cut.mat.gz"  # the header decompresses, the stream ends early
+    cut.write_bytes(gzip.compress((tmp_path / "x.mat").read_bytes())[:-20])
+    with pytest.raises(DataError, match="cut.mat.gz: cannot read"):
+        read_norb_file(cut)
 
 
 # --- the data set ------------------------------------------------------------------------
