@@ -27,10 +27,24 @@ import torch
 
 from deft_tune.data import cache
 from deft_tune.data.base import GridData
-from deft_tune.data.render import FACTOR_NAMES, FACTOR_SIZES, SIDE, factor_values, render_masks
+from deft_tune.data.render import (
+    FACTOR_NAMES,
+    FACTOR_SIZES,
+    SIDE,
+    factor_values,
+    render_masks,
+    render_packed,
+)
 from deft_tune.errors import DataError
 
-__all__ = ["DSprites", "FACTOR_NAMES", "FACTOR_SIZES", "factor_values", "render_masks"]
+__all__ = [
+    "DSprites",
+    "FACTOR_NAMES",
+    "FACTOR_SIZES",
+    "factor_values",
+    "render_masks",
+    "render_packed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +119,11 @@ class DSprites(GridData):
             self._packed = cache.fixed_rows(table, "image")
         return self._packed
 
+    def build_cache(self, progress: Progress | None = None) -> Path:
+        """Render (or read) and cache the masks unless a valid cache exists; its path."""
+        self.masks(progress)
+        return self.cache_path
+
     def stored_images(self) -> np.ndarray:
         """Bit-packed masks, uint8 (737,280, 512), memory-mapped from the cache."""
         return self.masks()
@@ -142,14 +161,7 @@ class DSprites(GridData):
         return pa.Table.from_arrays(columns, schema=self._schema())
 
     def _render(self, progress: Progress | None) -> np.ndarray:
-        packed = np.empty((self._rows, PACKED_WIDTH), dtype=np.uint8)
-        for start in range(0, self._rows, _RENDER_CHUNK):
-            stop = min(start + _RENDER_CHUNK, self._rows)
-            masks = render_masks(self._grid_factors(start, stop))
-            packed[start:stop] = np.packbits(masks.reshape(stop - start, -1), axis=1)
-            if progress is not None:
-                progress(stop, self._rows)
-        return packed
+        return render_packed(self._grid_factors(), progress)
 
 
 def unpack_masks(raw: torch.Tensor) -> torch.Tensor:
