@@ -75,6 +75,10 @@ class CorrelatedDSprites(DSprites):
     """
 
     name = "correlated_dsprites"
+    description = (
+        "dSprites with one factor tied to another (options pair, correlation: 0 = independent, "
+        "1 = deterministic; default orientation follows pos_x)"
+    )
 
     def __init__(
         self,
