@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Literal
 import yaml
 
 from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write_text
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
@@ -184,19 +184,9 @@ def load_config(path: str | os.PathLike) -> RunConfig:
 
 def dump_config(config: RunConfig, path: str | os.PathLike, header: str = "") -> Path:
     """Write ``config`` as YAML atomically; ``header`` lines become leading comments."""
-    path = Path(path)
     text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
     text += yaml.safe_dump(config.to_dict(), sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 # --- building dataclasses from plain data, with named errors -------------------------------

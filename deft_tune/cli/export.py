@@ -1,0 +1,88 @@
+"""`deft-tune export`: the chosen trial's run config (and optionally a narrowed space)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from deft_tune import __version__, report
+from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
+from deft_tune.config import RunConfig, dump_config
+from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write_text
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write the best trial's run config (train it with deft-tune train)")
+    parser.add_argument("name", help="search (experiment) name, as `deft-tune inspect` lists")
+    add_tracking_uri(parser)
+    parser.add_argument("--metric", help="rank by this metric (default: the search objective)")
+    parser.add_argument("--rank", type=int, default=1, metavar="K",
+                        help="export the K-th best trial (default 1)")
+    parser.add_argument("--seeds-robust", action="store_true",
+                        help="rank schedules by mean - std over the seeds they ran with")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="the run config YAML to write")
+    parser.add_argument("--space-out", type=Path, metavar="FILE",
+                        help="also write a search space narrowed around the top trials")
+    parser.add_argument("--top", type=int, default=5, metavar="K",
+                        help="how many top trials --space-out spans (default 5)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deft_tune.search import experiments
+
+    if args.out is None and args.space_out is None:
+        raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
+    uri = tracking_uri(args)
+    search = experiments.load_search(uri, args.name)
+    metric = objective_metric(search, args.metric)
+    if args.out is not None:
+        trial, why = report.choose_trial(search.trials, metric, search.mode, args.rank,
+                                         args.seeds_robust)
+        config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
+        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri))
+        print(f"wrote {args.out}: trial {trial.trial_id} ({why}); "
+              f"train it with: deft-tune train --config {args.out}")
+    if args.space_out is not None:
+        if args.top < 1:
+            raise ConfigError(f"--top == {args.top}, must be >= 1")
+        top = report.ranked(search.trials, metric, search.mode)[:args.top]
+        if not top:
+            raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")
+        if not search.space:
+            raise ConfigError(f"search {search.experiment!r} logged no search_space.yaml")
+        write_space(report.refine_space(search.space, top), args.space_out,
+                    f"narrowed around the top {len(top)} trials of {search.experiment} "
+                    f"by {metric}")
+        print(f"wrote {args.space_out}: run it with: deft-tune search --space {args.space_out}")
+    return 0
+
+
+def provenance(search, trial, metric: str, why: str, uri: str) -> str:
+    """The comment block that says where an exported config came from."""
+    values = {k: v for k, v in sorted(trial.metrics.items())
+              if k.startswith(("metrics/", "final/"))}
+    lines = [
+        f"exported by deft-tune {__version__} from search {search.experiment!r}",
+        f"tracking uri: {uri}",
+        f"experiment id: {search.experiment_id}; parent run: {search.parent_run_id}",
+        f"trial: {trial.trial_id}; run id: {trial.run_id}; status: {trial.status}; "
+        f"stop reason: {trial.stop_reason}; steps run: {trial.steps}",
+        f"chosen: {why}",
+        f"objective {metric} = {trial.metrics.get(metric)!r}",
+        *(f"  {k} = {v:.6g}" for k, v in values.items()),
+        f"code version: {search.versions or 'not recorded'}",
+        "train it with: deft-tune train --config THIS_FILE",
+    ]
+    return "\n".join(lines)
+
+
+def write_space(space: dict, path: Path, header: str) -> None:
+    from deft_tune.search.space import space_from_dict
+
+    space_from_dict(space, source=str(path))  # refuse to write a space the search would refuse
+    atomic_write_text(path, f"# {header}\n" + yaml.safe_dump(space, sort_keys=False))

@@ -1,0 +1,90 @@
+"""`deft-tune inspect`: the searches in a tracking store, or the trials of one search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from deft_tune import report
+from deft_tune.errors import ConfigError
+
+TRIAL_COLUMNS = ("trial", "status", "stop_reason", "objective", "method", "stages", "betas",
+                 "lr_scales", "lr", "steps", "wall_s")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="list searches, or the trials of one search sorted by its objective")
+    parser.add_argument("name", nargs="?", help="search (experiment) name; omit to list all")
+    add_tracking_uri(parser)
+    parser.add_argument("--metric", help="rank by this metric instead of the search objective")
+    parser.add_argument("--top", type=int, metavar="K", help="show only the K best trials")
+    parser.add_argument("--where", metavar="EXPR", help="filter, e.g. 'mig > 0.1'")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--parquet", type=Path, metavar="FILE",
+                        help="write all trials (params and final metrics) to Parquet")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures to DIR")
+    parser.set_defaults(func=run)
+
+
+def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI (default: sqlite:///mlflow.db in this folder, "
+                             "where `deft-tune search` writes by default)")
+
+
+def tracking_uri(args: argparse.Namespace) -> str:
+    from deft_tune.search.tracking import default_tracking_uri
+
+    return args.tracking_uri or default_tracking_uri()
+
+
+def run(args: argparse.Namespace) -> int:
+    from deft_tune.search import experiments
+
+    uri = tracking_uri(args)
+    if args.name is None:
+        rows = [report.search_row(s) for s in experiments.list_searches(uri)]
+        print(_dump(rows) if args.json else report.format_table(rows))
+        return 0
+    if args.top is not None and args.top < 1:
+        raise ConfigError(f"--top == {args.top}, must be >= 1")
+    search = experiments.load_search(uri, args.name)
+    metric = objective_metric(search, args.metric)
+    where = report.parse_where(args.where, _logged(search)) if args.where else None
+    rows = report.trials_table(search.trials, metric, search.mode, top=args.top, where=where)
+    if args.json:
+        print(_dump(rows))
+    else:
+        print(f"search {search.experiment}: {len(search.trials)} trials, objective {metric} "
+              f"({search.mode}), parent run {search.parent_run_id}")
+        extra = [c for c in report.union_keys(rows) if "/" in c]
+        print(report.format_table(rows, [*TRIAL_COLUMNS, *extra]))
+    if args.parquet:
+        print(f"wrote {report.write_parquet(search.trials, args.parquet)}")
+    if args.plots:
+        from deft_tune import report_plots
+
+        for path in report_plots.write_all(search, metric, uri, args.plots):
+            print(f"wrote {path}")
+    return 0
+
+
+def objective_metric(search, requested: str | None) -> str:
+    """The metric to rank by, as logged; refuses a metric no trial logged."""
+    if not search.trials:
+        raise ConfigError(f"search {search.experiment!r} has no trials yet")
+    return report.resolve_metric(requested or search.objective, _logged(search))
+
+
+def _logged(search) -> set[str]:
+    return {key for trial in search.trials for key in trial.metrics}
+
+
+def _dump(rows: list[dict]) -> str:
+    def clean(value):
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return json.dumps([{k: clean(v) for k, v in row.items()} for row in rows], indent=2)

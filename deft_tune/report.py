@@ -1,0 +1,337 @@
+"""Tables, filters, Parquet and exports over searches read from MLflow.
+
+Works on the plain records of :mod:`deft_tune.search.experiments` (any objects with the same
+fields do), so it needs no tracking server of its own and tests can feed it records directly.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write
+
+_STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps)$")
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
+    ">": operator.gt, "<": operator.lt,
+}  # fmt: skip
+_WHERE = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|==|!=|>|<)\s*([-+\w.]+)\s*$")
+
+
+# --- reading trial records --------------------------------------------------------------------
+
+def stage_values(params: dict[str, str], field: str) -> list[float]:
+    """The per-stage values of ``field`` (beta, lr_scale, steps) from flattened params."""
+    found = {}
+    for key, value in params.items():
+        match = _STAGE_PARAM.match(key)
+        if match and match.group(2) == field and value not in ("None", ""):
+            found[int(match.group(1))] = float(value)
+    return [found[i] for i in sorted(found)]
+
+
+def resolve_metric(name: str, available: Iterable[str]) -> str:
+    """A metric key as logged: ``mig`` finds ``metrics/mig``; unknown names list the known."""
+    available = sorted(set(available))
+    for candidate in (name, f"metrics/{name}", f"final/{name}"):
+        if candidate in available:
+            return candidate
+    shown = ", ".join(k for k in available if k.startswith(("metrics/", "final/"))) or \
+        ", ".join(available[:12])
+    raise ConfigError(f"no trial logged metric {name!r}; logged: {shown or 'nothing'}")
+
+
+def objective_value(trial: Any, metric: str) -> float | None:
+    value = trial.metrics.get(metric)
+    return None if value is None or math.isnan(value) else value
+
+
+def finished(trials: Sequence[Any], metric: str) -> list[Any]:
+    """Trials that ended and logged the metric (running or crashed-early ones cannot rank)."""
+    return [t for t in trials if t.status != "RUNNING" and objective_value(t, metric) is not None]
+
+
+def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
+    """Best first; ``mode`` is "max" or "min"."""
+    return sorted(finished(trials, metric), key=lambda t: objective_value(t, metric),
+                  reverse=(mode == "max"))
+
+
+# --- filtering --------------------------------------------------------------------------------
+
+def parse_where(expression: str, available: Iterable[str]) -> Callable[[Any], bool]:
+    """``"mig > 0.1"`` -> a predicate over trial records; trials without the metric fail it."""
+    match = _WHERE.match(expression)
+    if not match:
+        raise ConfigError(f"--where {expression!r} is not 'METRIC OP NUMBER' "
+                          "(OP one of > >= < <= == !=), e.g. --where 'mig > 0.1'")
+    name, op, number = match.groups()
+    try:
+        threshold = float(number)
+    except ValueError:
+        raise ConfigError(f"--where {expression!r}: {number!r} is not a number") from None
+    key = resolve_metric(name, available)
+    compare = _OPERATORS[op]
+
+    def keep(trial: Any) -> bool:
+        value = trial.metrics.get(key)
+        return value is not None and compare(value, threshold)
+
+    return keep
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+def trial_row(trial: Any, metric: str) -> dict[str, Any]:
+    """One trial as a flat row: identity, outcome, schedule, objective, other metrics."""
+    betas = stage_values(trial.params, "beta")
+    wall = (trial.end_time - trial.start_time) if trial.end_time else None
+    row: dict[str, Any] = {
+        "trial": trial.trial_id,
+        "status": trial.status,
+        "stop_reason": trial.stop_reason,
+        "objective": objective_value(trial, metric),
+        "method": trial.params.get("objective.kind", ""),
+        "stages": len(betas) or None,
+        "betas": betas,
+        "lr_scales": stage_values(trial.params, "lr_scale")[1:],
+        "lr": _float(trial.params.get("training.lr")),
+        "steps": trial.steps,
+        "wall_s": round(wall, 1) if wall is not None else None,
+        "run_id": trial.run_id,
+    }
+    for key, value in sorted(trial.metrics.items()):
+        if key.startswith(("metrics/", "final/")) and key != metric:
+            row[key] = value
+    return row
+
+
+def trials_table(trials: Sequence[Any], metric: str, mode: str, *, top: int | None = None,
+                 where: Callable[[Any], bool] | None = None) -> list[dict[str, Any]]:
+    """Rows sorted by the objective (best first), then the trials that cannot rank."""
+    chosen = [t for t in trials if where is None or where(t)]
+    best = ranked(chosen, metric, mode)
+    rest = [t for t in chosen if t not in best]
+    rows = [trial_row(t, metric) for t in best + rest]
+    return rows[:top] if top else rows
+
+
+def search_row(search: Any) -> dict[str, Any]:
+    counts: dict[str, int] = defaultdict(int)
+    for trial in search.trials:
+        counts[trial.status] += 1
+    best = ranked(search.trials, search.objective, search.mode)
+    return {
+        "search": search.experiment,
+        "parent_run": search.parent_run_id,
+        "started": datetime.fromtimestamp(search.start_time).strftime("%Y-%m-%d %H:%M"),
+        "status": search.status,
+        "trials": len(search.trials),
+        "by_status": " ".join(f"{k}:{v}" for k, v in sorted(counts.items())),
+        "objective": search.objective,
+        "best": objective_value(best[0], search.objective) if best else None,
+    }
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Plain aligned text; lists and floats shortened for a terminal."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or union_keys(rows))
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def union_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    return str(value)
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+# --- Parquet ----------------------------------------------------------------------------------
+
+def write_parquet(trials: Sequence[Any], path: str | os.PathLike) -> os.PathLike:
+    """All trials with every param (``params.*``) and final metric (``metrics.*``), atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    param_keys = sorted({k for t in trials for k in t.params})
+    metric_keys = sorted({k for t in trials for k in t.metrics})
+    columns: dict[str, list[Any]] = {
+        "run_id": [t.run_id for t in trials],
+        "trial_id": [t.trial_id for t in trials],
+        "status": [t.status for t in trials],
+        "stop_reason": [t.stop_reason for t in trials],
+        "steps": [t.steps for t in trials],
+        "start_time": [t.start_time for t in trials],
+        "end_time": [t.end_time for t in trials],
+    }
+    for key in param_keys:
+        columns[f"params.{key}"] = [t.params.get(key) for t in trials]
+    for key in metric_keys:
+        columns[f"metrics.{key}"] = [t.metrics.get(key) for t in trials]
+    table = pa.table(columns)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+# --- choosing the trial to export --------------------------------------------------------------
+
+def schedule_key(trial: Any) -> tuple[tuple[str, str], ...]:
+    """What a trial's schedule is, seed aside: trials with the same key differ only by seed."""
+    return tuple(sorted((k, v) for k, v in trial.params.items() if k != "training.seed"))
+
+
+def seeds_robust(trials: Sequence[Any], metric: str, mode: str) -> list[tuple[float, list[Any]]]:
+    """Schedules ranked by mean - std (max) or mean + std (min) over their seeds, best first.
+
+    Only schedules that ran with two or more seeds count.
+    """
+    groups: dict[tuple, list[Any]] = defaultdict(list)
+    for trial in finished(trials, metric):
+        groups[schedule_key(trial)].append(trial)
+    scored = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        values = [objective_value(t, metric) for t in members]
+        spread = statistics.stdev(values)
+        mean = statistics.fmean(values)
+        scored.append((mean - spread if mode == "max" else mean + spread, members))
+    return sorted(scored, key=lambda s: s[0], reverse=(mode == "max"))
+
+
+def choose_trial(trials: Sequence[Any], metric: str, mode: str, rank: int = 1,
+                 robust: bool = False) -> tuple[Any, str]:
+    """The trial at ``rank`` (1 = best) and a line saying why it was chosen."""
+    if rank < 1:
+        raise ConfigError(f"--rank == {rank}, must be >= 1 (1 is the best trial)")
+    if robust:
+        scored = seeds_robust(trials, metric, mode)
+        if not scored:
+            raise ConfigError("--seeds-robust needs schedules that ran with several seeds; "
+                              "this search ran each schedule once: drop --seeds-robust")
+        if rank > len(scored):
+            raise ConfigError(f"--rank {rank} but only {len(scored)} schedules ran several seeds")
+        score, members = scored[rank - 1]
+        best = ranked(members, metric, mode)[0]
+        sign = "-" if mode == "max" else "+"
+        return best, (f"rank {rank} by mean {sign} std of {metric} over {len(members)} seeds "
+                      f"= {score:.4g}")
+    order = ranked(trials, metric, mode)
+    if not order:
+        raise ConfigError(f"no finished trial logged {metric!r}: wait for the search or "
+                          "choose another --metric")
+    if rank > len(order):
+        raise ConfigError(f"--rank {rank} but only {len(order)} trials finished")
+    chosen = order[rank - 1]
+    return chosen, f"rank {rank} of {len(order)} by {metric} ({mode})"
+
+
+# --- a narrowed search space for a second round -------------------------------------------------
+
+def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
+    """A trial's values of the search-space parameters, read back from its run config params."""
+    p = trial.params
+    betas = stage_values(p, "beta")
+    seen: dict[str, list[Any]] = defaultdict(list)
+    for key, param in (("lr", "training.lr"), ("beta", "objective.beta"),
+                       ("capacity_max", "objective.capacity_max"),
+                       ("gamma", "schedule.gamma"), ("beta_max", "schedule.beta_max")):
+        if _float(p.get(param)) is not None:
+            seen[key].append(_float(p[param]))
+    if p.get("objective.kind", "deft") != "deft":
+        if _float(p.get("model.latents_per_group")) is not None:
+            seen["num_latents"].append(int(float(p["model.latents_per_group"])))
+        return dict(seen)
+    seen["rule"].append(p.get("schedule.rule", "fixed"))
+    seen["num_stages"].append(len(betas))
+    seen["latents_per_group"].append(int(float(p.get("model.latents_per_group", 1))))
+    if betas:
+        seen["beta_first"].append(betas[0])
+    seen["beta_pos"].extend(_positions(betas))
+    fixed_lengths = stage_values(p, "steps")[: len(betas) - 1]  # the last stage takes the rest
+    seen["stage_frac"].extend(s / steps_per_trial for s in fixed_lengths)
+    seen["lr_scale"].extend(stage_values(p, "lr_scale")[1:])
+    return dict(seen)
+
+
+def _positions(betas: list[float]) -> list[float]:
+    """Where each middle beta lies between its predecessor and the last beta, in log space."""
+    if len(betas) < 3 or betas[-1] <= 0:
+        return []
+    last = math.log(betas[-1])
+    return [(math.log(b) - last) / (math.log(prev) - last)
+            for prev, b in zip(betas[:-2], betas[1:-1]) if prev != betas[-1]]
+
+
+def refine_space(space: dict[str, Any], trials: Sequence[Any], widen: float = 0.1
+                 ) -> dict[str, Any]:
+    """A copy of ``space`` whose searched ranges span the given (top) trials, widened a little.
+
+    Ranges shrink to [min, max] of the values the trials used, widened by ``widen`` of the span
+    on each side (in log space for log ranges) and clipped to the original range; choices keep
+    only the values the trials used. Fixed parameters stay as they were.
+    """
+    steps = int((space.get("budget") or {}).get("steps_per_trial", 1))
+    seen: dict[str, list[Any]] = defaultdict(list)
+    for trial in trials:
+        for key, values in observed_values(trial, steps).items():
+            seen[key].extend(values)
+    from deft_tune.search._schema import param_domains  # pure Python: no Ray, no Optuna
+
+    domains = param_domains(space.get("method", "deft"))
+    params = dict(space.get("params") or {})
+    for key, spec in params.items():
+        if isinstance(spec, dict) and seen.get(key) and key in domains:
+            params[key] = _narrow(spec, seen[key], widen, domains[key][0].type == "int")
+    refined = {**space, "params": params, "name": f"{space.get('name', 'search')}-refined"}
+    refined.pop("start", None)  # the first round's starting points may lie outside the ranges
+    return refined
+
+
+def _narrow(spec: dict[str, Any], values: list[Any], widen: float, integer: bool) -> Any:
+    if "choices" in spec:
+        used = [c for c in spec["choices"] if c in values or _float(str(c)) in values]
+        return used[0] if len(used) == 1 else {**spec, "choices": used or list(spec["choices"])}
+    low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
+    fwd, back = (math.log, math.exp) if log else (float, float)
+    lo, hi = fwd(min(values)), fwd(max(values))
+    if integer and lo == hi:  # every top trial agreed on this count: fix it
+        return int(round(back(lo)))
+    pad = widen * (hi - lo if hi > lo else abs(hi) or 1.0)
+    new_low, new_high = max(low, back(lo - pad)), min(high, back(hi + pad))
+    if integer:
+        new_low, new_high = math.floor(new_low), math.ceil(new_high)
+    if new_low == new_high:  # every top trial agreed: fix the value
+        return new_low
+    return {**spec, "low": new_low, "high": new_high}

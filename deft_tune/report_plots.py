@@ -1,0 +1,141 @@
+"""Figures of a finished search: what `deft-tune inspect NAME --plots DIR` writes.
+
+Every figure has a fixed size (FIGSIZE at plots.save_figure's 100 dpi), so a test can check the
+PNG's pixel size. Records come from deft_tune.search.experiments (plain objects).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from deft_tune import report
+from deft_tune.plots import save_figure
+
+FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at 100 dpi
+TOP_TRIALS = 3
+
+
+def objective_over_trials(trials: Sequence[Any], metric: str, mode: str) -> Figure:
+    """The objective of each trial in start order, and the best so far."""
+    order = sorted(trials, key=lambda t: t.start_time)
+    figure = Figure(figsize=FIGSIZE)
+    ax = figure.subplots()
+    xs, ys, best, running = [], [], [], None
+    for i, trial in enumerate(order, start=1):
+        value = report.objective_value(trial, metric)
+        if value is None:
+            continue
+        running = value if running is None else (max if mode == "max" else min)(running, value)
+        xs.append(i)
+        ys.append(value)
+        best.append(running)
+    ax.scatter(xs, ys, label="trial", color="tab:blue")
+    ax.step(xs, best, where="post", label="best so far", color="tab:red")
+    ax.set(xlabel="trial (start order)", ylabel=metric, title=f"{metric} over the search")
+    ax.legend()
+    return figure
+
+
+def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
+    """One scatter per sampled parameter: the objective against the parameter's value."""
+    columns = _sampled_columns(trials, metric)
+    figure = Figure(figsize=FIGSIZE)
+    if not columns:
+        figure.text(0.5, 0.5, "no parameter varied across trials", ha="center")
+        return figure
+    cols = min(3, len(columns))
+    rows = math.ceil(len(columns) / cols)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for ax, (name, points) in zip(axes.flat, columns.items()):
+        ax.scatter([p[0] for p in points], [p[1] for p in points], s=12)
+        ax.set_xlabel(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if name in ("lr", "beta 1") or name.startswith("lr scale"):
+            ax.set_xscale("log")
+    for ax in list(axes.flat)[len(columns):]:
+        ax.set_visible(False)
+    figure.supylabel(metric)
+    figure.tight_layout()
+    return figure
+
+
+def _sampled_columns(trials: Sequence[Any], metric: str) -> dict[str, list[tuple[float, float]]]:
+    """Numeric schedule values that differ between trials, paired with each trial's objective."""
+    columns: dict[str, list[tuple[float, float]]] = {}
+    for trial in report.finished(trials, metric):
+        row = report.trial_row(trial, metric)
+        values = {"stages": row["stages"], "lr": row["lr"]}
+        values.update({f"beta {i + 1}": b for i, b in enumerate(row["betas"])})
+        values.update({f"lr scale {i + 2}": s for i, s in enumerate(row["lr_scales"])})
+        for name, value in values.items():
+            if value is not None:
+                columns.setdefault(name, []).append((float(value), row["objective"]))
+    return {k: v for k, v in columns.items() if len({x for x, _ in v}) > 1}
+
+
+def information_per_group(histories: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
+    """KL per group over training, one panel per trial (``{trial: {kl/groupG: [(step, v)]}}``)."""
+    figure = Figure(figsize=FIGSIZE)
+    if not histories:
+        figure.text(0.5, 0.5, "no trial logged KL per group", ha="center")
+        return figure
+    axes = figure.subplots(1, len(histories), squeeze=False, sharey=True)[0]
+    for ax, (trial, series) in zip(axes, histories.items()):
+        for key in sorted(series, key=lambda k: int(k.removeprefix("kl/group"))):
+            steps, values = zip(*series[key])
+            ax.plot(steps, values, label=key.removeprefix("kl/"))
+        ax.set(title=trial, xlabel="step")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("KL on the probe batch (nats)")
+    figure.tight_layout()
+    return figure
+
+
+def stop_reasons(trials: Sequence[Any], steps_per_trial: int) -> Figure:
+    """How many trials each stop reason ended, and the trial-steps early stops saved."""
+    counts = Counter(t.stop_reason for t in trials)
+    saved = Counter()
+    for trial in trials:
+        saved[trial.stop_reason] += max(0, steps_per_trial - trial.steps)
+    reasons = sorted(counts)
+    figure = Figure(figsize=FIGSIZE)
+    left, right = figure.subplots(1, 2)
+    left.bar(reasons, [counts[r] for r in reasons], color="tab:blue")
+    left.set(title="trials per stop reason", ylabel="trials")
+    right.bar(reasons, [saved[r] for r in reasons], color="tab:green")
+    total = steps_per_trial * len(trials)
+    right.set(title=f"trial-steps saved ({sum(saved.values())} of {total})", ylabel="steps")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def write_all(search: Any, metric: str, uri: str, directory: str | os.PathLike,
+              histories: Callable[..., dict] | None = None) -> list[Path]:
+    """Write the four figures of ``search`` to ``directory``; returns their paths."""
+    if histories is None:
+        from deft_tune.search.experiments import metric_histories as histories
+    directory = Path(directory)
+    steps = int((search.space.get("budget") or {}).get("steps_per_trial", 0)) or max(
+        (t.steps for t in search.trials), default=0)
+    top = report.ranked(search.trials, metric, search.mode)[:TOP_TRIALS]
+    per_group = {}
+    for trial in top:
+        keys = [k for k in trial.metrics if k.startswith("kl/group")]
+        per_group[trial.trial_id] = histories(uri, trial.run_id, keys)
+    figures = {
+        "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
+        "objective_vs_params.png": objective_vs_params(search.trials, metric),
+        "information_per_group.png": information_per_group(
+            {k: v for k, v in per_group.items() if v}),
+        "stop_reasons.png": stop_reasons(search.trials, steps),
+    }
+    return [save_figure(figure, directory / name) for name, figure in figures.items()]
