@@ -159,6 +159,11 @@ class Trainer:
         return contextlib.nullcontext()
 
     @property
+    def probe(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The fixed probe batch: observations (n, C, H, W) and factors (n, k) or None."""
+        return self._probe.numpy(), self._probe_factors
+
+    @property
     def num_groups(self) -> int:
         return self.config.model.groups
 

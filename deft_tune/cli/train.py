@@ -1,0 +1,172 @@
+"""`deft-tune train --config run.yaml [--out DIR] [--resume]`: train one run from its config.
+
+The output folder receives the config, checkpoints (checkpoints/last.pt), the final model
+(model.pt), the report history (history.jsonl), the final numbers and metrics (metrics.json),
+and two figures (traversals.png, kl_per_group.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deft_tune.config import RunConfig, dump_config, load_config
+from deft_tune.errors import ConfigError, TrainingError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one DEFT (or baseline) run from a config file")
+    p.add_argument("--config", required=True, type=Path, help="run config YAML")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: runs/<config name>)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    out = args.out if args.out is not None else Path("runs") / args.config.stem
+    checkpoint = out / "checkpoints" / "last.pt"
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads == {args.threads}, must be >= 1")
+        torch.set_num_threads(args.threads)
+    trainer = _open_trainer(config, checkpoint, resume=args.resume)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(config, out / "config.yaml")
+    history = _load_history(out / "history.jsonl", trainer.step)
+    report = _Reporter(trainer, out, history, progress=not args.no_progress)
+    try:
+        last = trainer.run(report=report)
+    finally:
+        report.close()
+    _finish(trainer, out, history, last)
+    print(f"deft-tune: trained {trainer.step} steps; results in {out}")
+    return 0
+
+
+def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
+    from deft_tune.train import Trainer
+
+    if resume:
+        if not checkpoint.exists():
+            raise TrainingError(f"--resume but {checkpoint} does not exist: drop --resume")
+        trainer = Trainer.from_checkpoint(checkpoint)
+        if trainer.config != config:
+            raise ConfigError(
+                f"--resume: the config differs from the one in {checkpoint}; "
+                "resume with the same config or train into a new --out"
+            )
+        return trainer
+    if checkpoint.exists():
+        raise TrainingError(
+            f"{checkpoint.parent.parent} already holds a run: pass --resume "
+            "to continue it or choose another --out"
+        )
+    return Trainer(config)
+
+
+def _load_history(path: Path, step: int) -> list[dict[str, float]]:
+    """Reports up to ``step`` from an earlier (interrupted) run; later ones are replayed."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["step"] <= step]
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _json_number(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None  # JSON has no NaN
+
+
+class _Reporter:
+    """The report callback: progress bar, history file, periodic checkpoints."""
+
+    def __init__(self, trainer, out: Path, history: list, *, progress: bool) -> None:
+        self.trainer = trainer
+        self.out = out
+        self.history = history
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=trainer.config.training.steps,
+                initial=trainer.step,
+                unit="step",
+                dynamic_ncols=True,
+            )
+        self._saved = trainer.step
+
+    def __call__(self, report: dict[str, float]) -> None:
+        self.history.append(report)
+        lines = "".join(
+            json.dumps({k: _json_number(v) for k, v in row.items()}) + "\n" for row in self.history
+        )
+        _write_text(self.out / "history.jsonl", lines)
+        step = int(report["step"])
+        interval = self.trainer.config.training.checkpoint_interval
+        if step // interval > self._saved // interval:
+            self.trainer.save_checkpoint(self.out / "checkpoints" / "last.pt")
+            self._saved = step
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix(
+                stage=int(report["train/stage"]),
+                beta=f"{report['train/beta']:.3g}",
+                loss=f"{report['train/loss']:.1f}",
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
+    from deft_tune import plots
+
+    trainer.save_checkpoint(out / "checkpoints" / "last.pt")
+    model_tmp = out / ".model.pt.tmp"
+    torch.save({"config": trainer.config.to_dict(), "model": trainer.model.state_dict()}, model_tmp)
+    os.replace(model_tmp, out / "model.pt")
+    last = last or history[-1]  # a resumed run that had already finished trains nothing
+    results = {"final": {k: _json_number(v) for k, v in last.items()}, "metrics": _metrics(trainer)}
+    _write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    probe_codes = trainer.representation(trainer.probe[0][:256])
+    base = np.median(probe_codes, axis=0)
+    groups = trainer.model.encoder.group_of_latent().numpy()
+    kl = [last.get(f"kl/latent{i}", math.nan) for i in range(len(groups))]
+    images = plots.traversal_images(trainer.model.decoder, base)
+    plots.save_figure(plots.plot_traversals(images, groups, kl), out / "traversals.png")
+    plots.save_figure(
+        plots.plot_kl_per_group(history, trainer.num_groups), out / "kl_per_group.png"
+    )
+    for name, value in results["metrics"].items():
+        print(f"metrics/{name}: {value:.4f}")
+
+
+def _metrics(trainer) -> dict[str, float]:
+    names = trainer.config.evaluation.metrics
+    if not names or not getattr(trainer.data, "factor_sizes", ()):
+        return {}
+    from deft_tune.metrics import evaluate
+
+    return evaluate(
+        trainer.representation, trainer.data, names=list(names), seed=trainer.config.training.seed
+    )
