@@ -227,12 +227,14 @@ def _parse_objective(raw: Any) -> Objective:
                 f"objective.metrics[{i}] == {name!r}, must be one of {list(METRIC_KEYS)}"
             )
     if metric.startswith("metrics/"):
-        key = metric[len("metrics/"):]
+        key = metric[len("metrics/") :]
         family = key.split("/")[0]
         if key not in METRIC_KEYS.get(family, ()):
             known = [f"metrics/{k}" for keys in METRIC_KEYS.values() for k in keys]
-            raise ConfigError(f"objective.metric == {metric!r}, must be one of {known} "
-                              f"or a report key such as 'train/recon'")
+            raise ConfigError(
+                f"objective.metric == {metric!r}, must be one of {known} "
+                f"or a report key such as 'train/recon'"
+            )
         if family not in metrics:
             metrics = (family, *metrics)  # the objective's metric must be computed
     elif metric not in REPORT_KEYS and not any(re.fullmatch(p, metric) for p in REPORT_PATTERNS):
@@ -272,9 +274,7 @@ def _parse_stopping(raw: Any) -> StoppingConfig:
             _at_least(getattr(ifp, name), 0, f"stopping.ifp.{name}")
     _at_least(asha.grace_period, 1, "stopping.asha.grace_period")
     if asha.reduction_factor <= 1:
-        raise ConfigError(
-            f"stopping.asha.reduction_factor == {asha.reduction_factor}, must be > 1"
-        )
+        raise ConfigError(f"stopping.asha.reduction_factor == {asha.reduction_factor}, must be > 1")
     return stop
 
 

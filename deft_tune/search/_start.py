@@ -71,8 +71,10 @@ class _Putter:
             value = _snap(value, param)
         if not param.contains(value):
             fixed = "is fixed at" if param.fixed else "is"
-            raise ConfigError(f"{where} == {value!r} lies outside the space: params.{key or name} "
-                              f"{fixed} {param.describe()}; move the point inside or widen it")
+            raise ConfigError(
+                f"{where} == {value!r} lies outside the space: params.{key or name} "
+                f"{fixed} {param.describe()}; move the point inside or widen it"
+            )
         if not param.fixed:
             self.out[name] = value
 
@@ -95,8 +97,10 @@ def _stage_count(space: SearchSpace, raw: dict, where: str) -> int | None:
         if isinstance(raw.get(key), list):
             counts[key] = len(raw[key]) + 1
     if len(set(counts.values())) > 1:
-        raise ConfigError(f"{where} disagrees on the stage count: {counts} (betas has one entry "
-                          "per stage, stage_fracs and lr_scales one per stage after the first)")
+        raise ConfigError(
+            f"{where} disagrees on the stage count: {counts} (betas has one entry "
+            "per stage, stage_fracs and lr_scales one per stage after the first)"
+        )
     if counts:
         return next(iter(counts.values()))
     stages = space.params["num_stages"]
@@ -114,12 +118,16 @@ def _put_betas(space: SearchSpace, put: _Putter, betas: Any, n: int, where: str)
         raise ConfigError(f"{where}.betas == {betas!r}, must be a list of positive numbers")
     betas = [float(b) for b in betas]
     if any(a <= b for a, b in zip(betas, betas[1:])):
-        raise ConfigError(f"{where}.betas == {betas} must strictly decrease (DEFT lowers the "
-                          "pressure stage by stage): sort them from high to low")
+        raise ConfigError(
+            f"{where}.betas == {betas} must strictly decrease (DEFT lowers the "
+            "pressure stage by stage): sort them from high to low"
+        )
     if space.betas is not None:
         if tuple(betas) != space.betas:
-            raise ConfigError(f"{where}.betas == {betas} but params.betas fixes them at "
-                              f"{list(space.betas)}: drop betas from the starting point")
+            raise ConfigError(
+                f"{where}.betas == {betas} but params.betas fixes them at "
+                f"{list(space.betas)}: drop betas from the starting point"
+            )
         return
     if space.ifp_betas is not None:
         put("beta_last", "beta_last", betas[-1], f"{where}.betas[-1]")
@@ -138,11 +146,15 @@ def _put_fracs(space: SearchSpace, put: _Putter, raw: dict, n: int, where: str) 
     rules = space.params["rule"]
     rule = raw.get("rule", rules.value if rules.fixed else "fixed")
     if rule != "fixed" or not isinstance(fracs, list):
-        raise ConfigError(f"{where}.stage_fracs must be a list and needs rule 'fixed' "
-                          "(the annealed beta decides when stages end)")
+        raise ConfigError(
+            f"{where}.stage_fracs must be a list and needs rule 'fixed' "
+            "(the annealed beta decides when stages end)"
+        )
     for i, frac in enumerate(fracs, start=1):
         put("stage_frac", f"stage{i}/frac", frac, f"{where}.stage_fracs[{i - 1}]")
     last_min = space.params["stage_frac"].bounds[0]
     if sum(fracs) > 1 - last_min + 1e-12:
-        raise ConfigError(f"{where}.stage_fracs sum to {sum(fracs):g}: leave at least "
-                          f"{last_min:g} (params.stage_frac's low end) to the last stage")
+        raise ConfigError(
+            f"{where}.stage_fracs sum to {sum(fracs):g}: leave at least "
+            f"{last_min:g} (params.stage_frac's low end) to the last stage"
+        )

@@ -115,6 +115,7 @@ def _fill_defaults(params: dict[str, Param], method: str, budget: Budget) -> dic
 
 # --- DEFT: where the stage betas come from ----------------------------------------------------
 
+
 def _deft_betas(raw: dict, params: dict[str, Param], source: str) -> dict[str, Any]:
     chosen = [key for key in ("betas", "betas_from_ifp") if key in raw]
     free = [key for key in ("beta_first", "beta_pos") if key in raw]
@@ -122,8 +123,10 @@ def _deft_betas(raw: dict, params: dict[str, Param], source: str) -> dict[str, A
         free.append("beta_last")
     if len(chosen) > 1 or (chosen and free):
         both = [*chosen, *free][:2]
-        raise ConfigError(f"params sets both {both[0]!r} and {both[1]!r}: give one source of "
-                          "stage betas (a fixed list, an IFP table, or beta_first/beta_pos)")
+        raise ConfigError(
+            f"params sets both {both[0]!r} and {both[1]!r}: give one source of "
+            "stage betas (a fixed list, an IFP table, or beta_first/beta_pos)"
+        )
     if "betas" in raw:
         return {"betas": _fixed_betas(raw["betas"], raw, params)}
     if "betas_from_ifp" in raw:
@@ -139,8 +142,10 @@ def _fixed_betas(raw: Any, raw_params: dict, params: dict[str, Param]) -> tuple[
     _check_decreasing(betas, "params.betas")
     stages = params["num_stages"]
     if "num_stages" in raw_params and not (stages.fixed and stages.value == len(betas)):
-        raise ConfigError(f"params.betas has {len(betas)} stages but params.num_stages is "
-                          f"{stages.describe()}: the list fixes the stage count; drop num_stages")
+        raise ConfigError(
+            f"params.betas has {len(betas)} stages but params.num_stages is "
+            f"{stages.describe()}: the list fixes the stage count; drop num_stages"
+        )
     params["num_stages"] = Param("fixed", "int", value=len(betas))
     return betas
 
@@ -157,16 +162,20 @@ def _ifp_betas(raw: Any, params: dict[str, Param], source: str) -> dict[str, Any
     if (not isinstance(quantiles, list) or len(quantiles) != 2
             or not all(isinstance(q, (int, float)) for q in quantiles)
             or not 0 <= quantiles[0] <= quantiles[1] <= 1):  # fmt: skip
-        raise ConfigError(f"params.betas_from_ifp.quantiles == {quantiles!r}, must be [low, high] "
-                          "with 0 <= low <= high <= 1")
+        raise ConfigError(
+            f"params.betas_from_ifp.quantiles == {quantiles!r}, must be [low, high] "
+            "with 0 <= low <= high <= 1"
+        )
     path = Path(raw["path"]).expanduser()
     if not path.is_absolute() and source != "<dict>":
         path = Path(source).parent / path  # relative to the space file
     candidates = beta_candidates(read_ifp_table(path), (quantiles[0], quantiles[1]))
     last = params["beta_last"]
     if not last.fixed:
-        raise ConfigError("params.beta_last must be a fixed value with betas_from_ifp "
-                          f"(the IFP table decides the other betas), got {last.describe()}")
+        raise ConfigError(
+            "params.beta_last must be a fixed value with betas_from_ifp "
+            f"(the IFP table decides the other betas), got {last.describe()}"
+        )
     kept = tuple(b for b in candidates if b > last.value)
     high = params["num_stages"].bounds[1]
     if params["num_stages"].bounds[0] < 2 or len(kept) < high - 1:
@@ -203,11 +212,14 @@ def _check_deft(params: dict[str, Param], extra: dict[str, Any]) -> None:
 
 def _check_decreasing(betas: tuple[float, ...] | list[float], where: str) -> None:
     if any(a <= b for a, b in zip(betas, betas[1:])):
-        raise ConfigError(f"{where} == {list(betas)} must strictly decrease (DEFT lowers the "
-                          "pressure stage by stage): sort them from high to low")
+        raise ConfigError(
+            f"{where} == {list(betas)} must strictly decrease (DEFT lowers the "
+            "pressure stage by stage): sort them from high to low"
+        )
 
 
 # --- test-compiling a space on load ------------------------------------------------------------
+
 
 class _ProbeTrial:
     """Stands in for an Optuna trial: every parameter at one end of its range, or overridden."""
