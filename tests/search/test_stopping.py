@@ -1,0 +1,201 @@
+"""The IFP stopper on synthetic trials (sequences of report dicts), and the ASHA factory.
+
+The synthetic trial: 4,000 steps, four stages of 1,000, a report every 250 steps, so the
+report at step s is in stage min(s // 1000, 3) at progress (s mod 1000) / 1000 (the last one at
+1.0). The default thresholds: diffusion above 0.5 for 2 reports past the first quarter of the
+stage; collapse below 0.1 nats for 2 reports past the first quarter of the budget.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from deft_tune.search import space_from_dict
+from deft_tune.search._schema import IFPStopping
+from deft_tune.search.stopping import IFPStopper, make_scheduler, make_stopper
+
+STEPS, STAGE, INTERVAL = 4000, 1000, 250
+
+
+def _report(step, diffusion=0.1, gain=1.0, captured=True, kl=5.0, stage=None, progress=None):
+    stage = min(step // STAGE, 3) if stage is None else stage
+    if progress is None:
+        progress = 1.0 if step == STEPS else (step - stage * STAGE) / STAGE
+    return {
+        "step": step,
+        "train/stage": stage,
+        "train/stage_progress": progress,
+        "info/diffusion": diffusion,
+        "info/active_gain": gain * (1 - diffusion),
+        "info/frozen_gain": gain * diffusion,
+        "info/active_captured": float(captured),
+        "kl/total": kl,
+    }
+
+
+def _trial(**rules):
+    """Reports of a whole trial; each rule maps (stage, progress) or step to a value."""
+    out = []
+    for step in range(INTERVAL, STEPS + 1, INTERVAL):
+        stage = min(step // STAGE, 3)
+        progress = 1.0 if step == STEPS else (step - stage * STAGE) / STAGE
+        values = {key: rule(step, stage, progress) for key, rule in rules.items()}
+        out.append(_report(step, **values))
+    return out
+
+
+def _run(stopper, trial_id, reports):
+    """Feed reports until the stopper says stop; the step it stopped at, or None."""
+    for result in reports:
+        if stopper(trial_id, result):
+            return result["step"]
+    return None
+
+
+def _stopper(**overrides) -> IFPStopper:
+    return IFPStopper(IFPStopping(**overrides), steps_per_trial=STEPS)
+
+
+def test_good_trial_runs_to_the_end():
+    stopper = _stopper()
+    good = _trial(captured=lambda step, stage, progress: progress >= 0.5 or stage == 0)
+    assert _run(stopper, "good", good) is None
+    assert stopper.reason("good") is None and stopper.reasons == {}
+    assert stopper.stop_all() is False
+
+
+def test_diffusing_trial_stops_with_its_reason():
+    stopper = _stopper()
+    diffusing = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
+    # Stage 1 reports: 1000 (progress 0, grace), 1250 (first above), 1500 (second: stop).
+    assert _run(stopper, "bad", diffusing) == 1500
+    assert stopper.reason("bad") == "diffusion"
+    assert stopper("bad", _report(1750)) is True  # a stopped trial stays stopped
+
+
+def test_diffusion_in_the_grace_period_or_on_tiny_gains_does_not_count():
+    early = _trial(diffusion=lambda step, stage, progress: 0.9 if progress < 0.25 else 0.1)
+    assert _run(_stopper(), "early", early) is None
+    tiny = _trial(gain=lambda step, stage, progress: 0.01, diffusion=lambda *_: 0.9)
+    assert _run(_stopper(), "tiny", tiny) is None
+    wobbly = _trial(diffusion=lambda step, stage, progress: 0.9 if step % 500 else 0.1)
+    assert _run(_stopper(), "wobbly", wobbly) is None  # never two reports in a row
+    late = _stopper(grace_steps=400)  # 1250 is within 400 steps of the stage's first report
+    stage1 = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
+    assert _run(late, "late", stage1) == 1750
+
+
+def test_stage_that_captured_nothing_stops_at_the_next_stage():
+    stopper = _stopper()
+    empty_first = _trial(captured=lambda step, stage, progress: stage > 0)
+    assert _run(stopper, "empty", empty_first) == 1000  # the first report of stage 1
+    assert stopper.reason("empty") == "no_capture"
+
+
+def test_stage_progress_reaching_one_without_capture_stops():
+    stopper = _stopper()
+    reports = [
+        _report(250, stage=0, progress=0.5, captured=False),
+        _report(500, stage=0, progress=1.0, captured=False),
+    ]
+    assert _run(stopper, "t", reports) == 500 and stopper.reason("t") == "no_capture"
+
+
+def test_capture_threshold_judges_the_active_gain():
+    stopper = _stopper(capture_threshold=0.5)
+    # active gain = gain * (1 - diffusion) = 0.45 < 0.5 in stage 0, although the tracker says 1
+    weak = _trial(gain=lambda step, stage, progress: 0.5 if stage == 0 else 2.0)
+    assert _run(stopper, "weak", weak) == 1000 and stopper.reason("weak") == "no_capture"
+    assert _run(_stopper(capture_threshold=0.4), "ok", weak) is None
+
+
+def test_collapsed_trial_stops_after_its_grace():
+    stopper = _stopper()
+    collapsed = _trial(kl=lambda *_: 0.01)
+    # Grace: a quarter of 4,000 steps; reports at 1000 and 1250 are the two below 0.1 nats.
+    assert _run(stopper, "flat", collapsed) == 1250
+    assert stopper.reason("flat") == "collapse"
+
+
+def test_switched_off_rules_do_not_stop():
+    empty_first = _trial(captured=lambda step, stage, progress: stage > 0)
+    assert _run(_stopper(no_capture=False), "a", empty_first) is None
+    diffusing = _trial(diffusion=lambda *_: 0.8)
+    assert _run(_stopper(diffusion_threshold=1.0), "b", diffusing) is None
+    assert _run(_stopper(collapse_kl=0.0), "c", _trial(kl=lambda *_: 0.01)) is None
+
+
+def test_the_last_report_is_never_judged():
+    stopper = _stopper()
+    reports = [_report(3750, captured=False), _report(4000, captured=False)]
+    assert _run(stopper, "last", reports) is None and stopper.reason("last") is None
+
+
+def test_a_retried_trial_starts_counting_afresh():
+    stopper = _stopper()
+    high = dict(diffusion=0.8)
+    assert not stopper("t", _report(1000))
+    assert not stopper("t", _report(1250, **high))  # one report above the threshold
+    # The worker died; the trial resumes from its step-1000 checkpoint and reports 1250 again.
+    assert not stopper("t", _report(1250, **high))  # a fresh count: one, not two
+    assert stopper("t", _report(1500, **high))
+    assert stopper.reason("t") == "diffusion"
+
+
+def test_missing_or_nan_signals_are_ignored():
+    stopper = _stopper()
+    bare = [{"step": s, "training_iteration": s // INTERVAL} for s in range(250, 4001, 250)]
+    assert _run(stopper, "bare", bare) is None
+    nan = [_report(s, diffusion=float("nan"), kl=float("nan")) for s in range(250, 4001, 250)]
+    assert _run(stopper, "nan", nan) is None
+
+
+def _space(**stopping):
+    return space_from_dict({"data": "dsprites_full", "stopping": stopping,
+                            "budget": {"steps_per_trial": 1000, "eval_interval": 100}})  # fmt: skip
+
+
+def test_factories_follow_the_space():
+    space = _space(asha={"grace_period": 3, "reduction_factor": 2})
+    stopper = make_stopper(space)
+    assert isinstance(stopper, IFPStopper) and stopper.steps_per_trial == 1000
+    scheduler = make_scheduler(space)
+    assert scheduler.metric == "metrics/mig" and scheduler._mode == "max"
+    assert scheduler._time_attr == "step" and scheduler._max_t == 1000
+    assert scheduler._reduction_factor == 2
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [
+        600,
+        300,
+    ]  # grace 3 reports x 100 steps, x2
+    off = _space(ifp={"enabled": False}, asha={"enabled": False})
+    assert make_stopper(off) is None and make_scheduler(off) is None
+
+
+def test_steps_per_trial_must_be_positive():
+    with pytest.raises(ValueError, match="steps_per_trial == 0"):
+        IFPStopper(IFPStopping(), steps_per_trial=0)
+
+
+@pytest.mark.slow
+def test_stopper_inside_a_real_tune_run(ray_session, tmp_path):
+    from ray import tune
+
+    def trainable(config):  # local, so that Ray pickles it by value (tests/ is no package)
+        for result in config["reports"]:
+            tune.report(result)
+
+    good = _trial(captured=lambda step, stage, progress: True)
+    bad = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
+    stopper = _stopper()
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"reports": tune.grid_search([good, bad])},
+        run_config=tune.RunConfig(stop=stopper, storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert not results.errors
+    steps = sorted(r.metrics["step"] for r in results)
+    assert steps == [1500, 4000]
+    stopped = [r for r in results if r.metrics["step"] == 1500][0]
+    assert stopper.reason(stopped.metrics["trial_id"]) == "diffusion"
+    assert len(stopper.reasons) == 1
