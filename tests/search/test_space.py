@@ -121,6 +121,30 @@ def test_authors_starting_point_reproduces_their_schedule():
     assert config.training.lr == 5e-4 and config.schedule.rule == "fixed"
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_tunes_optuna_searcher_takes_the_space_and_its_starting_point(tmp_path):
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = load_space(SPACES / "dsprites_full.yaml")
+    sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+    searcher = OptunaSearch(
+        space=define_by_run(space),
+        metric=space.objective.metric,
+        mode=space.objective.mode,
+        points_to_evaluate=points_to_evaluate(space),
+        sampler=sampler,
+    )
+    first = searcher.suggest("t0")
+    assert first["stage1"] == {"beta": 70.0, "frac": 0.25}  # un-flattened by Tune
+    config = run_config_from_params(space, first, seed=0)
+    assert [s.beta for s in config.schedule.stages] == pytest.approx([70, 30, 12, 1])
+    searcher.on_trial_complete("t0", {"metrics/mig": 0.2})
+    for i in range(1, 4):
+        run_config_from_params(space, searcher.suggest(f"t{i}"), seed=i)
+        searcher.on_trial_complete(f"t{i}", {"metrics/mig": 0.1})
+    searcher.save(str(tmp_path / "searcher.pkl"))  # Tune pickles it for --resume
+
+
 # --- the define-by-run space -----------------------------------------------------------------
 
 
