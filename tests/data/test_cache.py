@@ -1,0 +1,144 @@
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from deft_tune.data import cache
+from deft_tune.data.cache import CorruptCacheError
+
+
+def _table(rows: np.ndarray, tag: str = "t") -> pa.Table:
+    table = pa.table({"image": cache.uint8_rows_array(rows), "k": pa.array(np.arange(len(rows)))})
+    return table.replace_schema_metadata({"tag": tag})
+
+
+@pytest.fixture
+def rows():
+    return np.random.default_rng(0).integers(0, 256, size=(50, 16), dtype=np.uint8)
+
+
+def test_cache_dir_argument_beats_env_var_beats_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEFT_TUNE_CACHE", str(tmp_path / "env"))
+    assert cache.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert cache.resolve_cache_dir() == tmp_path / "env"
+    monkeypatch.delenv("DEFT_TUNE_CACHE")
+    assert cache.resolve_cache_dir().name == "deft-tune"
+
+
+def test_round_trip_is_memory_mapped_and_read_only(tmp_path, rows):
+    path = cache.write_table(tmp_path / "sub" / "t.arrow", _table(rows))
+    table = cache.read_table(path, _table(rows).schema, len(rows))
+    images = cache.fixed_rows(table, "image")
+    assert images.shape == rows.shape and (images == rows).all()
+    assert not images.flags.writeable  # a view of the mapped file, not a copy
+    assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left
+
+
+def test_fixed_rows_views_the_numpy_rows_without_copying(rows):
+    table = _table(rows)
+    assert np.shares_memory(cache.fixed_rows(table, "image"), rows)
+    with pytest.raises(ValueError, match="fixed_size_list<uint8>"):
+        cache.fixed_rows(table, "k")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # truncated
+        lambda data: b"not an arrow file at all" * 10,
+        lambda data: b"",
+    ],
+    ids=["truncated", "not-arrow", "empty"],
+)
+def test_damaged_files_are_reported_as_corrupt(tmp_path, rows, damage):
+    path = cache.write_table(tmp_path / "t.arrow", _table(rows))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CorruptCacheError, match="t.arrow"):
+        cache.read_table(path)
+
+
+def test_wrong_layout_is_reported_as_corrupt(tmp_path, rows):
+    path = cache.write_table(tmp_path / "t.arrow", _table(rows))
+    with pytest.raises(CorruptCacheError, match="rows"):
+        cache.read_table(path, _table(rows).schema, len(rows) + 1)
+    with pytest.raises(CorruptCacheError, match="schema"):
+        cache.read_table(path, _table(rows, tag="other").schema, len(rows))
+    with pytest.raises(FileNotFoundError):
+        cache.read_table(tmp_path / "missing.arrow")
+
+
+def test_load_or_build_builds_once_then_reads(tmp_path, rows):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return _table(rows)
+
+    schema, path = _table(rows).schema, tmp_path / "t.arrow"
+    first = cache.load_or_build(path, build, schema, len(rows))
+    second = cache.load_or_build(path, build, schema, len(rows))
+    assert len(calls) == 1
+    assert (cache.fixed_rows(first, "image") == cache.fixed_rows(second, "image")).all()
+
+
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, rows, caplog):
+    path = cache.write_table(tmp_path / "t.arrow", _table(rows))
+    path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="deft_tune.data.cache"):
+        table = cache.load_or_build(path, lambda: _table(rows), _table(rows).schema, len(rows))
+    assert f"cache file {path} is corrupt; re-rendering" in caplog.text
+    assert (cache.fixed_rows(table, "image") == rows).all()
+
+
+def test_build_with_the_wrong_layout_is_a_bug_not_a_cache(tmp_path, rows):
+    with pytest.raises(ValueError, match="expected"):
+        cache.load_or_build(
+            tmp_path / "t.arrow", lambda: _table(rows[:3]), _table(rows).schema, len(rows)
+        )
+    assert not (tmp_path / "t.arrow").exists()
+
+
+def test_failed_write_leaves_neither_temp_nor_target(tmp_path, rows, monkeypatch):
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        cache.write_table(tmp_path / "t.arrow", _table(rows))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_many(path: str, value: int) -> None:
+    rows = np.full((20000, 64), value, dtype=np.uint8)  # 1.3 MB: a write takes a while
+    table = pa.table({"image": cache.uint8_rows_array(rows)})
+    for _ in range(20):
+        cache.write_table(path, table)
+
+
+def test_concurrent_writers_never_leave_a_torn_file(tmp_path):
+    # Two real processes (forked: no second import of torch) race to replace the same file
+    # while this one keeps reading it.
+    path = tmp_path / "shared.arrow"
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_many, args=(str(path), v)) for v in (1, 2)]
+    for writer in writers:
+        writer.start()
+    reads = 0
+    while any(w.is_alive() for w in writers) or reads == 0:
+        try:
+            table = cache.read_table(path, num_rows=20000)
+        except FileNotFoundError:
+            time.sleep(0.001)
+            continue
+        images = cache.fixed_rows(table, "image")
+        assert images[0, 0] in (1, 2) and (images == images[0, 0]).all()  # one writer's file
+        reads += 1
+    for writer in writers:
+        writer.join()
+    assert [w.exitcode for w in writers] == [0, 0]
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["shared.arrow"]
