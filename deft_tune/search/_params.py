@@ -34,8 +34,10 @@ class Domain:
     def check(self, value: Any, where: str) -> Any:
         """``value`` converted to the domain's type, or ConfigError naming ``where``."""
         if self.type == "str":
-            if value not in (self.choices or (value,)):
+            if self.choices is not None and value not in self.choices:
                 raise ConfigError(f"{where} == {value!r}, must be one of {list(self.choices)}")
+            if not isinstance(value, str):
+                raise ConfigError(f"{where} == {value!r}, must be a string")
             return value
         value = _number(value, self.type, where)
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):

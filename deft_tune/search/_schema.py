@@ -52,7 +52,8 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
 # Report keys of the training loop and its information tracker (the unsupervised objectives).
 REPORT_KEYS = (
     "train/loss", "train/recon", "train/kl", "train/beta", "train/stage",
-    "train/stage_progress", "train/images_per_sec", "kl/total", "info/active_latents",
+    "train/stage_progress", "train/images_per_sec", "train/capacity", "kl/total",
+    "info/active_latents",
     "info/active_gain", "info/frozen_gain", "info/diffusion", "info/active_captured",
     "info/freezing_events", "info/last_freezing_beta", "info/nmi1_mean", "info/nmi2_mean",
 )  # fmt: skip
@@ -179,6 +180,8 @@ _BASE_SECTIONS = {  # run config fields a space may fix; the rest is decided by 
 
 def parse_top(raw: Any, source: str) -> dict[str, Any]:
     """The plain sections of a space (everything but params and start), validated."""
+    if raw is None:
+        raise ConfigError("the search space is empty: it needs at least data: {name: ...}")
     if not isinstance(raw, dict):
         raise ConfigError(f"a search space must be a mapping of sections, got {type(raw).__name__}")
     check_keys(raw, _TOP_KEYS, "")

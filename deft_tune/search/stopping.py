@@ -49,7 +49,7 @@ STOP_REASONS = ("diffusion", "no_capture", "collapse")
 class _TrialState:
     last_step: int = -1
     stage: int | None = None
-    stage_start: int = 0  # step of the stage's first report (0 for the first stage)
+    stage_start: int = 0  # step at which the current stage began, as far as reports tell
     stage_reports: int = 0
     captured: bool = False
     diffusing: int = 0  # consecutive reports above the diffusion threshold
@@ -74,8 +74,8 @@ class IFPStopper(Stopper):
         state = self._trials.get(trial_id)
         if state is None or step <= state.last_step:  # new, or retried from a checkpoint
             state = self._trials[trial_id] = _TrialState()
-        state.last_step = step
         reason = self._judge(state, step, result)
+        state.last_step = step
         if reason is None or step >= self.steps_per_trial:
             return False
         self._reasons[trial_id] = reason
@@ -104,7 +104,10 @@ class IFPStopper(Stopper):
             if cfg.no_capture and state.stage_reports and not state.captured:
                 reason = "no_capture"  # the stage that just ended took nothing in
         if stage != state.stage:
-            state.stage_start = step if state.stage is not None or stage > 0 else 0
+            # The stage began after the previous report (the loop reports a stage's last step
+            # under that stage); on a trial's first report only stage 0's start is known.
+            known = state.last_step >= 0 or stage == 0
+            state.stage_start = max(state.last_step, 0) if known else step
             state.stage, state.stage_reports = stage, 0
             state.captured, state.diffusing = False, 0
         state.stage_reports += 1

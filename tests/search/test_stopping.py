@@ -1,9 +1,10 @@
 """The IFP stopper on synthetic trials (sequences of report dicts), and the ASHA factory.
 
-The synthetic trial: 4,000 steps, four stages of 1,000, a report every 250 steps, so the
-report at step s is in stage min(s // 1000, 3) at progress (s mod 1000) / 1000 (the last one at
-1.0). The default thresholds: diffusion above 0.5 for 2 reports past the first quarter of the
-stage; collapse below 0.1 nats for 2 reports past the first quarter of the budget.
+The synthetic trial: 4,000 steps, four stages of 1,000, a report every 250 steps. As in the
+training loop, a report describes the last step trained: the report at step s is in stage
+min((s - 1) // 1000, 3), and the report at a stage's last step shows progress 1.0. The default
+thresholds: diffusion above 0.5 for 2 reports past the first quarter of the stage; collapse
+below 0.1 nats for 2 reports past the first quarter of the budget.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from deft_tune.search.stopping import IFPStopper, make_scheduler, make_stopper
 STEPS, STAGE, INTERVAL = 4000, 1000, 250
 
 
+def _position(step):
+    stage = min((step - 1) // STAGE, 3)
+    return stage, (step - stage * STAGE) / STAGE
+
+
 def _report(step, diffusion=0.1, gain=1.0, captured=True, kl=5.0, stage=None, progress=None):
-    stage = min(step // STAGE, 3) if stage is None else stage
-    if progress is None:
-        progress = 1.0 if step == STEPS else (step - stage * STAGE) / STAGE
+    if stage is None:
+        stage, progress = _position(step)
     return {
         "step": step,
         "train/stage": stage,
@@ -37,8 +42,7 @@ def _trial(**rules):
     """Reports of a whole trial; each rule maps (stage, progress) or step to a value."""
     out = []
     for step in range(INTERVAL, STEPS + 1, INTERVAL):
-        stage = min(step // STAGE, 3)
-        progress = 1.0 if step == STEPS else (step - stage * STAGE) / STAGE
+        stage, progress = _position(step)
         values = {key: rule(step, stage, progress) for key, rule in rules.items()}
         out.append(_report(step, **values))
     return out
@@ -67,7 +71,7 @@ def test_good_trial_runs_to_the_end():
 def test_diffusing_trial_stops_with_its_reason():
     stopper = _stopper()
     diffusing = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
-    # Stage 1 reports: 1000 (progress 0, grace), 1250 (first above), 1500 (second: stop).
+    # Stage 1 reports: 1250 (progress 0.25: the first above), 1500 (the second: stop).
     assert _run(stopper, "bad", diffusing) == 1500
     assert stopper.reason("bad") == "diffusion"
     assert stopper("bad", _report(1750)) is True  # a stopped trial stays stopped
@@ -80,7 +84,7 @@ def test_diffusion_in_the_grace_period_or_on_tiny_gains_does_not_count():
     assert _run(_stopper(), "tiny", tiny) is None
     wobbly = _trial(diffusion=lambda step, stage, progress: 0.9 if step % 500 else 0.1)
     assert _run(_stopper(), "wobbly", wobbly) is None  # never two reports in a row
-    late = _stopper(grace_steps=400)  # 1250 is within 400 steps of the stage's first report
+    late = _stopper(grace_steps=400)  # stage 1 began at 1000: 1250 is within 400 steps
     stage1 = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
     assert _run(late, "late", stage1) == 1750
 
@@ -88,8 +92,12 @@ def test_diffusion_in_the_grace_period_or_on_tiny_gains_does_not_count():
 def test_stage_that_captured_nothing_stops_at_the_next_stage():
     stopper = _stopper()
     empty_first = _trial(captured=lambda step, stage, progress: stage > 0)
-    assert _run(stopper, "empty", empty_first) == 1000  # the first report of stage 1
+    assert _run(stopper, "empty", empty_first) == 1000  # stage 0's last report (progress 1)
     assert stopper.reason("empty") == "no_capture"
+    # Reports that skip the end of a stage: judged at the first report of the next one.
+    stopper = _stopper()
+    skipping = [_report(500, captured=False), _report(1500, captured=True)]
+    assert _run(stopper, "skip", skipping) == 1500 and stopper.reason("skip") == "no_capture"
 
 
 def test_stage_progress_reaching_one_without_capture_stops():
