@@ -245,9 +245,13 @@ class TrialRun:
             _log_params(client, new.run_id, flatten_params(params))
         return new
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> bool:
-        """Log the numbers of one report in one batch; False when the step was logged before."""
-        if self.resumed_step is not None and step <= self.resumed_step:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int,
+                    skip_logged: bool = True) -> bool:
+        """Log the numbers of one report in one batch; False when the step was logged before.
+
+        ``skip_logged=False`` logs keys that are not step reports (a trial's final scores).
+        """
+        if skip_logged and self.resumed_step is not None and step <= self.resumed_step:
             return False
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, int(step)) for k, v in numeric_metrics(metrics).items()]

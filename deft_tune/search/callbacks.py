@@ -1,0 +1,114 @@
+"""Driver-side Tune callbacks: the trials' MLflow finalisation and the live table.
+
+Both are pickled into the experiment state (Tune saves its run config) and come back on
+``Tuner.restore``; so they hold only plain data, reach MLflow through the driver's
+``MLFLOW_TRACKING_URI`` (set by the runner for each run: a resumed search may use a new
+server port) and print to whatever ``sys.stdout`` is at the time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+from ray.tune import Callback
+
+from deft_tune.search.tracking import SearchTracking
+from deft_tune.search.trainable import COMPLETED_KEY
+
+log = logging.getLogger(__name__)
+
+
+def stop_reason(trial: Any, stopper: Any | None, asha: bool) -> tuple[str, str]:
+    """(MLflow status, deft.stop_reason) of a trial Tune reports complete."""
+    reason = stopper.reason(trial.trial_id) if stopper is not None else None
+    if reason:
+        return "KILLED", reason
+    if (trial.last_result or {}).get(COMPLETED_KEY) == 1.0:
+        return "FINISHED", "completed"
+    # Tune ended it without a final report: only the scheduler does that (or a stop_all).
+    return "KILLED", "asha" if asha else "stopped"
+
+
+class TrialRunFinisher(Callback):
+    """Ends each trial's MLflow child run with its stop reason; never leaves one RUNNING."""
+
+    def __init__(self, experiment: str, parent_run_id: str, stopper: Any | None,
+                 asha: bool) -> None:
+        self.experiment = experiment
+        self.parent_run_id = parent_run_id
+        self.stopper = stopper
+        self.asha = asha
+        self._tracking: SearchTracking | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_tracking": None}  # clients do not travel
+
+    @property
+    def tracking(self) -> SearchTracking:
+        if self._tracking is None:
+            from mlflow import get_tracking_uri
+
+            self._tracking = SearchTracking(get_tracking_uri(), self.experiment)
+            self._tracking.parent_run_id = self.parent_run_id
+        return self._tracking
+
+    def _finish(self, trial: Any, status: str, reason: str) -> None:
+        try:
+            if not self.tracking.finish_trial(trial.trial_id, status, reason):
+                log.warning("trial %s ended before it opened its MLflow run", trial.trial_id)
+        except Exception as exc:  # tracking must not take the search down with it
+            log.warning("could not finalise the MLflow run of trial %s: %s", trial.trial_id, exc)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, *stop_reason(trial, self.stopper, self.asha))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, "FAILED", "error")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return format(value, spec)
+    return "-"
+
+
+class LiveTable(Callback):
+    """One line per report and per trial end: trial, step, stage, beta, objective, status."""
+
+    HEADER = f"{'trial':<10} {'step':>7} {'stage':>5} {'beta':>9} {'objective':>10}  status"
+
+    def __init__(self, metric: str, stopper: Any | None = None, asha: bool = True) -> None:
+        self.metric = metric
+        self.stopper = stopper
+        self.asha = asha
+        self._printed_header = False
+
+    def _line(self, trial: Any, result: dict[str, Any], status: str) -> None:
+        out = sys.stdout
+        if not self._printed_header:
+            print(f"objective: {self.metric}", file=out)
+            print(self.HEADER, file=out)
+            self._printed_header = True
+        row = (f"{trial.trial_id:<10} {_fmt(result.get('step'), '7.0f')} "
+               f"{_fmt(result.get('train/stage'), '5.0f')} {_fmt(result.get('train/beta'), '9.3g')}"
+               f" {_fmt(result.get(self.metric), '10.4f')}  {status}")
+        print(row, file=out, flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        status = "final" if result.get(COMPLETED_KEY) == 1.0 else "running"
+        self._line(trial, result, status)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _, reason = stop_reason(trial, self.stopper, self.asha)
+        label = "done" if reason == "completed" else f"stopped ({reason})"
+        self._line(trial, trial.last_result or {}, label)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, trial.last_result or {}, "retrying from checkpoint")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, trial.last_result or {}, "error")

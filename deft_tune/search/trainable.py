@@ -1,0 +1,204 @@
+"""The Tune trainable: one trial = one run config trained by the training loop.
+
+Every ``budget.eval_interval`` steps the trial scores the objective with the *fast* metric
+setting, saves a checkpoint (the trainer's state plus the trial's MLflow run id) and reports
+through ``tune.report``; the numbers also go to the trial's MLflow child run in one batch.
+When training ends it scores the *standard* setting and reports once more, with the standard
+value under the objective key (``metrics/<key>``, what Optuna and ``get_best_result`` read:
+Tune hands the searcher a trial's last reported value) and again as ``final/<key>``. That last
+report carries ``trial/completed = 1``; a trial stopped early never reports it.
+
+Seeds: a trial's seed is ``sha256("<search seed>/<trial id>")`` reduced to 31 bits
+(:func:`trial_seed`). Tune draws trial ids at random, so seeds differ from search to search; the
+seed is written into the trial's run config (``training.seed``), which is what reproduces it.
+
+Resume: on a retry (worker died) or a restored search, ``tune.get_checkpoint()`` holds the last
+checkpoint; the trainer continues from it bit-for-bit and the same MLflow run is continued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from ray import tune
+
+from deft_tune import plots
+from deft_tune.config import RunConfig
+from deft_tune.data.base import GroundTruthData
+from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate
+from deft_tune.search.space import SearchSpace, run_config_from_params
+from deft_tune.search.tracking import RUN_CONFIG_ARTIFACT, TrialRun
+from deft_tune.train import Trainer
+
+log = logging.getLogger(__name__)
+
+TRAINER_FILE = "trainer.pt"
+STATE_FILE = "trial.json"
+PID_FILE = "worker.pid"  # the trial process id, in the trial dir (fault-injection tests use it)
+COMPLETED_KEY = "trial/completed"
+
+DataFactory = Callable[[], GroundTruthData]
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where a trial logs: the tracking URI, the search's experiment and its parent run."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def trial_seed(search_seed: int, trial_id: str) -> int:
+    """A trial's seed from the search seed and its trial id (stable across retries)."""
+    digest = hashlib.sha256(f"{search_seed}/{trial_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def objective_scores(trainer: Trainer, names: tuple[str, ...], seed: int,
+                     settings: MetricSettings) -> dict[str, float]:
+    """``metrics/<key>`` of the named metrics on the trainer's current representation."""
+    if not names:
+        return {}
+    scores = evaluate(trainer.representation, trainer.data, names=list(names), seed=seed,
+                      settings=settings)
+    return {f"metrics/{key}": float(value) for key, value in scores.items()}
+
+
+class _TrialReporter:
+    """The trainer's report callback: fast objective, checkpoint, tune.report, MLflow batch."""
+
+    def __init__(self, trainer: Trainer, space: SearchSpace, run: TrialRun, seed: int) -> None:
+        self.trainer, self.space, self.run, self.seed = trainer, space, run, seed
+        self.last: dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, report: dict[str, float]) -> None:
+        metrics = dict(report)
+        metrics.update(objective_scores(self.trainer, self.space.objective.metrics, self.seed,
+                                        FAST))
+        metrics[COMPLETED_KEY] = 0.0
+        self.last = metrics
+        self.history.append(_history_entry(metrics))
+        # MLflow before Tune: a worker killed between the two replays this step from the
+        # previous checkpoint, and TrialRun skips steps it already logged.
+        self.run.log_metrics(metrics, step=self.trainer.step)
+        with tempfile.TemporaryDirectory(prefix="deft-ckpt-") as folder:
+            save_trial_checkpoint(Path(folder), self.trainer, self.run.run_id, metrics,
+                                  self.history)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def save_trial_checkpoint(folder: Path, trainer: Trainer, run_id: str,
+                          last: dict[str, float], history: list[dict[str, float]]) -> None:
+    trainer.save_checkpoint(folder / TRAINER_FILE)
+    state = {"mlflow_run_id": run_id, "last_report": last, "history": history}
+    (folder / STATE_FILE).write_text(json.dumps(state))
+
+
+def _restore(data: GroundTruthData | None) -> tuple[Trainer, dict[str, Any]] | None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        trainer = Trainer.from_checkpoint(Path(folder) / TRAINER_FILE, data=data)
+        state = json.loads((Path(folder) / STATE_FILE).read_text())
+    log.info("trial resumes from its checkpoint at step %d", trainer.step)
+    return trainer, state
+
+
+def _open_run(target: TrackingTarget, trial_id: str, config: RunConfig,
+              run_id: str | None) -> TrialRun:
+    run = TrialRun.open(target.uri, target.experiment_id, target.parent_run_id, trial_id,
+                        run_id=run_id, params=config.to_dict())
+    if run.resumed_step is None:  # a new run: its config is the trial's one artifact so far
+        run.log_text(yaml.safe_dump(config.to_dict(), sort_keys=False), RUN_CONFIG_ARTIFACT)
+    return run
+
+
+def _write_pid() -> None:
+    folder = tune.get_context().get_trial_dir()
+    if folder:
+        Path(folder, PID_FILE).write_text(str(os.getpid()))
+
+
+def _threads(cpus: float) -> None:
+    # Ray sets OMP_NUM_THREADS from the trial's CPUs; torch reads it once, so set it explicitly.
+    torch.set_num_threads(max(1, math.floor(cpus)))
+
+
+def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingTarget,
+                data_factory: DataFactory | None = None) -> None:
+    """The function trainable (wrap with ``tune.with_parameters``)."""
+    _threads(space.budget.cpus_per_trial)
+    _write_pid()
+    trial_id = tune.get_context().get_trial_id()
+    data = data_factory() if data_factory is not None else None
+    restored = _restore(data)
+    if restored is None:
+        seed = trial_seed(space.budget.seed, trial_id)
+        trainer = Trainer(run_config_from_params(space, config, seed), data=data)
+        state: dict[str, Any] = {}
+    else:
+        trainer, state = restored
+        seed = trainer.config.training.seed
+    run = _open_run(target, trial_id, trainer.config, state.get("mlflow_run_id"))
+    reporter = _TrialReporter(trainer, space, run, seed)
+    reporter.last = state.get("last_report", {})
+    reporter.history = state.get("history", [])
+    try:
+        trainer.run(report=reporter)
+        final = _final_report(trainer, space, seed, reporter.last)
+        run.log_metrics({k: v for k, v in final.items() if k.startswith("final/")},
+                        step=trainer.step, skip_logged=False)
+        _log_artifacts(run, trainer, reporter.history, seed)
+        tune.report(final)
+        run.end("FINISHED")
+    except Exception:
+        run.set_tags({"deft.error": "see the trial's Ray log"})
+        run.end("FAILED")  # a retry marks it RUNNING again; the driver settles the rest
+        raise
+
+
+def _final_report(trainer: Trainer, space: SearchSpace, seed: int,
+                  last: dict[str, float]) -> dict[str, float]:
+    standard = objective_scores(trainer, space.objective.metrics, seed, STANDARD)
+    final = {**last, **standard, COMPLETED_KEY: 1.0}
+    final.update({key.replace("metrics/", "final/", 1): v for key, v in standard.items()})
+    final["step"] = float(trainer.step)
+    return final
+
+
+def _log_artifacts(run: TrialRun, trainer: Trainer, history: list[dict[str, float]],
+                   seed: int) -> None:
+    """Latent traversals around one observation and the KL per group over the trial."""
+    data = trainer.data
+    _, observation = data.sample(1, np.random.default_rng(seed))
+    code = trainer.representation(observation)[0]
+    images = plots.traversal_images(trainer.model.decoder, code)
+    groups = trainer.model.encoder.group_of_latent().numpy()
+    kl = [history[-1].get(f"kl/latent{i}", float("nan")) for i in range(len(code))]
+    run.log_figure(plots.plot_traversals(images, groups, kl if history else None),
+                   "traversals.png")
+    if history:
+        run.log_figure(plots.plot_kl_per_group(history, trainer.config.model.groups),
+                       "information.png")
+
+
+def _history_entry(report: dict[str, float]) -> dict[str, float]:
+    """What the information plot needs of a report (kept small: it rides in checkpoints)."""
+    keep = ("step", "train/stage")
+    return {k: v for k, v in report.items() if k in keep or k.startswith(("kl/group",
+                                                                          "kl/latent"))}
