@@ -105,7 +105,8 @@ def _walk(space: SearchSpace, take: Take) -> dict[str, Any]:
     values = {"lr": take("lr", "lr")}
     if space.method != "deft":
         for key in space.params:
-            values[key] = take(key, key)
+            if key != "lr":
+                values[key] = take(key, key)
         return values
     values["rule"] = rule = take("rule", "rule")
     values["num_stages"] = n = take("num_stages", "num_stages")
