@@ -44,6 +44,7 @@ __all__ = [
     "factor_values",
     "render_masks",
     "render_packed",
+    "unpack_masks",
 ]
 
 log = logging.getLogger(__name__)
