@@ -1,0 +1,216 @@
+"""Training throughput: deft-tune's loop against a plain PyTorch DataLoader loop.
+
+Both loops train the same model (the config's grouped VAE with every group open, i.e. DEFT's
+last and most expensive stage) with the same loss and Adam, on dSprites, side by side in one
+process; rounds alternate so that load from other processes hits both alike.
+
+- plain: ``DataLoader(TensorDataset(decoded float images), shuffle=True)`` over a random subset
+  of dSprites decoded up front (the whole set would be 12 GB as float32), ``loss.item()`` each
+  step, the usual way a training loop is written.
+- deft-tune: :class:`deft_tune.train.Trainer` (bit-packed rows on the device, seeded index
+  gather, on-device decode, losses accumulated on the device), read from its own
+  ``train/images_per_sec`` (evaluation time excluded).
+
+FLOP utilisation = model FLOPs per image (forward + backward, counted by
+``torch.utils.flop_counter.FlopCounterMode``) x images per second / peak. CPU peak = threads x
+GHz x FLOPs per cycle per core (64 for fp32 with two AVX-512 FMA units: 2 units x 16 lanes x 2);
+the GHz comes from /proc/cpuinfo (or --ghz). On CUDA pass --peak-gflops for the utilisation.
+
+    python benchmarks/train_throughput.py                       # CPU, batch 64
+    python benchmarks/train_throughput.py --device cuda --batch-size 256 --peak-gflops 989000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from deft_tune.config import ObjectiveConfig, load_config
+from deft_tune.data import get_dataset
+from deft_tune.model import kl_per_latent, objective_loss, reconstruction_loss
+from deft_tune.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "dsprites_deft.yaml")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=30, help="timed steps per round and loop")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--subset", type=int, default=16384, help="images decoded for DataLoader")
+    p.add_argument("--ghz", type=float, default=None)
+    p.add_argument("--flops-per-cycle", type=int, default=64)
+    p.add_argument("--peak-gflops", type=float, default=None)
+    p.add_argument("--write", type=Path, default=None, help="markdown file to update")
+    return p.parse_args()
+
+
+def bench_config(args: argparse.Namespace):
+    config = load_config(args.config)
+    training = {
+        **config.training.__dict__,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "device": args.device,
+        "steps": args.rounds * (args.warmup + args.steps) + 1,
+    }
+    raw = config.to_dict()
+    raw.update(
+        objective={"kind": "beta_vae", "beta": 4.0},
+        schedule={"stages": []},
+        training=training,
+        evaluation={"interval": 10**6, "probe_size": 64, "metrics": []},
+    )
+    return type(config).from_dict(raw)
+
+
+def plain_loop(trainer: Trainer, images: torch.Tensor, args, generator) -> float:
+    """Images per second of the DataLoader loop over the timed steps."""
+    model, config = trainer.model, trainer.config
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.training.lr)
+    loader = DataLoader(
+        TensorDataset(images),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+    )
+    autocast = (
+        torch.autocast(trainer.device.type, dtype=torch.bfloat16)
+        if args.precision == "bf16"
+        else contextlib.nullcontext()
+    )
+    objective = ObjectiveConfig(kind="beta_vae", beta=4.0)
+    running, start = 0.0, None
+    for step, (x,) in enumerate(loader):
+        if step == args.warmup:
+            _sync(trainer.device)
+            start = time.perf_counter()
+        if step == args.warmup + args.steps:
+            break
+        x = x.to(trainer.device)
+        with autocast:
+            output, mean, logvar, z = model(x)
+        mean, logvar, z = mean.float(), logvar.float(), z.float()
+        recon = reconstruction_loss(output, x, config.model.loss)
+        loss = objective_loss(
+            objective, recon, kl_per_latent(mean, logvar), z, mean, logvar, beta=4.0, step=step
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.item()
+    _sync(trainer.device)
+    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def our_loop(trainer: Trainer, args) -> float:
+    trainer.run(until=trainer.step + args.warmup)
+    return trainer.run(until=trainer.step + args.steps)["train/images_per_sec"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def flops_per_image(trainer: Trainer, batch: torch.Tensor) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        output, mean, logvar, _ = trainer.model(batch)
+        loss = reconstruction_loss(output, batch, "bernoulli").mean() + mean.sum() + logvar.sum()
+        loss.backward()
+    trainer.model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(batch)
+
+
+def cpu_ghz(override: float | None) -> float:
+    if override:
+        return override
+    text = Path("/proc/cpuinfo").read_text()
+    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", text)]
+    return max(mhz) / 1000 if mhz else float("nan")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = bench_config(args)
+    data = get_dataset(config.data.name, **config.data.options)
+    rng = np.random.default_rng(0)
+    subset = np.sort(rng.choice(data.num_samples, args.subset, replace=False))
+    images = torch.from_numpy(data.images(subset))
+    plain_trainer = Trainer(config, data=data, hooks=())
+    ours = Trainer(config, data=data, hooks=())
+    generator = torch.Generator().manual_seed(0)
+    plain_rates, our_rates = [], []
+    for _ in range(args.rounds):  # alternate so that machine load hits both loops alike
+        plain_rates.append(plain_loop(plain_trainer, images, args, generator))
+        our_rates.append(our_loop(ours, args))
+    plain, mine = statistics.median(plain_rates), statistics.median(our_rates)
+    flops = flops_per_image(ours, images[: args.batch_size].to(ours.device))
+    report(args, config, plain_rates, our_rates, plain, mine, flops)
+
+
+def report(args, config, plain_rates, our_rates, plain, mine, flops) -> None:
+    device = torch.device(args.device)
+    threads = torch.get_num_threads()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak = args.peak_gflops * 1e9 if args.peak_gflops else float("nan")
+        peak_how = f"{args.peak_gflops:g} GFLOP/s given" if args.peak_gflops else "no peak given"
+    else:
+        name = f"CPU, {threads} torch threads"
+        ghz = cpu_ghz(args.ghz)
+        peak = threads * ghz * 1e9 * args.flops_per_cycle
+        peak_how = f"{threads} cores x {ghz:.2f} GHz x {args.flops_per_cycle} FLOP/cycle"
+    m = config.model
+    lines = [
+        f"- device: {name}; batch {args.batch_size}; {args.precision}; model: {m.groups} groups "
+        f"x {m.latents_per_group} latents, encoder width {m.encoder_width}, decoder width "
+        f"{m.decoder_width} (all groups open)",
+        f"- rounds of {args.steps} timed steps after {args.warmup} warm-up steps: "
+        f"plain {', '.join(f'{r:.0f}' for r in plain_rates)} img/s; "
+        f"deft-tune {', '.join(f'{r:.0f}' for r in our_rates)} img/s",
+        f"- median: plain DataLoader loop **{plain:.0f} img/s**, deft-tune loop "
+        f"**{mine:.0f} img/s**, ratio **{mine / plain:.2f}x**",
+        f"- model FLOPs per image (forward + backward): {flops / 1e6:.1f} MFLOP; peak "
+        f"{peak / 1e9:.0f} GFLOP/s ({peak_how}); FLOP utilisation: plain "
+        f"{flops * plain / peak:.1%}, deft-tune {flops * mine / peak:.1%}",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        update_markdown(args.write, text, f"{name}, batch {args.batch_size}, {args.precision}")
+
+
+def update_markdown(path: Path, text: str, title: str) -> None:
+    """Append the result under a heading inside the throughput block of ``path``."""
+    doc = path.read_text() if path.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in doc:
+        doc += f"\n{BEGIN}\n{END}\n"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    entry = f"#### {title} ({stamp})\n\n{text}\n\n"
+    doc = doc.replace(END, entry + END)
+    path.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()
