@@ -161,20 +161,26 @@ def make_scheduler(space: SearchSpace) -> ASHAScheduler | None:
     """ASHA on the space's objective, in training steps; None when switched off.
 
     Rungs are counted in steps (the report key ``step``), not in reports, so that an extra
-    report (at step 0, or a retry's first) cannot make ASHA end a trial before its last step.
+    report (a retry's, or the trainable's final one) cannot shift them. A rung is judged at the
+    first report at or past it, so every rung lies at or before the last report but one
+    (``max_t = steps_per_trial - eval_interval``), and trials that pass every rung are not
+    stopped at ``max_t``: ASHA never ends a trial at its last step, where stopping saves
+    nothing and would skip the trial's final (standard-setting) evaluation. With a single
+    report per trial there is nothing to cut and no scheduler is made.
     ``stopping.asha.grace_period`` is given in reports and converted here. The scheduler
     carries the metric and mode itself: do not pass them to TuneConfig too (Tune refuses
     both), and give them to ``ResultGrid.get_best_result`` explicitly.
     """
     asha = space.stopping.asha
-    if not asha.enabled:
+    last_judged = space.budget.steps_per_trial - space.budget.eval_interval
+    if not asha.enabled or last_judged < 1:
         return None
-    steps = space.budget.steps_per_trial
     return ASHAScheduler(
         time_attr="step",
         metric=space.objective.metric,
         mode=space.objective.mode,
-        max_t=steps,
-        grace_period=min(asha.grace_period * space.budget.eval_interval, steps),
+        max_t=last_judged,
+        grace_period=min(asha.grace_period * space.budget.eval_interval, last_judged),
         reduction_factor=asha.reduction_factor,
+        stop_last_trials=False,
     )

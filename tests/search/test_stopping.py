@@ -158,9 +158,9 @@ def test_missing_or_nan_signals_are_ignored():
     assert _run(stopper, "nan", nan) is None
 
 
-def _space(**stopping):
-    return space_from_dict({"data": "dsprites_full", "stopping": stopping,
-                            "budget": {"steps_per_trial": 1000, "eval_interval": 100}})  # fmt: skip
+def _space(steps=1000, interval=100, **stopping):
+    budget = {"steps_per_trial": steps, "eval_interval": interval}
+    return space_from_dict({"data": "dsprites_full", "stopping": stopping, "budget": budget})
 
 
 def test_factories_follow_the_space():
@@ -169,14 +169,36 @@ def test_factories_follow_the_space():
     assert isinstance(stopper, IFPStopper) and stopper.steps_per_trial == 1000
     scheduler = make_scheduler(space)
     assert scheduler.metric == "metrics/mig" and scheduler._mode == "max"
-    assert scheduler._time_attr == "step" and scheduler._max_t == 1000
-    assert scheduler._reduction_factor == 2
-    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [
-        600,
-        300,
-    ]  # grace 3 reports x 100 steps, x2
+    # Rungs up to the last report but one (900): grace 3 reports = 300 steps, then x2.
+    assert scheduler._time_attr == "step" and scheduler._max_t == 900
+    assert scheduler._reduction_factor == 2 and not scheduler._stop_last_trials
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [600, 300]
     off = _space(ifp={"enabled": False}, asha={"enabled": False})
     assert make_stopper(off) is None and make_scheduler(off) is None
+    single = _space(steps=100, interval=100)
+    assert make_scheduler(single) is None  # one report per trial: nothing to cut
+
+
+class _Trial:
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+
+def test_asha_never_stops_a_trial_at_its_last_step():
+    # quick.yaml's shape: 400 steps, a report every 100, grace 2 reports, halving.
+    space = _space(steps=400, asha={"grace_period": 2, "reduction_factor": 2})
+    scheduler = make_scheduler(space)
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [200]
+    good, bad = _Trial("good"), _Trial("bad")
+    for trial in (good, bad):
+        scheduler.on_trial_add(None, trial)
+    actions = {}
+    for step in (100, 200, 300, 400, 400):  # the last report is the trainable's final one
+        for trial, mig in ((good, 0.3), (bad, 0.1)):
+            if actions.get(trial.trial_id) != "STOP":
+                result = {"step": step, "metrics/mig": mig}
+                actions[trial.trial_id] = scheduler.on_trial_result(None, trial, result)
+    assert actions == {"good": "CONTINUE", "bad": "STOP"}  # bad cut at the 200-step rung
 
 
 def test_steps_per_trial_must_be_positive():
