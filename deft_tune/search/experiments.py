@@ -19,8 +19,10 @@ import yaml
 
 from deft_tune.errors import TrackingError
 
-# An unreachable server should fail in seconds, not after MLflow's minutes of retries.
-_FAST_FAIL_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# An unreachable server should fail in seconds, not after MLflow's minutes of retries; and
+# artifact downloads must not draw progress bars over the command's own output.
+_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+               "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class SearchRecord:
 @contextmanager
 def _mlflow(uri: str) -> Iterator[Any]:
     """An MlflowClient on ``uri`` whose failures become one TrackingError naming the URI."""
-    saved = {key: os.environ.get(key) for key in _FAST_FAIL_ENV}
-    os.environ.update(_FAST_FAIL_ENV)
+    saved = {key: os.environ.get(key) for key in _CLIENT_ENV}
+    os.environ.update(_CLIENT_ENV)
     try:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
