@@ -9,8 +9,10 @@
   stage gained at least ``min_gain`` nats (a ratio of two tiny gains is noise). DEFT exists to
   prevent exactly this; a schedule that lets it happen will not disentangle.
 - ``"no_capture"``: a stage ended (``train/stage`` moved on, or ``train/stage_progress`` reached
-  1) and no report of that stage showed its group taking information in. The group that should
-  hold a factor stays empty, so a later stage must crowd two factors into one group.
+  1), no report of that stage showed its group taking information in, and, when the stage's
+  end fell between two reports, the group holds nothing at the next one (``kl/group{i}``).
+  The group that should hold a factor stays empty, so a later stage must crowd two factors
+  into one group.
 - ``"collapse"``: ``kl/total`` below ``collapse_kl`` nats for ``patience`` reports after
   ``collapse_grace_fraction`` of the budget: the posterior collapsed and carries nothing.
 
@@ -43,6 +45,9 @@ __all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper"]
 logger = logging.getLogger(__name__)
 
 STOP_REASONS = ("diffusion", "no_capture", "collapse")
+# Nats a group must hold to count as captured when judged from its KL, unless the space sets
+# stopping.ifp.capture_threshold: the information tracker's default capture threshold.
+GROUP_CAPTURE_KL = 0.1
 
 
 @dataclass
@@ -101,7 +106,8 @@ class IFPStopper(Stopper):
         stage = int(_number(result, "train/stage", 0))
         reason = None
         if state.stage is not None and stage != state.stage:
-            if cfg.no_capture and state.stage_reports and not state.captured:
+            empty = not state.captured and not self._holds(result, state.stage)
+            if cfg.no_capture and state.stage_reports and empty:
                 reason = "no_capture"  # the stage that just ended took nothing in
         if stage != state.stage:
             # The stage began after the previous report (the loop reports a stage's last step
@@ -127,6 +133,14 @@ class IFPStopper(Stopper):
         if state.collapsed >= cfg.patience:
             reason = reason or "collapse"
         return reason
+
+    def _holds(self, result: dict[str, Any], group: int) -> bool:
+        """Whether ``group`` holds information now: it may have filled up after the stage's
+        last report and before the stage ended. Closed until its stage, any KL it has was
+        taken in since."""
+        threshold = self.config.capture_threshold
+        threshold = GROUP_CAPTURE_KL if threshold is None else threshold
+        return _number(result, f"kl/group{group}", 0.0) >= threshold
 
     def _captured(self, result: dict[str, Any]) -> bool:
         if self.config.capture_threshold is None:

@@ -98,6 +98,12 @@ def test_stage_that_captured_nothing_stops_at_the_next_stage():
     stopper = _stopper()
     skipping = [_report(500, captured=False), _report(1500, captured=True)]
     assert _run(stopper, "skip", skipping) == 1500 and stopper.reason("skip") == "no_capture"
+    # ... unless the group filled up after the last report of its stage: it holds 0.5 nats.
+    stopper = _stopper()
+    filled = [_report(500, captured=False), {**_report(1500), "kl/group0": 0.5}]
+    assert _run(stopper, "filled", filled) is None
+    hollow = [_report(500, captured=False), {**_report(1500), "kl/group0": 0.05}]
+    assert _run(stopper, "hollow", hollow) == 1500  # below the tracker's 0.1 nats
 
 
 def test_stage_progress_reaching_one_without_capture_stops():
