@@ -94,7 +94,8 @@ class IFPStopping:
     grace_fraction: float = 0.25  # of the current stage (train/stage_progress)
     grace_steps: int = 0  # and at least this many steps into the stage
     # no_capture: a stage ended without its group taking anything in. None: trust the tracker's
-    # info/active_captured; a number (nats): the stage's largest info/active_gain must reach it.
+    # info/active_captured (and 0.1 nats of kl/group{i} after the stage); a number (nats): the
+    # stage's largest info/active_gain, or the group's KL after the stage, must reach it.
     no_capture: bool = True
     capture_threshold: float | None = None
     # collapse: kl/total below collapse_kl nats for `patience` reports after this budget part.
@@ -105,7 +106,7 @@ class IFPStopping:
 @dataclass(frozen=True)
 class ASHAStopping:
     enabled: bool = True
-    grace_period: int = 2  # reports (training iterations) before a trial can be cut
+    grace_period: int = 2  # reports before a trial can be cut (converted to steps)
     reduction_factor: float = 3.0
 
 
