@@ -26,11 +26,18 @@ logger = logging.getLogger(__name__)
 IFP_COLUMNS = ("factor", "draw", "seed", "ifp", "steps", "final_kl")
 
 
-def read_ifp_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Finite IFPs per factor from the Parquet at ``path``; ConfigError naming what is wrong."""
+def read_ifp_table(path: str | os.PathLike, dataset: str | None = None) -> dict[str, np.ndarray]:
+    """Finite IFPs per factor from the Parquet at ``path`` (a folder: its ``ifp.parquet``).
+
+    A table with a ``dataset`` column is restricted to ``dataset``'s rows: freezing points are a
+    property of the data, so a table of another data set is refused. ConfigError naming what is
+    wrong.
+    """
     import pyarrow.parquet as pq  # only spaces with betas_from_ifp need it
 
     path = Path(path)
+    if path.is_dir():
+        path = path / "ifp.parquet"
     try:
         table = pq.read_table(path)
     except FileNotFoundError:
@@ -45,9 +52,11 @@ def read_ifp_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"betas_from_ifp: {path} lacks column(s) {missing}; an IFP table has "
             f"{list(IFP_COLUMNS)} (write it with `deft-tune ifp`)"
         )
+    if dataset is not None and "dataset" in table.column_names:
+        table = _rows_of(table, dataset, path)
     factors = [str(f) for f in table.column("factor").to_pylist()]
     try:
-        ifps = np.asarray(table.column("ifp").to_numpy(zero_copy_only=False), dtype=np.float64)
+        ifps = np.asarray(table.column("ifp").to_pylist(), dtype=np.float64)
     except (TypeError, ValueError):
         raise ConfigError(f"betas_from_ifp: {path} column 'ifp' must be numeric") from None
     out: dict[str, np.ndarray] = {}
@@ -61,6 +70,16 @@ def read_ifp_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if np.any(ifps[np.isfinite(ifps)] <= 0):
         raise ConfigError(f"betas_from_ifp: {path} has IFPs <= 0; a freezing beta is positive")
     return out
+
+
+def _rows_of(table, dataset: str, path: Path):
+    names = table.column("dataset").to_pylist()
+    if dataset not in names:
+        raise ConfigError(
+            f"betas_from_ifp: {path} holds the annealing test of {sorted(set(map(str, names)))}, "
+            f"not of {dataset!r}: run `deft-tune ifp` on {dataset}"
+        )
+    return table.filter([name == dataset for name in names])
 
 
 def beta_candidates(

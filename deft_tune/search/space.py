@@ -88,7 +88,7 @@ def space_from_dict(raw: Any, source: str = "<dict>") -> SearchSpace:
     params = _fill_defaults(params, top["method"], top["budget"])
     extra: dict[str, Any] = {}
     if top["method"] == "deft":
-        extra = _deft_betas(raw.get("params") or {}, params, source)
+        extra = _deft_betas(raw.get("params") or {}, params, source, top["data"]["name"])
         _check_deft(params, extra)
     space = SearchSpace(**top, params=params, **extra, source=source)
     starts = raw.get("start") or []
@@ -116,7 +116,7 @@ def _fill_defaults(params: dict[str, Param], method: str, budget: Budget) -> dic
 # --- DEFT: where the stage betas come from ----------------------------------------------------
 
 
-def _deft_betas(raw: dict, params: dict[str, Param], source: str) -> dict[str, Any]:
+def _deft_betas(raw: dict, params: dict[str, Param], source: str, data_name: str) -> dict[str, Any]:
     chosen = [key for key in ("betas", "betas_from_ifp") if key in raw]
     free = [key for key in ("beta_first", "beta_pos") if key in raw]
     if "betas" in raw and "beta_last" in raw:
@@ -130,7 +130,7 @@ def _deft_betas(raw: dict, params: dict[str, Param], source: str) -> dict[str, A
     if "betas" in raw:
         return {"betas": _fixed_betas(raw["betas"], raw, params)}
     if "betas_from_ifp" in raw:
-        return _ifp_betas(raw["betas_from_ifp"], params, source)
+        return _ifp_betas(raw["betas_from_ifp"], params, source, data_name)
     return {}
 
 
@@ -150,7 +150,7 @@ def _fixed_betas(raw: Any, raw_params: dict, params: dict[str, Param]) -> tuple[
     return betas
 
 
-def _ifp_betas(raw: Any, params: dict[str, Param], source: str) -> dict[str, Any]:
+def _ifp_betas(raw: Any, params: dict[str, Param], source: str, data_name: str) -> dict[str, Any]:
     if isinstance(raw, str):
         raw = {"path": raw}
     if not isinstance(raw, dict) or "path" not in raw:
@@ -169,7 +169,8 @@ def _ifp_betas(raw: Any, params: dict[str, Param], source: str) -> dict[str, Any
     path = Path(raw["path"]).expanduser()
     if not path.is_absolute() and source != "<dict>":
         path = Path(source).parent / path  # relative to the space file
-    candidates = beta_candidates(read_ifp_table(path), (quantiles[0], quantiles[1]))
+    table = read_ifp_table(path, dataset=data_name)
+    candidates = beta_candidates(table, (quantiles[0], quantiles[1]))
     last = params["beta_last"]
     if not last.fixed:
         raise ConfigError(

@@ -23,7 +23,8 @@ def _space(**params) -> dict:
             "eval_interval": 100}, "params": params}  # fmt: skip
 
 
-def _write_ifp(path: Path, rows: dict[str, list[float]], drop: str | None = None) -> Path:
+def _write_ifp(path: Path, rows: dict[str, list[float]], drop: str | None = None,
+               dataset: list[str] | None = None) -> Path:  # fmt: skip
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -34,6 +35,8 @@ def _write_ifp(path: Path, rows: dict[str, list[float]], drop: str | None = None
                "steps": [8000] * n, "final_kl": [1.0] * n}  # fmt: skip
     if drop:
         del columns[drop]
+    if dataset:
+        columns["dataset"] = dataset
     pq.write_table(pa.table(columns), path)
     return path
 
@@ -104,3 +107,17 @@ def test_missing_or_non_parquet_ifp_table(tmp_path):
     junk.write_text("not parquet")
     with pytest.raises(ConfigError, match="not a readable Parquet file"):
         space_from_dict(_space(betas_from_ifp=str(junk)))
+
+
+def test_a_table_of_several_data_sets_gives_the_spaces_rows(tmp_path):
+    # "pos" and "scale" belong to dsprites_full; the "shape" rows to another data set.
+    rows = {"pos": [60.0, 70.0, 80.0], "scale": [20.0, 30.0, 40.0], "shape": [2.0, 3.0, 4.0]}
+    owners = ["dsprites_full"] * 6 + ["color_dsprites"] * 3
+    folder = tmp_path / "ifp-out"
+    folder.mkdir()
+    _write_ifp(folder / "ifp.parquet", rows, dataset=owners)
+    space = space_from_dict(_space(num_stages=2, betas_from_ifp=str(folder)))  # a folder is fine
+    assert space.ifp_betas == (47.7,)  # only the pos/scale gap of dsprites_full
+    other = {**_space(num_stages=2, betas_from_ifp=str(folder)), "data": "scream_dsprites"}
+    with pytest.raises(ConfigError, match="not of 'scream_dsprites': run `deft-tune ifp`"):
+        space_from_dict(other)
