@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from deft_tune import report
 from deft_tune.plots import save_figure
@@ -59,6 +60,7 @@ def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
         ax.tick_params(labelsize=7)
         if name in ("lr", "beta 1") or name.startswith("lr scale"):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at this size
     for ax in list(axes.flat)[len(columns):]:
         ax.set_visible(False)
     figure.supylabel(metric)
@@ -109,6 +111,7 @@ def stop_reasons(trials: Sequence[Any], steps_per_trial: int) -> Figure:
     left, right = figure.subplots(1, 2)
     left.bar(reasons, [counts[r] for r in reasons], color="tab:blue")
     left.set(title="trials per stop reason", ylabel="trials")
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.bar(reasons, [saved[r] for r in reasons], color="tab:green")
     total = steps_per_trial * len(trials)
     right.set(title=f"trial-steps saved ({sum(saved.values())} of {total})", ylabel="steps")
