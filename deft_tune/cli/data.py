@@ -90,13 +90,20 @@ def run_render(args: argparse.Namespace) -> int:
     data = _dataset(args)
     start = time.perf_counter()
     if hasattr(data, "build_cache"):
-        with tqdm(desc=f"rendering {args.name}", unit="img", unit_scale=True) as bar:
+        bars = []  # opened at the first progress report: a cached set shows no bar
 
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        def progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(
+                    tqdm(desc=f"rendering {args.name}", total=total, unit="img", unit_scale=True)
+                )
+            bars[0].update(done - bars[0].n)
 
+        try:
             path = data.build_cache(progress)
+        finally:
+            for bar in bars:
+                bar.close()
     else:
         data.stored_images()
         path = getattr(data, "cache_path", None)
