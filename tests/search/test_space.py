@@ -382,3 +382,14 @@ def test_log_scale_positions_are_geometric():
     )
     betas = [s.beta for s in config.schedule.stages]
     assert betas == pytest.approx([1000.0, math.sqrt(1000.0), 1000.0**0.25, 1.0])
+
+
+def test_the_reference_docs_example_loads():
+    import re
+
+    import yaml
+
+    text = (SPACES.parent / "docs" / "search_spaces.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    space = space_from_dict(yaml.safe_load(example))
+    assert space.name == "quick" and len(points_to_evaluate(space)) == 1
