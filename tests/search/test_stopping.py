@@ -207,6 +207,14 @@ def test_asha_never_stops_a_trial_at_its_last_step():
     assert actions == {"good": "CONTINUE", "bad": "STOP"}  # bad cut at the 200-step rung
 
 
+def test_the_package_exports_the_stopper_lazily():
+    import deft_tune.search as search
+
+    assert search.make_stopper is make_stopper and search.IFPStopper is IFPStopper
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        search.nope  # noqa: B018
+
+
 def test_steps_per_trial_must_be_positive():
     with pytest.raises(ValueError, match="steps_per_trial == 0"):
         IFPStopper(IFPStopping(), steps_per_trial=0)
