@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,17 +147,29 @@ def _render_block(factors: np.ndarray, packed: bool) -> np.ndarray:
     return np.packbits(out, axis=1) if packed else out
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0  # renders in flight; the first saves torch's thread count, the last restores
+_threads_saved = 1
+
+
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[None]:
     # Each block's tensors are small (about 1M elements): torch's intra-op threads spend more
-    # time waiting than working on them (5-7x the CPU time of one thread on a loaded 2-core
+    # time waiting than working on them (5-20x the CPU time of one thread on a loaded 2-core
     # machine). Blocks run in parallel Python threads instead (torch ops release the GIL).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _threads_users, _threads_saved
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 def _render_blocks(
