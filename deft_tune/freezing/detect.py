@@ -4,8 +4,10 @@ During the annealing test beta falls step by step and the KL of a latent stays n
 the pressure is low enough for a factor's information to enter; then it rises and keeps rising.
 The IFP is the beta at that rise. Per-step KL is measured on a small batch and is noisy, so the
 curve is smoothed with a centred running median (a single-step spike cannot move a median of 3
-or more points), and a crossing only counts if the smoothed curve then stays above the threshold
-for ``hold`` steps: a brief excursion that falls back is not a freezing point.
+or more points), and a crossing only counts if the smoothed curve then stays above the threshold:
+to the end of the run by default (beta only falls, so admitted information stays; this also
+skips the start-up transient of a freshly initialised encoder, whose KL briefly rises and then
+collapses under the high beta), or for ``hold`` points when given.
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ def find_freezing_point(
     """The first point where the smoothed KL rises past ``threshold`` (nats) and stays there.
 
     ``betas`` and ``kl`` are aligned 1-D arrays (one entry per logged step). The smoothed curve
-    must stay above the threshold for ``hold`` points (default: ``window``), or until the end of
-    the curve if fewer remain. Returns the index and beta of the crossing, or index None and
-    beta NaN when the KL never rises past the threshold to stay.
+    must stay above the threshold for ``hold`` points (or until the end of the curve if fewer
+    remain); ``hold`` None means to the end of the curve. Returns the index and beta of the
+    crossing, or index None and beta NaN when the KL never rises past the threshold to stay.
     """
     betas = _check_curve(betas, "betas")
     kl = _check_curve(kl, "kl")
@@ -72,7 +74,7 @@ def find_freezing_point(
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
         raise ValueError(f"threshold == {threshold!r}, must be a positive number of nats")
     window = _check_window(window)
-    hold = window if hold is None else _check_window(hold, "hold")
+    hold = kl.size if hold is None else _check_window(hold, "hold")
     above = running_median(kl, window) > threshold
     # run[i] = how many consecutive points from i on stay above the threshold.
     run = np.zeros(above.size + 1, dtype=np.int64)

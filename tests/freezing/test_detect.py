@@ -49,6 +49,12 @@ def test_ignores_an_excursion_that_falls_back():
     assert find_freezing_point(annealed_betas(), kl, window=5, hold=4).index == 200
 
 
+def test_a_start_up_transient_that_collapses_is_not_a_freezing_point():
+    kl = curve_with_jump()
+    kl[:60] = np.linspace(2.0, 0.0, 60)  # a fresh encoder's KL, squeezed out by the high beta
+    assert find_freezing_point(annealed_betas(), kl, window=5).index == JUMP
+
+
 def test_never_freezing_gives_nan():
     point = find_freezing_point(annealed_betas(), np.full(T, 0.05), threshold=0.1)
     assert not point.found and point.index is None and math.isnan(point.beta)

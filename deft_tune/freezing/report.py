@@ -1,0 +1,218 @@
+"""Annealing-test output: Parquet tables and the IFP figure, all written atomically.
+
+- ``ifp.parquet``: one row per run (dataset, factor, draw, seed, ifp, ifp_step, steps, final_kl,
+  fixed), the input of ``deft-tune ifp --suggest``.
+- ``curves.parquet``: the logged curves, one row per run and logged step (beta, kl, recon).
+- ``ifp.png``: the IFP distribution per factor and the KL-versus-beta curves with the detected
+  points.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from deft_tune.errors import DataError  # noqa: E402
+from deft_tune.freezing.annealing import AnnealingResult, LatentFreezing  # noqa: E402
+from deft_tune.freezing.loop import Curve  # noqa: E402
+
+__all__ = [
+    "IFP_COLUMNS",
+    "curves_table",
+    "plot_ifp",
+    "plot_unsupervised",
+    "read_ifp_table",
+    "results_table",
+    "write_report",
+    "write_unsupervised_report",
+]
+
+IFP_COLUMNS = ("dataset", "factor", "draw", "seed", "ifp", "ifp_step", "steps", "final_kl")
+
+
+def results_table(results: Sequence[AnnealingResult]) -> pa.Table:
+    """One row per run; ``fixed`` (the other factors' values) is a JSON string."""
+    rows = {name: [getattr(r, name) for r in results] for name in IFP_COLUMNS}
+    rows["fixed"] = [json.dumps(r.fixed, sort_keys=True) for r in results]
+    return pa.table(rows)
+
+
+def curves_table(results: Sequence[AnnealingResult]) -> pa.Table:
+    """Long format: one row per run and logged step; kl sums the run's latents."""
+
+    def repeat(name: str) -> list:
+        return [getattr(r, name) for r in results for _ in range(len(r.curve.steps))]
+
+    return pa.table(
+        {
+            "dataset": repeat("dataset"),
+            "factor": repeat("factor"),
+            "draw": repeat("draw"),
+            "seed": repeat("seed"),
+            "step": _concat([r.curve.steps for r in results], np.int64),
+            "beta": _concat([r.curve.betas for r in results], np.float64),
+            "kl": _concat([r.curve.kl.sum(axis=1) for r in results], np.float64),
+            "recon": _concat([r.curve.recon for r in results], np.float64),
+        }
+    )
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+
+
+def read_ifp_table(path: str | os.PathLike) -> list[dict]:
+    """Rows of an ``ifp.parquet`` (a directory is taken to hold one), checked for its columns."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "ifp.parquet"
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise DataError(
+            f"no IFP table at {path}: run `deft-tune ifp --dataset NAME --out {path.parent}` first"
+        ) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path} is not a readable Parquet file: {exc}") from None
+    missing = [c for c in IFP_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataError(f"{path} lacks columns {missing}: it is not an annealing-test table")
+    rows = table.to_pylist()
+    if not rows:
+        raise DataError(f"{path} has no runs")
+    return rows
+
+
+def write_report(
+    results: Sequence[AnnealingResult], out_dir: str | os.PathLike, title: str = ""
+) -> dict[str, Path]:
+    """Write ifp.parquet, curves.parquet and ifp.png into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "table": out / "ifp.parquet",
+        "curves": out / "curves.parquet",
+        "plot": out / "ifp.png",
+    }
+    _atomic(paths["table"], lambda tmp: pq.write_table(results_table(results), tmp))
+    _atomic(paths["curves"], lambda tmp: pq.write_table(curves_table(results), tmp))
+    figure = plot_ifp(results, title)
+    _atomic(paths["plot"], lambda tmp: _save(figure, tmp))
+    return paths
+
+
+def plot_ifp(results: Sequence[AnnealingResult], title: str = "") -> plt.Figure:
+    """Left: each factor's IFPs (points) and median (bar). Right: KL against falling beta."""
+    factors = list(dict.fromkeys(r.factor for r in results))
+    colors = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(factors)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, factor in enumerate(factors):
+        ifps = np.array([r.ifp for r in results if r.factor == factor])
+        found = ifps[np.isfinite(ifps)]
+        jitter = np.linspace(-0.15, 0.15, len(found)) if len(found) > 1 else np.zeros(1)
+        left.scatter(i + jitter[: len(found)], found, color=colors[factor], s=18, zorder=3)
+        if len(found):
+            left.hlines(np.median(found), i - 0.3, i + 0.3, color="black", lw=1.5)
+        missing = len(ifps) - len(found)
+        if missing:
+            left.annotate(f"{missing} never", (i, 1.0), ha="center", va="bottom", fontsize=8)
+    left.set_xticks(range(len(factors)), factors, rotation=30, ha="right")
+    left.set_yscale("log")
+    left.set_ylabel("IFP (beta)")
+    left.set_title("IFP per factor (bar: median)")
+    for r in results:
+        kl = r.curve.kl.sum(axis=1)
+        right.plot(r.curve.betas, kl, color=colors[r.factor], lw=0.6, alpha=0.6)
+        if math.isfinite(r.ifp):
+            right.scatter(
+                [r.ifp],
+                [kl[np.searchsorted(r.curve.steps, r.ifp_step)]],
+                color=colors[r.factor],
+                marker="x",
+                s=40,
+                zorder=3,
+            )
+    for factor in factors:
+        right.plot([], [], color=colors[factor], label=factor)
+    right.set_xscale("log")
+    right.invert_xaxis()  # beta falls during training: time runs left to right
+    right.set_xlabel("beta (annealed)")
+    right.set_ylabel("KL (nats)")
+    right.set_title("KL against beta (x: detected IFP)")
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def write_unsupervised_report(
+    freezings: Sequence[LatentFreezing], curve: Curve, out_dir: str | os.PathLike, title: str = ""
+) -> dict[str, Path]:
+    """Write latents.parquet (one row per latent) and latents.png (KL per latent vs beta)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            "latent": [f.latent for f in freezings],
+            "ifp": [f.ifp for f in freezings],
+            "ifp_step": [f.ifp_step for f in freezings],
+            "final_kl": [f.final_kl for f in freezings],
+        }
+    )
+    paths = {"table": out / "latents.parquet", "plot": out / "latents.png"}
+    _atomic(paths["table"], lambda tmp: pq.write_table(table, tmp))
+    figure = plot_unsupervised(freezings, curve, title)
+    _atomic(paths["plot"], lambda tmp: _save(figure, tmp))
+    return paths
+
+
+def plot_unsupervised(
+    freezings: Sequence[LatentFreezing], curve: Curve, title: str = ""
+) -> plt.Figure:
+    """KL of every latent against falling beta, with each latent's freezing point."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for f in freezings:
+        line = ax.plot(curve.betas, curve.kl[:, f.latent], lw=0.7, label=f"z{f.latent}")[0]
+        if math.isfinite(f.ifp):
+            row = np.searchsorted(curve.steps, f.ifp_step)
+            ax.scatter([f.ifp], [curve.kl[row, f.latent]], color=line.get_color(), marker="x")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("beta (annealed)")
+    ax.set_ylabel("KL (nats)")
+    ax.set_title(title or "Freezing events per latent")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _save(figure: plt.Figure, path: str) -> None:
+    try:
+        figure.savefig(path, format="png", dpi=120)
+    finally:
+        plt.close(figure)
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
