@@ -1,0 +1,103 @@
+"""`deft-tune ifp`: a short real annealing test on dSprites positions, and --suggest."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deft_tune.cli import main
+from deft_tune.config import load_config
+
+
+def write_table(folder, ifps, dataset="dsprites_full"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [(f, i, v) for f, vs in ifps.items() for i, v in enumerate(vs)]
+    pq.write_table(
+        pa.table(
+            {
+                "dataset": [dataset] * len(rows),
+                "factor": [r[0] for r in rows],
+                "draw": [r[1] for r in rows],
+                "seed": [0] * len(rows),
+                "ifp": [r[2] for r in rows],
+                "ifp_step": [0] * len(rows),
+                "steps": [100] * len(rows),
+                "final_kl": [1.0] * len(rows),
+            }
+        ),
+        folder / "ifp.parquet",
+    )
+
+
+def test_suggest_prints_a_config_train_accepts(tmp_path, capsys):
+    write_table(tmp_path / "ifp", {"pos_x": [50.0], "scale": [14.0], "shape": [3.5]})
+    out = tmp_path / "suggested.yaml"
+    assert (
+        main(
+            [
+                "ifp",
+                "--suggest",
+                str(tmp_path / "ifp"),
+                "--training-steps",
+                "3000",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed == out.read_text()
+    assert "# Stage 0: beta 26.5 -> expected to capture pos_x" in printed
+    config = load_config(out)
+    betas = [s.beta for s in config.schedule.stages]
+    assert betas == [26.458, 7.0, 1.0]  # sqrt(50*14), sqrt(14*3.5), 1 (rounded to 3 places)
+    assert config.model.groups == 3 and config.training.steps == 3000
+
+
+def test_suggest_without_a_table_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["ifp", "--suggest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deft-tune: error: no IFP table") and err.count("\n") == 1
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys):
+    assert main(["ifp", "--dataset", "dsprites_full", "--draws", "0", "--out", str(tmp_path)]) == 2
+    assert "draws == 0" in capsys.readouterr().err
+    assert main(["ifp", "--dataset", "dsprites_full", "--steps", "0"]) == 2
+    assert "annealing steps == 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_short_real_annealing_test_on_dsprites_positions(tmp_path, capsys):
+    out = tmp_path / "ifp"
+    code = main(
+        [
+            "ifp",
+            "--dataset",
+            "dsprites_full",
+            "--factors",
+            "pos_x",
+            "--draws",
+            "1",
+            "--steps",
+            "200",
+            "--width",
+            "8",
+            "--batch-size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    rows = pq.read_table(out / "ifp.parquet").to_pylist()
+    assert len(rows) == 1 and rows[0]["factor"] == "pos_x"
+    assert math.isfinite(rows[0]["ifp"]) and 1.0 < rows[0]["ifp"] < 71.0
+    assert rows[0]["final_kl"] > 0.1
+    assert (out / "ifp.png").read_bytes()[:4] == b"\x89PNG"
+    assert "pos_x: IFP median" in capsys.readouterr().out

@@ -1,0 +1,79 @@
+"""Parquet tables and the IFP figure from hand-made results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deft_tune.errors import DataError
+from deft_tune.freezing.annealing import AnnealingResult, LatentFreezing
+from deft_tune.freezing.loop import Curve
+from deft_tune.freezing.report import (
+    read_ifp_table,
+    write_report,
+    write_unsupervised_report,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def result(factor, draw, ifp, step):
+    steps = np.arange(10)
+    kl = np.where(steps >= step, 1.0, 0.0)[:, None] if step >= 0 else np.zeros((10, 1))
+    curve = Curve(steps, 71.0 - 7 * steps, kl, np.full(10, 100.0))
+    return AnnealingResult(
+        "bars", factor, draw, 100 + draw, ifp, step, 10, float(kl[-1, 0]), curve, {"width": 2}
+    )
+
+
+def test_write_report_round_trips(tmp_path):
+    results = [result("x", 0, 29.0, 6), result("x", 1, 36.0, 5), result("width", 0, math.nan, -1)]
+    paths = write_report(results, tmp_path / "out", title="bars")
+    rows = read_ifp_table(tmp_path / "out")
+    assert [(r["factor"], r["draw"], r["seed"], r["ifp_step"]) for r in rows] == [
+        ("x", 0, 100, 6),
+        ("x", 1, 101, 5),
+        ("width", 0, 100, -1),
+    ]
+    assert (
+        rows[0]["ifp"] == 29.0
+        and math.isnan(rows[2]["ifp"])
+        and rows[0]["fixed"] == ('{"width": 2}')
+    )
+    curves = pq.read_table(paths["curves"])
+    assert curves.num_rows == 30
+    assert curves.column("kl").to_pylist()[:10] == [0.0] * 6 + [1.0] * 4
+    assert paths["plot"].read_bytes()[:8] == PNG
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "curves.parquet",
+        "ifp.parquet",
+        "ifp.png",
+    ]  # no temporary files left behind
+
+
+def test_unsupervised_report(tmp_path):
+    curve = Curve(
+        np.arange(4),
+        np.array([9.0, 5, 3, 2]),
+        np.array([[0, 0], [1, 0], [1, 0], [1, 0.0]]),
+        np.zeros(4),
+    )
+    freezings = [LatentFreezing(0, 5.0, 1, 1.0), LatentFreezing(1, math.nan, -1, 0.0)]
+    paths = write_unsupervised_report(freezings, curve, tmp_path)
+    assert pq.read_table(paths["table"]).column("latent").to_pylist() == [0, 1]
+    assert paths["plot"].read_bytes()[:8] == PNG
+
+
+def test_read_ifp_table_errors(tmp_path):
+    with pytest.raises(DataError, match="no IFP table"):
+        read_ifp_table(tmp_path)
+    pq.write_table(pa.table({"factor": ["a"]}), tmp_path / "ifp.parquet")
+    with pytest.raises(DataError, match="lacks columns"):
+        read_ifp_table(tmp_path)
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        read_ifp_table(tmp_path / "bad.parquet")
