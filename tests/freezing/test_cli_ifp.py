@@ -101,3 +101,28 @@ def test_short_real_annealing_test_on_dsprites_positions(tmp_path, capsys):
     assert rows[0]["final_kl"] > 0.1
     assert (out / "ifp.png").read_bytes()[:4] == b"\x89PNG"
     assert "pos_x: IFP median" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_unsupervised_smoke_run_writes_latents_table(tmp_path, capsys):
+    out = tmp_path / "u"
+    assert (
+        main(
+            [
+                "ifp",
+                "--dataset",
+                "dsprites_full",
+                "--unsupervised",
+                "--latents",
+                "3",
+                "--smoke-test",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = pq.read_table(out / "latents.parquet").to_pylist()
+    assert sorted(r["latent"] for r in rows) == [0, 1, 2]
+    assert (out / "latents.png").read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().out.count("z") >= 3
