@@ -153,17 +153,25 @@ def summarize(
 
 
 def _clusters(factors: Sequence[FactorIFP], min_ratio: float) -> list[Cluster]:
-    """Chain factors (by falling median) while the next one's interval reaches the cluster's."""
+    """Chain factors (by falling median) into clusters whose intervals are separated.
+
+    A factor joins the last cluster if its interval reaches it; then clusters are merged from
+    the bottom up while the last one reaches the one above it (a factor with a low median but a
+    wide interval can bridge several clusters).
+    """
     clusters: list[Cluster] = []
     for f in factors:
-        last = clusters[-1] if clusters else None
-        if last is not None and f.high * min_ratio >= last.low:
-            clusters[-1] = Cluster(
-                (*last.factors, f.factor), min(last.low, f.low), max(last.high, f.high)
-            )
-        else:
-            clusters.append(Cluster((f.factor,), f.low, f.high))
+        clusters.append(Cluster((f.factor,), f.low, f.high))
+        while len(clusters) > 1 and clusters[-1].high * min_ratio >= clusters[-2].low:
+            lower = clusters.pop()
+            clusters[-1] = _merge(clusters[-1], lower)
     return clusters
+
+
+def _merge(upper: Cluster, lower: Cluster) -> Cluster:
+    return Cluster(
+        (*upper.factors, *lower.factors), min(upper.low, lower.low), max(upper.high, lower.high)
+    )
 
 
 def suggest_schedule(
@@ -189,8 +197,8 @@ def suggest_schedule(
     clusters = _clusters(factors, min_ratio)
     # Merge from the bottom while the last gap would not lie above the final beta.
     while len(clusters) > 1 and _gap(clusters[-2], clusters[-1]) <= final_beta:
-        a, b = clusters[-2], clusters.pop()
-        clusters[-1] = Cluster((*a.factors, *b.factors), min(a.low, b.low), max(a.high, b.high))
+        lower = clusters.pop()
+        clusters[-1] = _merge(clusters[-1], lower)
     betas = [_gap(a, b) for a, b in zip(clusters, clusters[1:])] + [final_beta]
     if not clusters:  # nothing froze at all: one stage at the final beta
         clusters = [Cluster((), final_beta, final_beta)]

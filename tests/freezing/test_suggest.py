@@ -75,6 +75,19 @@ def test_separated_factors_each_get_a_stage():
     assert "No overlap" in "\n".join(s.evidence())
 
 
+def test_a_wide_factor_with_a_low_median_bridges_the_clusters_it_reaches():
+    # c's median is lowest but its interval reaches up into a's: a, b and c cannot be split.
+    ifps = {
+        "a": [60.0, 70.0],
+        "b": [10.0, 12.0],
+        "c": [2.0, 2.0, 2.0, 2.0, 2.0, 65.0],
+        "d": [1.2, 1.3],
+    }
+    s = suggest_schedule(rows(ifps), quantiles=(0.0, 1.0))
+    assert [c.factors for c in s.clusters] == [("a", "b", "c"), ("d",)]
+    assert s.clusters[1].high < s.stage_betas[0] < s.clusters[0].low
+
+
 def test_a_gap_at_or_below_the_final_beta_merges_the_last_clusters():
     s = suggest_schedule(rows({"a": [30.0, 31.0], "b": [1.0, 1.0]}), final_beta=6.0)
     assert [c.factors for c in s.clusters] == [("a", "b")]
