@@ -19,7 +19,10 @@ early stopper reads (all keys under ``info/``):
 - With labels, ``info/nmi1/<factor>``, ``info/nmi2/<factor>`` and their means over factors: the
   largest and second largest entropy-normalised mutual information between the factor and any
   latent (NMI2 rising is information diffusing into a second latent). A factor constant on the
-  probe batch has no entropy to normalise by and reports NaN; means skip it.
+  probe batch has no entropy to normalise by and reports NaN; means skip it. A latent whose KL
+  is below ``min_kl`` counts as carrying no information (MI 0): equal-width binning is
+  scale-free, so the tiny factor-dependent wobble of a collapsed latent's mean would otherwise
+  score like a real code, and NMI2 would report diffusion into latents that hold nothing.
 
 Groups with an index above the current stage are treated as not yet open and ignored. The
 baselines (beta-VAE and friends) open every group at step 0; for them only the KL, the events
@@ -68,7 +71,7 @@ class InformationTracker:
     """Eval hook deriving freezing, gain and diffusion signals; see the module docstring.
 
     ``bins`` is the number of equal-width bins per latent for the mutual information (the
-    authors use 20).
+    authors use 20); ``min_kl`` (nats) is the KL below which a latent's MI is taken as 0.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class InformationTracker:
         capture_threshold: float = 0.1,
         noise: float = 0.01,
         bins: int = 20,
+        min_kl: float = 0.01,
     ) -> None:
         if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
             raise ValueError(f"num_groups == {num_groups!r}, must be an integer >= 1")
@@ -87,6 +91,7 @@ class InformationTracker:
             ("event_threshold", event_threshold),
             ("capture_threshold", capture_threshold),
             ("noise", noise),
+            ("min_kl", min_kl),
         ):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} == {value!r}, must be a number >= 0")
@@ -96,6 +101,7 @@ class InformationTracker:
         self.capture_threshold = float(capture_threshold)
         self.noise = float(noise)
         self.bins = bins
+        self.min_kl = float(min_kl)
         self._reset()
 
     def _reset(self) -> None:
@@ -131,7 +137,7 @@ class InformationTracker:
         out["info/freezing_events"] = float(len(self._events))
         out["info/last_freezing_beta"] = self._events[-1].beta if self._events else math.nan
         if getattr(ctx, "probe_factors", None) is not None:
-            out.update(self._nmi(ctx))
+            out.update(self._nmi(ctx, kl))
         return out
 
     def _begin_stage(self, stage: int, group_kl: np.ndarray) -> None:
@@ -173,7 +179,7 @@ class InformationTracker:
             )
         self._armed = (self._armed & ~fired) | (kl < self.event_threshold / 2)
 
-    def _nmi(self, ctx: _Context) -> dict[str, float]:
+    def _nmi(self, ctx: _Context, kl: np.ndarray) -> dict[str, float]:
         codes = np.asarray(ctx.probe_codes, dtype=np.float64)
         factors = np.asarray(ctx.probe_factors)
         names = self.factor_names or tuple(ctx.factor_names)
@@ -188,6 +194,7 @@ class InformationTracker:
         varied = h > 0
         if varied.any():
             mi = mutual_info_matrix(codes, factors[:, varied], bins=self.bins)
+            mi[:, kl < self.min_kl] = 0.0
             nmi1[varied], nmi2[varied] = normalized_top2(mi, h[varied])
         out = {}
         for name, a, b in zip(names, nmi1, nmi2):

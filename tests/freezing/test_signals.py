@@ -117,12 +117,25 @@ def test_nmi_top1_and_top2_on_exact_codes():
         axis=1,
     ).astype(float)
     tracker = InformationTracker(3)
-    out = tracker(ctx(100, 0, [0.0] * 6, codes=codes, factors=factors, names=("a", "b", "c")))
+    kl = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    out = tracker(ctx(100, 0, kl, codes=codes, factors=factors, names=("a", "b", "c")))
     assert out["info/nmi1/a"] == pytest.approx(1.0) and out["info/nmi2/a"] == pytest.approx(1.0)
     assert out["info/nmi1/b"] == pytest.approx(1.0) and out["info/nmi2/b"] == pytest.approx(0.0)
     assert math.isnan(out["info/nmi1/c"])  # constant on the probe: no entropy
     assert out["info/nmi1_mean"] == pytest.approx(1.0)
     assert out["info/nmi2_mean"] == pytest.approx(0.5)
+
+
+def test_latents_without_kl_carry_no_mutual_information():
+    # Code 1 copies factor a but its KL is below min_kl: a collapsed latent's wobble.
+    a = np.repeat(np.arange(4), 10)
+    factors = a[:, None]
+    codes = np.stack([a, a * 1e-4] + [np.zeros(40)] * 4, axis=1).astype(float)
+    tracker = InformationTracker(3, min_kl=0.01)
+    out = tracker(ctx(1, 0, [1.0, 0.005, 0, 0, 0, 0], codes=codes, factors=factors, names=("a",)))
+    assert out["info/nmi1/a"] == pytest.approx(1.0) and out["info/nmi2/a"] == 0.0
+    out = tracker(ctx(2, 0, [1.0, 0.02, 0, 0, 0, 0], codes=codes, factors=factors, names=("a",)))
+    assert out["info/nmi2/a"] == pytest.approx(1.0)
 
 
 def test_no_labels_no_nmi_keys():
