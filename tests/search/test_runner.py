@@ -1,0 +1,192 @@
+"""The runner end to end (real local Ray, real `mlflow server`), its CLI and its pure parts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from _search_support import Squares, tiny_space
+
+from deft_tune.config import RunConfig
+from deft_tune.errors import ConfigError
+from deft_tune.search.runner import (
+    SearchOptions,
+    prepare_space,
+    resume_command,
+    run_search,
+    smoke_budget,
+    summary_lines,
+)
+
+# --- refused before Ray starts -----------------------------------------------------------
+
+_BAD_SPACES = {
+    "unknown_key": "name: bad\ndata: {name: dsprites_full}\nbudgte: {num_trials: 2}\n",
+    "betas_up": "name: bad\ndata: {name: dsprites_full}\nparams: {betas: [1, 4, 20]}\n",
+    "zero_stages": "name: bad\ndata: {name: dsprites_full}\nparams: {num_stages: 0}\n",
+    "not_yaml": "name: [unclosed\n  data: {\n",
+}
+
+
+def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
+    for key, text in _BAD_SPACES.items():
+        (tmp_path / f"{key}.yaml").write_text(text)
+    script = textwrap.dedent(f"""
+        import contextlib, io, json, sys
+        from deft_tune.cli import main
+        out = {{}}
+        for key in {sorted(_BAD_SPACES)!r}:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                rc = main(["search", "--space", key + ".yaml"])
+            out[key] = [rc, err.getvalue()]
+        out["ray_imported"] = "ray" in sys.modules
+        print(json.dumps(out))
+    """)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result.pop("ray_imported") is False
+    for key, (rc, err) in result.items():
+        assert rc == 2, (key, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("deft-tune: error: "), (key, err)
+    assert "budgte" in result["unknown_key"][1]
+    assert "decrease" in result["betas_up"][1]
+    assert "num_stages" in result["zero_stages"][1]
+    assert "YAML" in result["not_yaml"][1]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+    assert elapsed < 60  # imports only; no Ray, no tracking store
+
+
+def test_cli_flags_refused_with_one_line(tmp_path, capsys):
+    from deft_tune.cli import main
+
+    space = tiny_space(tmp_path / "tiny.yaml")
+    assert main(["search", "--space", str(space), "--cpus-per-trial", "0"]) == 2
+    assert "--cpus-per-trial == 0" in capsys.readouterr().err
+    assert main(["search", "--space", str(space), "--resume", "--storage",
+                 str(tmp_path / "none")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["search", "--space", str(space), "--mlflow-server", "--tracking-uri", "x"])
+    assert stop.value.code == 2
+
+
+def test_prepare_space_overrides_and_smoke_budget(tmp_path):
+    space = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
+    options = SearchOptions(space=str(space), name="other", cpus_per_trial=2,
+                            gpus_per_trial=0.25, ifp_stopper=False, asha=False,
+                            smoke_test=True)
+    got = prepare_space(options)
+    assert got.name == "other"
+    assert (got.budget.cpus_per_trial, got.budget.gpus_per_trial) == (2.0, 0.25)
+    assert not got.stopping.ifp.enabled and not got.stopping.asha.enabled
+    assert (got.budget.steps_per_trial, got.budget.eval_interval, got.budget.num_trials) == (
+        40, 20, 2)
+    assert smoke_budget(got.budget) == got.budget  # already small: unchanged
+    with pytest.raises(ConfigError, match="--name"):
+        prepare_space(SearchOptions(space=str(space), name="a b"))
+
+
+def test_resume_command_repeats_the_flags_that_locate_the_search():
+    options = SearchOptions(space="s.yaml", storage="s3://b/runs", tracking_uri="http://h:5000")
+    assert resume_command(options, "n") == (
+        "deft-tune search --space s.yaml --name n --storage s3://b/runs "
+        "--tracking-uri http://h:5000 --resume")
+
+
+def test_summary_names_best_trial_and_next_commands():
+    outcome = SimpleNamespace(interrupted=False, name="q", trials=4, completed=2,
+                              tracking_uri="sqlite:///m.db", best_trial_id="abc",
+                              best_value=0.25, experiment_path="/r/q", resume_command="x")
+    lines = summary_lines(outcome, "metrics/mig")
+    assert "best trial abc: metrics/mig = 0.2500" in lines
+    assert "inspect it:  deft-tune inspect q" in lines
+    assert "export it:   deft-tune export q --out best.yaml" in lines
+
+
+# --- one real search, shared by the assertions below ---------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory, ray_session, mlflow_server):
+    """3 tiny trials, 2 at a time, IFP stopper off (so trials run to the end) and ASHA on,
+    tracked through the loopback mlflow server."""
+    folder = tmp_path_factory.mktemp("search")
+    space = tiny_space(folder / "tiny.yaml", ifp=False)
+    options = SearchOptions(space=str(space), storage=str(folder / "runs"),
+                            tracking_uri=mlflow_server.uri)
+    lines: list[str] = []
+    outcome = run_search(options, data_factory=Squares, out=lines.append)
+    return SimpleNamespace(outcome=outcome, uri=mlflow_server.uri, lines=lines, folder=folder)
+
+
+def _runs(uri: str, name: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_search_completes_with_a_best_trial(finished_search):
+    outcome = finished_search.outcome
+    assert not outcome.interrupted
+    assert outcome.trials == 3 and outcome.completed >= 1
+    assert outcome.best_trial_id is not None and 0.0 <= outcome.best_value <= 1.0
+
+
+@pytest.mark.slow
+def test_mlflow_has_one_terminated_child_run_per_trial_under_one_parent(finished_search):
+    client, runs = _runs(finished_search.uri, "tiny")
+    parents = [r for r in runs if r.data.tags.get("deft.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("deft.role") == "trial"]
+    assert len(parents) == 1 and len(runs) == 1 + finished_search.outcome.trials
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["search_seed"] == "0"
+    assert parent.data.tags["deft.best_trial_id"] == finished_search.outcome.best_trial_id
+    assert len({r.data.tags["deft.trial_id"] for r in children}) == len(children)
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status in ("FINISHED", "KILLED")
+        reason = run.data.tags["deft.stop_reason"]
+        assert reason == ("completed" if run.info.status == "FINISHED" else "asha")
+        assert run.data.params["data.name"] == "dsprites_full"
+
+
+@pytest.mark.slow
+def test_completed_trial_logs_config_final_scores_and_plots(finished_search):
+    client, runs = _runs(finished_search.uri, "tiny")
+    best_id = finished_search.outcome.best_trial_id
+    best = next(r for r in runs if r.data.tags.get("deft.trial_id") == best_id)
+    assert best.data.tags["deft.stop_reason"] == "completed"
+    # Optuna and the summary saw the standard-setting score; it is also kept as final/mig.
+    assert best.data.metrics["final/mig"] == pytest.approx(finished_search.outcome.best_value)
+    steps = [m.step for m in client.get_metric_history(best.info.run_id, "train/loss")]
+    assert steps == [10, 20, 30, 40]
+    names = {a.path for a in client.list_artifacts(best.info.run_id)}
+    assert {"run_config.yaml", "traversals.png", "information.png"} <= names
+    config = yaml.safe_load(open(client.download_artifacts(best.info.run_id,
+                                                           "run_config.yaml")))
+    run_config = RunConfig.from_dict(config)
+    assert run_config.training.steps == 40 and run_config.objective.kind == "deft"
+    assert str(run_config.training.seed) == best.data.params["training.seed"]
+
+
+@pytest.mark.slow
+def test_live_table_and_resume_state(finished_search):
+    state = json.loads((finished_search.folder / "runs" / "tiny" / "deft_search.json")
+                       .read_text())
+    assert state["tracking_uri"] == finished_search.uri
+    assert state["parent_run_id"] == finished_search.outcome.parent_run_id
+    assert any("3 trials, 2 at a time" in line for line in finished_search.lines)
