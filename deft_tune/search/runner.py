@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -172,13 +173,15 @@ def driver_environment(uri: str) -> Iterator[None]:
     old_uri = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     old_term = signal.getsignal(signal.SIGTERM)
-    if hasattr(signal, "SIGUSR1"):
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and hasattr(signal, "SIGUSR1"):
         # Tune stops gracefully on SIGINT and SIGUSR1 (it always installs the latter).
         signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGUSR1))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
         if old_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
