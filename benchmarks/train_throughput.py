@@ -4,9 +4,11 @@ Both loops train the same model (the config's grouped VAE with every group open,
 last and most expensive stage) with the same loss and Adam, on dSprites, side by side in one
 process; rounds alternate so that load from other processes hits both alike.
 
-- plain: ``DataLoader(TensorDataset(decoded float images), shuffle=True)`` over a random subset
-  of dSprites decoded up front (the whole set would be 12 GB as float32), ``loss.item()`` each
-  step, the usual way a training loop is written.
+- plain (tensor): ``DataLoader(TensorDataset(decoded float images), shuffle=True)`` over a
+  random subset of dSprites decoded up front (the whole set would be 12 GB as float32),
+  ``loss.item()`` each step, the usual way a training loop is written. Its best case.
+- plain (rows): the same loop over a map-style ``Dataset`` that decodes one stored row per
+  ``__getitem__`` (``data.images([i])``): what a plain loop does over the full set.
 - deft-tune: :class:`deft_tune.train.Trainer` (bit-packed rows on the device, seeded index
   gather, on-device decode, losses accumulated on the device), read from its own
   ``train/images_per_sec`` (evaluation time excluded).
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from deft_tune.config import ObjectiveConfig, load_config
@@ -80,16 +82,25 @@ def bench_config(args: argparse.Namespace):
     return type(config).from_dict(raw)
 
 
-def plain_loop(trainer: Trainer, images: torch.Tensor, args, generator) -> float:
+class RowDataset(Dataset):
+    """One decoded observation per index, from the data set's stored rows."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return self.data.num_samples
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor]:
+        return (torch.from_numpy(self.data.images(np.array([index]))[0]),)
+
+
+def plain_loop(trainer: Trainer, dataset: Dataset, args, generator) -> float:
     """Images per second of the DataLoader loop over the timed steps."""
     model, config = trainer.model, trainer.config
     optimizer = torch.optim.Adam(model.parameters(), lr=config.training.lr)
     loader = DataLoader(
-        TensorDataset(images),
-        batch_size=args.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
+        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, generator=generator
     )
     autocast = (
         torch.autocast(trainer.device.type, dtype=torch.bfloat16)
@@ -158,18 +169,20 @@ def main() -> None:
     subset = np.sort(rng.choice(data.num_samples, args.subset, replace=False))
     images = torch.from_numpy(data.images(subset))
     plain_trainer = Trainer(config, data=data, hooks=())
+    rows_trainer = Trainer(config, data=data, hooks=())
     ours = Trainer(config, data=data, hooks=())
+    tensors, rows = TensorDataset(images), RowDataset(data)
     generator = torch.Generator().manual_seed(0)
-    plain_rates, our_rates = [], []
-    for _ in range(args.rounds):  # alternate so that machine load hits both loops alike
-        plain_rates.append(plain_loop(plain_trainer, images, args, generator))
-        our_rates.append(our_loop(ours, args))
-    plain, mine = statistics.median(plain_rates), statistics.median(our_rates)
+    rates: dict[str, list[float]] = {"plain (tensor)": [], "plain (rows)": [], "deft-tune": []}
+    for _ in range(args.rounds):  # alternate so that machine load hits every loop alike
+        rates["plain (tensor)"].append(plain_loop(plain_trainer, tensors, args, generator))
+        rates["plain (rows)"].append(plain_loop(rows_trainer, rows, args, generator))
+        rates["deft-tune"].append(our_loop(ours, args))
     flops = flops_per_image(ours, images[: args.batch_size].to(ours.device))
-    report(args, config, plain_rates, our_rates, plain, mine, flops)
+    report(args, config, rates, flops)
 
 
-def report(args, config, plain_rates, our_rates, plain, mine, flops) -> None:
+def report(args, config, rates: dict[str, list[float]], flops: float) -> None:
     device = torch.device(args.device)
     threads = torch.get_num_threads()
     if device.type == "cuda":
@@ -181,20 +194,25 @@ def report(args, config, plain_rates, our_rates, plain, mine, flops) -> None:
         ghz = cpu_ghz(args.ghz)
         peak = threads * ghz * 1e9 * args.flops_per_cycle
         peak_how = f"{threads} cores x {ghz:.2f} GHz x {args.flops_per_cycle} FLOP/cycle"
+    medians = {loop: statistics.median(values) for loop, values in rates.items()}
+    mine = medians["deft-tune"]
     m = config.model
     lines = [
         f"- device: {name}; batch {args.batch_size}; {args.precision}; model: {m.groups} groups "
         f"x {m.latents_per_group} latents, encoder width {m.encoder_width}, decoder width "
-        f"{m.decoder_width} (all groups open)",
-        f"- rounds of {args.steps} timed steps after {args.warmup} warm-up steps: "
-        f"plain {', '.join(f'{r:.0f}' for r in plain_rates)} img/s; "
-        f"deft-tune {', '.join(f'{r:.0f}' for r in our_rates)} img/s",
-        f"- median: plain DataLoader loop **{plain:.0f} img/s**, deft-tune loop "
-        f"**{mine:.0f} img/s**, ratio **{mine / plain:.2f}x**",
+        f"{m.decoder_width} (all groups open); {args.rounds} rounds of {args.steps} timed "
+        f"steps after {args.warmup} warm-up steps",
         f"- model FLOPs per image (forward + backward): {flops / 1e6:.1f} MFLOP; peak "
-        f"{peak / 1e9:.0f} GFLOP/s ({peak_how}); FLOP utilisation: plain "
-        f"{flops * plain / peak:.1%}, deft-tune {flops * mine / peak:.1%}",
+        f"{peak / 1e9:.0f} GFLOP/s ({peak_how})",
+        "",
+        "| loop | img/s per round | median img/s | deft-tune / this | FLOP utilisation |",
+        "|---|---|---|---|---|",
     ]
+    for loop, values in rates.items():
+        lines.append(
+            f"| {loop} | {', '.join(f'{v:.0f}' for v in values)} | {medians[loop]:.0f} | "
+            f"{mine / medians[loop]:.2f}x | {flops * medians[loop] / peak:.1%} |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -119,7 +119,8 @@ def plot_kl_per_group(history: Sequence[dict[str, float]], num_groups: int) -> F
         kl = [r.get(f"kl/group{g}", np.nan) for r in history]
         ax.plot(steps, kl, label=f"group {g}", color=_GROUP_COLOURS[g % len(_GROUP_COLOURS)])
     stages = [r.get("train/stage", 0.0) for r in history]
-    for before, after, step in zip(stages, stages[1:], steps[1:]):
+    # A report at step s describes steps before s, so the stage changed at the earlier report.
+    for before, after, step in zip(stages, stages[1:], steps):
         if after != before:
             ax.axvline(step, color="gray", linestyle="--", linewidth=0.8)
     ax.set_xlabel("step")
