@@ -1,12 +1,19 @@
-"""Interrupting the driver and resuming: the search completes with no duplicate MLflow runs."""
+"""Faults: a trial's worker killed mid-run is retried from its checkpoint in the same MLflow
+run (tracked through `--mlflow-server`); interrupting the driver and resuming completes the
+search with no duplicate MLflow runs."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from _search_support import tiny_space
@@ -49,3 +56,92 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
         assert run.info.status == "FINISHED", run.data.tags
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
         assert sorted(steps) == list(range(10, 61, 10))  # continued, nothing logged twice
+
+
+# --- a trial's worker killed mid-run ------------------------------------------------------
+
+def _wait_for(condition, process: subprocess.Popen, seconds: float):
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out waiting for the search"
+        time.sleep(0.2)
+    return found
+
+
+@pytest.fixture(scope="module")
+def killed_search(tmp_path_factory):
+    """2 trials of 60 steps (a report and checkpoint every 10) tracked through
+    `--mlflow-server`; the first trial's worker is SIGKILLed after its second checkpoint."""
+    folder = tmp_path_factory.mktemp("killed")
+    space = tiny_space(folder / "killed.yaml", trials=2, steps=60, ifp=False, asha=False,
+                       name="killed")
+    driver = subprocess.Popen(
+        [sys.executable, str(DRIVER), "--space", str(space), "--storage",
+         str(folder / "runs"), "--mlflow-server"],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = folder / "runs" / "killed"
+    checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), driver, 240)[0]
+    trial_dir = checkpoint.parent
+    # The trainable writes its process id into its trial folder when it starts.
+    pid = int(_wait_for(lambda: (trial_dir / "worker.pid").is_file()
+                        and (trial_dir / "worker.pid").read_text(), driver, 30))
+    os.kill(pid, signal.SIGKILL)
+    out, err = driver.communicate(timeout=300)
+    return SimpleNamespace(folder=folder, trial_dir=trial_dir, killed_pid=pid,
+                           returncode=driver.returncode, out=out, err=err)
+
+
+def _reports(trial_dir: Path) -> list[dict]:
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.mark.slow
+def test_killed_worker_retries_from_its_checkpoint_in_the_same_run(killed_search):
+    assert killed_search.returncode == 0, killed_search.err[-3000:]
+    assert "retrying from checkpoint" in killed_search.out
+    reports = _reports(killed_search.trial_dir)
+    before = [r["step"] for r in reports if r["pid"] == killed_search.killed_pid]
+    after = [r["step"] for r in reports if r["pid"] != killed_search.killed_pid]
+    assert before and after, "the trial was not retried in a new worker"
+    # The retry went on from a checkpoint the killed worker wrote, not from step 0.
+    assert after[0] - 10 in before and after[0] > 10, (before, after)
+    assert after[-1] == 60
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{killed_search.folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("killed")
+    runs = client.search_runs([experiment.experiment_id])
+    children = [r for r in runs if r.data.tags.get("deft.role") == "trial"]
+    trial_ids = sorted(r.data.tags["deft.trial_id"] for r in children)
+    assert len(trial_ids) == len(set(trial_ids)) == 2
+    assert reports[0]["trial_id"] in trial_ids
+    for run in children:
+        assert run.info.status == "FINISHED", run.data.tags
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        assert sorted(steps) == list(range(10, 61, 10))  # no duplicate, no gap
+
+
+@pytest.mark.slow
+def test_mlflow_server_flag_tracks_into_the_working_directory_and_stops(killed_search):
+    assert killed_search.returncode == 0, killed_search.err[-3000:]
+    found = re.search(r"tracking: http://127\.0\.0\.1:(\d+)", killed_search.out)
+    assert found, killed_search.out[-2000:]
+    with socket.socket() as sock:  # the server went away with the search
+        assert sock.connect_ex(("127.0.0.1", int(found.group(1)))) != 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{killed_search.folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("killed")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3  # the parent and one child per trial, in the cwd's store
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        # Artifacts went through the server into ./mlartifacts, not a worker-local folder.
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+    children = [r for r in runs if r.data.tags.get("deft.role") == "trial"]
+    stored = {p.relative_to(killed_search.folder / "mlartifacts").parts[1]
+              for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")}
+    assert {r.info.run_id for r in children} <= stored
