@@ -130,7 +130,8 @@ def _open_run(target: TrackingTarget, trial_id: str, config: RunConfig,
 
 def _write_pid() -> None:
     folder = tune.get_context().get_trial_dir()
-    if folder:
+    # The driver's staging folder of the trial: on other nodes of a cluster it does not exist.
+    if folder and Path(folder).is_dir():
         Path(folder, PID_FILE).write_text(str(os.getpid()))
 
 
