@@ -23,3 +23,7 @@ class TrainingError(DeftError):
 
 class TrackingError(DeftError):
     """The tracking server or store cannot be reached or queried."""
+
+
+class ClusterError(DeftError):
+    """A Ray cluster cannot be brought up or reached, or a job on it cannot be found."""

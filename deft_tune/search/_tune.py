@@ -22,6 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import get_dataset
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
+from deft_tune.search.cluster import alive_node_count, require_shared_resources
 from deft_tune.search.runner import (
     SearchOptions,
     SearchOutcome,
@@ -117,7 +118,16 @@ def _parent_params(space: SearchSpace, options: SearchOptions) -> dict[str, Any]
 def execute(space: SearchSpace, options: SearchOptions, path: str, uri: str,
             previous: dict[str, Any] | None, data_factory: Any,
             out: Callable[[str], None]) -> SearchOutcome:
-    """Track, start Ray, fit, and settle every MLflow run whatever happens."""
+    """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
+    with ray_session(options.address):
+        # Before anything is written: a refused search leaves no state or run behind.
+        require_shared_resources(options.storage, uri, alive_node_count())
+        return _track_and_fit(space, options, path, uri, previous, data_factory, out)
+
+
+def _track_and_fit(space: SearchSpace, options: SearchOptions, path: str, uri: str,
+                   previous: dict[str, Any] | None, data_factory: Any,
+                   out: Callable[[str], None]) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: Path(options.space).read_text()}
     parent = tracking.start_parent(_parent_params(space, options), artifacts,
@@ -129,12 +139,11 @@ def execute(space: SearchSpace, options: SearchOptions, path: str, uri: str,
     target = TrackingTarget(uri, tracking.experiment_id, parent)
     status = "FAILED"
     try:
-        with ray_session(options.address):
-            tuner = _tuner(space, path, _trainable(space, target, data_factory), parent,
-                           options.resume)
-            out(f"search {space.name!r}: {space.budget.num_trials} trials, "
-                f"{space.budget.max_concurrent} at a time; state in {path}")
-            grid = tuner.fit()
+        tuner = _tuner(space, path, _trainable(space, target, data_factory), parent,
+                       options.resume)
+        out(f"search {space.name!r}: {space.budget.num_trials} trials, "
+            f"{space.budget.max_concurrent} at a time; state in {path}")
+        grid = tuner.fit()
         outcome = _outcome(space, options, path, uri, parent, grid)
         status = "KILLED" if outcome.interrupted else "FINISHED"
         _summarise(tracking, outcome)
