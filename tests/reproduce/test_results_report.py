@@ -60,6 +60,15 @@ def _retrain(uri: str, name: str, migs: list[float], nmi2: float) -> list[str]:
     return ids
 
 
+def _ifp(uri: str) -> list[str]:
+    ifp = rt.start_group(uri, "e2-ifp", "ifp", {"command": "deft-tune ifp --draws 2"})
+    ifp_values = {"shape": [3.0, 4.0], "scale": [20.0, 30.0]}
+    ids = [rt.add_run(ifp, f"{f}-{d}", {"factor": f, "draw": d, "dataset": "dsprites_full"},
+                      {"ifp": v}, {}) for f, vs in ifp_values.items() for d, v in enumerate(vs)]
+    rt.finish(ifp)
+    return ids
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("repro")
@@ -72,12 +81,11 @@ def store(tmp_path_factory):
         "deft": _retrain(uri, "e1-deft-retrain", SCORES["deft"], 0.1),
         "beta_vae": _retrain(uri, "e1-beta_vae-retrain", SCORES["beta_vae"], 0.4),
     }
-    ifp = rt.start_group(uri, "e2-ifp", "ifp", {"command": "deft-tune ifp --draws 2"})
-    ifp_values = {"shape": [3.0, 4.0], "scale": [20.0, 30.0]}
-    ids["ifp"] = [rt.add_run(ifp, f"{f}-{d}", {"factor": f, "draw": d, "dataset": "dsprites_full"},
-                             {"ifp": v}, {}) for f, vs in ifp_values.items()
-                  for d, v in enumerate(vs)]
-    rt.finish(ifp)
+    for strength, deft, tcvae in (("0.5", [0.3, 0.4], [0.3, 0.3]), ("0.9", [0.3, 0.3],
+                                                                      [0.1, 0.2])):
+        ids[f"e4-deft-{strength}"] = _retrain(uri, f"e4-deft-c{strength}-retrain", deft, 0.1)
+        _retrain(uri, f"e4-beta_tcvae-c{strength}-retrain", tcvae, 0.1)
+    ids["ifp"] = _ifp(uri)
     ledger = None
     for step, seconds in (("e1-deft", 120.0), ("e5-deft-no-ifp", 150.0), ("e2-ifp-run", 60.0)):
         ledger = rt.record_step(uri, ledger, step, "cmd", seconds,
@@ -112,8 +120,29 @@ def test_header_states_budget_setting_and_partial(store):
     assert "300 steps per trial, 2 trials per search" in text
     assert "**fast**" in text and "seeds [0, 1, 2]" in text
     assert "5.5 min" in text  # 120 + 150 + 60 s from the ledger
-    assert "PARTIAL" in text and "experiment 4" in text  # no e4 runs in this store
+    assert "PARTIAL" not in text
     assert "no GPU run is recorded" in text
+
+
+def test_a_store_with_one_experiment_is_marked_partial(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _ifp(uri)
+    repro_report.write_report(uri, tmp_path / "docs")
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert ("**PARTIAL: not in this store: experiment 1, experiment 3, experiment 4, "
+            "experiment 5.**") in text
+    assert text.count("Not run in this store") == 4
+    assert "| scale | 20.00, 30.00 | 25.00 |" in text
+
+
+def test_correlated_table_and_trend(store):
+    text = store["text"]
+    row = _row(text, "0.5")
+    assert row.startswith("| 0.5 | DEFT | 0.350 ± 0.071 | 0.450 ± 0.071 |")
+    assert all(run_id in row for run_id in store["ids"]["e4-deft-0.5"])
+    # DCI: DEFT 0.45 -> 0.40, beta-TCVAE 0.40 -> 0.25
+    assert "DEFT -0.050, beta-TCVAE -0.150; the claim that the TC penalty suffers more " \
+           "from correlation holds" in text
 
 
 def test_ifp_table_and_found_boundaries(store):
@@ -139,7 +168,7 @@ def test_nmi_and_stopper_sections_come_from_histories(store):
 def test_figures_are_written(store):
     names = sorted(p.name for p in store["written"])
     assert names == ["RESULTS.md", "exp1_scores.png", "exp2_ifp.png", "exp3_nmi.png",
-                     "exp5_stopper.png"]
+                     "exp4_correlated.png", "exp5_stopper.png"]
     assert all(p.stat().st_size > 1000 for p in store["written"])
 
 
@@ -163,4 +192,4 @@ def test_summary_lists_every_judged_claim(store):
     assert "2 of 2 boundaries do (2 IFP cluster(s)" in summary
     assert "Experiment 5, the IFP stopper: 33% fewer trial-steps; best MIG 0.400 with it, " \
            "0.300 without." in summary
-    assert "not judged: experiment 4." in summary
+    assert "not judged: none." in summary
