@@ -39,6 +39,8 @@ class Store:
     uri: str
     names: set[str]
     walls: dict[str, float]  # ledger step -> wall seconds (newest record of each step)
+    span_s: float  # from the first step's start to the last step's end, over all invocations
+    invocations: int  # run.py processes that recorded steps (ledger parent runs)
     budget: dict[str, Any]
     cache: dict[str, Any]
     verdicts: list[str] = field(default_factory=list)  # one line per claim checked
@@ -55,14 +57,18 @@ def open_store(uri: str) -> Store:
     searches = experiments.list_searches(uri)  # newest first
     walls: dict[str, float] = {}
     budget: dict[str, Any] = {}
-    for record in searches:
-        if record.experiment != rt.LEDGER:
-            continue
+    ledgers = [record for record in searches if record.experiment == rt.LEDGER]
+    begins, ends = [], []
+    for record in ledgers:
         budget = budget or record.space
         for trial in record.trials:
-            walls.setdefault(trial.trial_id, trial.metrics.get("wall_s", math.nan))
+            seconds = trial.metrics.get("wall_s", math.nan)
+            walls.setdefault(trial.trial_id, seconds)
+            ends.append(trial.start_time)  # a step is recorded the moment it ends
+            begins.append(trial.start_time - seconds)
+    span = max(ends) - min(begins) if ends else math.nan
     names = {s.experiment for s in searches if s.experiment != rt.LEDGER}
-    return Store(uri, names, walls, budget, {})
+    return Store(uri, names, walls, span, len(ledgers), budget, {})
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -154,8 +160,11 @@ def header(store: Store, missing: list[str]) -> list[str]:
         + (" (the fast setting: 2,000/1,000 points, histogram-GBT DCI; its DCI differs from "
            "the standard one, see docs/metrics.md; the standard DCI costs ~210 s per model "
            "on this machine)" if "fast" in settings else "") + ".",
-        f"- Wall time of every recorded step together: {total / 60:.1f} min on a shared 2-core "
-        "CPU (per-step times in the tables; ledger experiment `repro-ledger`).",
+        f"- Wall time: {total / 60:.1f} min summed over the recorded steps, "
+        f"{store.span_s / 60:.1f} min from the first step's start to the last step's end, "
+        f"recorded by {store.invocations} run(s) of run.py (runs may overlap), on a 2-core CPU "
+        "shared with other jobs (per-step times in the tables; ledger experiment "
+        "`repro-ledger`).",
         f"- Not run for this store: budgets {', '.join(others) or 'none'} "
         "(benchmarks/reproduce/budgets/; `paper-cpu` is the issue's budget of about an hour "
         "of 2-core training per experiment).",

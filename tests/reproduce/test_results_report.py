@@ -119,7 +119,8 @@ def test_header_states_budget_setting_and_partial(store):
     text = store["text"]
     assert "300 steps per trial, 2 trials per search" in text
     assert "**fast**" in text and "seeds [0, 1, 2]" in text
-    assert "5.5 min" in text  # 120 + 150 + 60 s from the ledger
+    assert "5.5 min summed" in text  # 120 + 150 + 60 s from the ledger
+    assert "recorded by 1 run(s) of run.py" in text
     assert "PARTIAL" not in text
     assert "no GPU run is recorded" in text
 
