@@ -52,10 +52,14 @@ class ClusterFile:
     def max_nodes(self) -> int:
         """The most nodes the cluster can have, head included."""
         if self.kind == "launcher":
+            # Workers are capped per node type and, over all types, by the top-level max_workers.
             types = self.body.get("available_node_types", {})
             per_type = sum(t.get("max_workers", 0) for name, t in types.items()
                            if name != self.body.get("head_node_type"))
-            return 1 + max(self.body.get("max_workers", 0), per_type)
+            overall = self.body.get("max_workers")
+            if not types:
+                return 1 + (overall or 0)
+            return 1 + (per_type if overall is None else min(overall, per_type))
         spec = self.body["spec"]
         spec = spec.get("rayClusterSpec", spec)
         return 1 + sum(g["maxReplicas"] for g in spec.get("workerGroupSpecs", []))

@@ -13,12 +13,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
+# The `ray` script of this interpreter, also when its bin folder is not on PATH (a venv).
+_BESIDE = Path(sys.executable).with_name("ray")
+RAY = str(_BESIDE) if _BESIDE.exists() else "ray"
 
 
 def free_port() -> int:
@@ -36,26 +40,14 @@ class Node:
 
     def kill(self) -> None:
         """SIGKILL the node's whole process group, as if its machine were gone."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """SIGTERM first (Ray's daemons exit cleanly), SIGKILL what is left after a while."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
+    def signal(self, number: int) -> None:
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers of the group
+            os.killpg(self.process.pid, number)
         except ProcessLookupError:
             pass
-        self.process.wait(timeout=30)
-
 
 @dataclass
 class LocalCluster:
@@ -88,7 +80,7 @@ class LocalCluster:
         # Unix socket paths must stay under ~100 characters: short temp dirs under /tmp.
         temp_dir = Path(tempfile.mkdtemp(prefix=f"dt-{name}-", dir="/tmp"))
         log = self.root / f"{name}.log"
-        command = ["ray", "start", "--block", *args, "--temp-dir", str(temp_dir),
+        command = [RAY, "start", "--block", *args, "--temp-dir", str(temp_dir),
                    "--node-ip-address", "127.0.0.1", "--num-gpus", "0",
                    "--object-store-memory", str(OBJECT_STORE_BYTES),
                    "--dashboard-agent-listen-port", str(free_port()),
@@ -102,11 +94,20 @@ class LocalCluster:
         self.nodes.append(node)
         return node
 
-    def stop(self) -> None:
-        """Stop every node (workers first, the head last) and remove their temp dirs."""
-        for node in reversed(self.nodes):
-            node.stop()
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every node's group at once, SIGKILL what is left after ``grace`` seconds
+        (stragglers of a group too), and remove the nodes' temp dirs."""
         for node in self.nodes:
+            node.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for node in self.nodes:
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for node in self.nodes:
+            node.signal(signal.SIGKILL)
+            node.process.wait(timeout=30)
             shutil.rmtree(node.temp_dir, ignore_errors=True)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _local_cluster import LocalCluster, wait_for  # noqa: E402
+from _local_cluster import RAY, LocalCluster, wait_for  # noqa: E402
 
 # Notice a lost node in ~3 s instead of Ray's default ~15-30 s (GCS health checks of raylets).
 _FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "1000",
@@ -30,12 +30,13 @@ _FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "1000",
 class ClusterUnderTest:
     def __init__(self, cluster: LocalCluster, env: dict[str, str]) -> None:
         self.cluster, self.env = cluster, env
+        self.mlflow = None  # the MlflowServer, once started
 
     def run(self, command: list[str], **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(command, env=self.env, capture_output=True, text=True, **kwargs)
 
     def alive_nodes(self) -> list[dict]:
-        listed = self.run(["ray", "list", "nodes", "--address", self.cluster.job_server,
+        listed = self.run([RAY, "list", "nodes", "--address", self.cluster.job_server,
                            "--format", "json"], timeout=60)
         try:
             nodes = json.loads(listed.stdout) if listed.returncode == 0 else []
@@ -50,7 +51,11 @@ class ClusterUnderTest:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """Head (0 CPUs, job server) + node "w1" (2 CPUs); stopped at the end even on failure."""
+    """Head (0 CPUs, job server) + node "w1" (2 CPUs) + `mlflow server` (``.mlflow``), started
+    side by side (each takes tens of seconds on a busy machine); all stopped at the end, also on
+    failure."""
+    from deft_tune.search.tracking import MlflowServer
+
     root = tmp_path_factory.mktemp("ray-cluster")
     token = root / "token"
     token.write_text(secrets.token_hex(32))
@@ -58,21 +63,15 @@ def two_nodes(tmp_path_factory):
                **_FAST_FAILURE_DETECTION}
     cluster = LocalCluster(root, env=ray_env)
     under_test = ClusterUnderTest(cluster, {**os.environ, **ray_env})
+    server = MlflowServer(root / "mlflow")
     try:
         cluster.start_head()
         cluster.add_node("w1", num_cpus=2)
+        under_test.mlflow = server.start()
         under_test.wait_for_nodes(2)
         yield under_test
     finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def loopback_mlflow(tmp_path_factory):
-    from deft_tune.search.tracking import MlflowServer
-
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+        try:
+            server.stop()
+        finally:
+            cluster.stop()

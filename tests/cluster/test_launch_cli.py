@@ -95,3 +95,17 @@ def test_a_space_outside_the_working_dir_or_broken_is_refused(capsys, tmp_path):
     code, _, err = run_cli(capsys, "launch", "--address", "http://h:8265", "--working-dir",
                            str(tmp_path), "--space", str(outside), "--dry-run")
     assert code == 2 and "num_trials" in err and err.count("\n") == 1
+
+
+def test_a_head_only_cluster_may_keep_local_storage_and_tracking(capsys, monkeypatch, tmp_path):
+    import yaml
+
+    body = yaml.safe_load((ROOT / "clusters" / "aws.yaml").read_text())
+    body["max_workers"] = 0  # caps the gpu type's max_workers: 4
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump(body))
+    monkeypatch.chdir(ROOT)
+    code, out, err = run_cli(capsys, "launch", "--cluster", str(single), "--space", QUICK,
+                             "--dry-run")
+    assert code == 0, err
+    assert "ray up -y" in out

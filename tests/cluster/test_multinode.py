@@ -77,20 +77,21 @@ def test_a_local_tracking_store_is_refused_on_two_nodes(two_nodes, tmp_path):
 
 
 @pytest.mark.slow
-def test_search_job_survives_a_lost_node(two_nodes, loopback_mlflow, rendered_data, tmp_path):
+def test_search_job_survives_a_lost_node(two_nodes, rendered_data, tmp_path):
     project, storage = tmp_path / "project", tmp_path / "shared-storage"
     space = small_quick(project, "lostnode")
     log = tmp_path / "launch.log"
     with log.open("w") as sink:
         job = subprocess.Popen(
             launch(two_nodes, project, space, "--storage", str(storage), "--tracking-uri",
-                   loopback_mlflow.uri, "--no-asha", "--no-ifp-stopper"),
+                   two_nodes.mlflow.uri, "--no-asha", "--no-ifp-stopper"),
             env=two_nodes.env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         started = time.monotonic()
-        # Both trials run on w1 (the only node with CPUs); lose it once one has checkpointed.
-        wait_for(lambda: job.poll() is not None or list(storage.glob("lostnode/*/checkpoint_0*")),
-                 300, "a first trial checkpoint")
+        # Both trials run on w1 (the only node with CPUs); lose it once both have checkpointed.
+        wait_for(lambda: job.poll() is not None
+                 or len(list(storage.glob("lostnode/*/checkpoint_000000"))) == 2,
+                 300, "a first checkpoint of both trials")
         assert job.poll() is None, log.read_text()[-3000:]
         two_nodes.cluster.nodes[1].kill()
         killed_at = time.monotonic() - started
@@ -111,7 +112,7 @@ def test_search_job_survives_a_lost_node(two_nodes, loopback_mlflow, rendered_da
     # its last checkpoint on the node that is left.
     assert any((p / "error.txt").exists() for p in trial_dirs), output[-4000:]
     assert "retrying from checkpoint" in output and "from checkpoint: Checkpoint(" in output
-    check_one_finished_run_per_trial(loopback_mlflow.uri, "lostnode", trials=2)
+    check_one_finished_run_per_trial(two_nodes.mlflow.uri, "lostnode", trials=2)
 
 
 def check_one_finished_run_per_trial(uri: str, experiment: str, trials: int) -> None:
