@@ -12,8 +12,9 @@ import sys
 from deft_tune.errors import ConfigError
 
 # Flags handed to `deft-tune search` in the job as they are (name, argparse options).
-_PASS_VALUES = (("--name", {}), ("--gpus-per-trial", {"type": float}),
-                ("--cpus-per-trial", {"type": float}))  # fmt: skip
+_PASS_VALUES = (("--name", {"metavar": "NAME"}),
+                ("--gpus-per-trial", {"type": float, "metavar": "F"}),
+                ("--cpus-per-trial", {"type": float, "metavar": "N"}))  # fmt: skip
 _PASS_SWITCHES = ("--resume", "--no-ifp-stopper", "--no-asha", "--smoke-test")
 
 
@@ -62,6 +63,17 @@ def search_args(args: argparse.Namespace) -> tuple[str, ...]:
                               if getattr(args, f[2:].replace("-", "_")))
 
 
+def search_options(args: argparse.Namespace):
+    """What the search in the job will be asked, to check it here before submitting."""
+    from deft_tune.search.runner import SearchOptions
+
+    return SearchOptions(space=args.space, name=args.name, storage=args.storage,
+                         tracking_uri=args.tracking_uri, resume=args.resume,
+                         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
+                         ifp_stopper=not args.no_ifp_stopper, asha=not args.no_asha,
+                         smoke_test=args.smoke_test)
+
+
 def run(args: argparse.Namespace) -> int:
     job_id = args.status or args.logs or args.stop
     if job_id is None and args.space is None:
@@ -75,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
                                    for_job=job_id is not None)
     if job_id is not None:
         return launch.manage(cluster, args.address, args.port, args, print)
-    job = launch.prepare(args.working_dir, args.space, args.storage, args.tracking_uri,
-                         search_args(args))
+    job = launch.prepare(args.working_dir, search_options(args), search_args(args))
     if args.dry_run:
         for line in launch.dry_run_lines(cluster, args.address, args.port, job):
             print(line)

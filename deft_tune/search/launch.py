@@ -26,7 +26,7 @@ from deft_tune.search.jobs import (
     bring_up_commands,
     dashboard_tunnel,
 )
-from deft_tune.search.space import load_space
+from deft_tune.search.runner import SearchOptions, prepare_space
 
 Out = Callable[[str], Any]
 
@@ -49,17 +49,18 @@ def check_cluster(path: str | None, storage: str | None, tracking_uri: str | Non
     return cluster
 
 
-def prepare(working_dir: str, space: str, storage: str | None, tracking_uri: str | None,
-            search_args: tuple[str, ...]) -> SearchJob:
-    """The job, once the space is valid and the storage path means the same on every node."""
-    load_space(space)  # a bad space is refused here, not minutes later on the cluster
+def prepare(working_dir: str, options: SearchOptions, search_args: tuple[str, ...]) -> SearchJob:
+    """The job, once the space and the overrides are valid (here, not minutes later on the
+    cluster) and the storage path means the same on every node."""
+    prepare_space(options)
+    storage, tracking_uri = options.storage, options.tracking_uri
     if storage is not None and is_local_path(storage) and not PurePosixPath(
             storage.removeprefix("file://")).is_absolute():
         raise ConfigError(f"--storage {storage} is relative: the job runs in a folder Ray makes "
                           "on the cluster; give an absolute path that every node mounts (NFS) "
                           "or s3://BUCKET/PATH, gs://BUCKET/PATH")
-    return SearchJob.create(working_dir, space, storage=storage, tracking_uri=tracking_uri,
-                            search_args=search_args)
+    return SearchJob.create(working_dir, options.space, storage=storage,
+                            tracking_uri=tracking_uri, search_args=search_args)
 
 
 def dry_run_lines(cluster: ClusterFile | None, address: str | None, port: int,

@@ -68,6 +68,8 @@ def test_dry_run_starts_nothing(capsys, monkeypatch):
     (["--address", "http://h:8265"], "--space is required"),
     (["--address", "http://h:8265", "--space", "nope.yaml"], "cannot read search space"),
     (["--address", "http://h:8265", "--space", QUICK, "--storage", "runs"], "is relative"),
+    (["--address", "http://h:8265", "--space", QUICK, "--gpus-per-trial", "-1"], "must be >= 0"),
+    (["--address", "http://h:8265", "--space", QUICK, "--name", "a b"], "--name == 'a b'"),
     (["--cluster", "clusters/aws.yaml", "--space", QUICK], "has up to 5 nodes"),
     (["--cluster", "clusters/aws.yaml", "--space", QUICK, "--storage", "s3://b/d"],
      "is a file on one node"),
