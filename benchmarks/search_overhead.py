@@ -40,7 +40,6 @@ def table(run: SearchRun, concurrency: int, args: argparse.Namespace) -> str:
     n = len(run.trials)
     overhead = run.wall_seconds * concurrency - run.trial_seconds
     stopped = sum(t.status != "FINISHED" for t in run.trials)
-    before, after = run.outside_trials()
     rows = [
         f"Measured {today()} with `{' '.join(args.command)}` on {machine()}.",
         "",
@@ -53,12 +52,21 @@ def table(run: SearchRun, concurrency: int, args: argparse.Namespace) -> str:
         "",
         "Trial time of each trial (s): "
         + ", ".join(f"{t.seconds:.1f}" for t in run.trials) + ".",
-        f"Of the overhead, {before:.0f} s passed before the first trainable started (Ray start, "
-        f"Tuner, first trial actor) and {after:.0f} s after the last report (MLflow "
-        f"finalisation, Ray shutdown); the rest is between trials (actor start-up, "
-        "checkpoints, Tune's bookkeeping). Timestamps are Tune's whole seconds.",
     ]
+    if concurrency == 1:  # with parallel trials the wall-clock split is not additive
+        rows.append(overhead_split(run, overhead))
     return "\n".join(rows)
+
+
+def overhead_split(run: SearchRun, overhead: float) -> str:
+    before, after = run.outside_trials()
+    between = overhead - before - after
+    gaps = max(len(run.trials) - 1, 1)
+    return (f"Of the overhead, {before:.0f} s passed before the first trainable started (Ray "
+            f"start, Tuner, first trial actor) and {after:.0f} s after the last report (MLflow "
+            f"finalisation, Ray shutdown); the remaining {between:.0f} s, {between / gaps:.0f} s "
+            "per gap, lie between trials (a new actor process importing torch, MLflow run "
+            "set-up, Tune's bookkeeping). Timestamps are Tune's whole seconds.")
 
 
 def main() -> None:
