@@ -9,6 +9,7 @@ partial.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
 from collections import Counter
@@ -263,8 +264,8 @@ def experiment_2(store: Store, docs: Path, written: list[Path]) -> list[str]:
                            ", ".join(f"`{r['run_id']}`" for r in runs)])
     for name in suggestion.never_frozen:
         table_rows.append([name, "never (all runs)", "-", "-", "last", "-"])
-    space = ifp.space
-    lines += [f"Annealing test (`{space.get('command', 'deft-tune ifp')}`): "
+    command = re.sub(r"^\S+ -m deft_tune", "deft-tune", str(ifp.space.get("command", "")))
+    lines += [f"Annealing test (`{command}`): "
               f"{len(rows)} runs, wall {wall(store, 'e2-ifp-run')} s. Clusters are "
               "`deft_tune.freezing.suggest_schedule`'s (10th–90th percentile intervals).", ""]
     lines += table(["factor", "IFP per run", "median", "10th–90th pct", "cluster", "run ids"],
@@ -301,6 +302,7 @@ def boundary_verdicts(boundaries: list[float], suggestion: Any) -> list[str]:
     for beta in boundaries:
         above = [f.factor for f in suggestion.factors if f.median > beta]
         below = [f.factor for f in suggestion.factors if f.median <= beta]
+        below += [f"{name} (never froze)" for name in suggestion.never_frozen]
         cut = [c for c in suggestion.clusters if c.low <= beta <= c.high]
         where = ("inside the IFP interval of cluster " + ", ".join(
             "{" + ", ".join(c.factors) + "}" for c in cut) + ": NOT between clusters") if cut \
@@ -363,19 +365,37 @@ def experiment_3(store: Store, docs: Path, written: list[Path]) -> list[str]:
             h = histories[method]
             row += [fmt(_last(h, f"info/nmi1/{factor}")), fmt(_last(h, f"info/nmi2/{factor}"))]
         rows.append(row)
-    means = {m: statistics.fmean([v for v in (_last(histories[m], f"info/nmi2/{f}")
-                                              for f in factors) if not math.isnan(v)] or
-                                 [math.nan]) for m in runs}
     lines += table(["factor", "DEFT NMI1", "DEFT NMI2", "beta-VAE NMI1", "beta-VAE NMI2"], rows)
-    less = means["deft"] < means["beta_vae"]
-    verdict = (f"Mean final NMI2 over factors: DEFT {fmt(means['deft'])}, beta-VAE "
-               f"{fmt(means['beta_vae'])}: the paper's claim (less diffusion with DEFT) "
-               f"{'holds' if less else 'does not hold'} in these two runs.")
+    verdict = diffusion_verdict(histories, factors)
     store.verdicts.append(f"Experiment 3, information diffusion: {verdict}")
     lines += [verdict, ""]
     lines.append(figure(docs / "results" / "exp3_nmi.png", docs, written,
                         _plot_nmi(histories, factors)))
     return lines + [""]
+
+
+def diffusion_verdict(histories: dict[str, dict], factors: list[str],
+                      captured: float = 0.05) -> str:
+    """Compare NMI2/NMI1 at the last step over the factors a model captured (NMI1 >= 0.05).
+
+    A model that captured no factor shows no diffusion because it encodes nothing, which is
+    no evidence for or against the claim.
+    """
+    ratios = {}
+    for method, history in histories.items():
+        pairs = [(_last(history, f"info/nmi1/{f}"), _last(history, f"info/nmi2/{f}"))
+                 for f in factors]
+        kept = [b / a for a, b in pairs if a >= captured and not math.isnan(b)]
+        ratios[method] = statistics.fmean(kept) if kept else None
+    empty = [LABEL[m] for m, r in ratios.items() if r is None]
+    if empty:
+        return (f"cannot be judged in these two runs: {', '.join(empty)} captured no factor "
+                f"(NMI1 < {captured} for every factor at the last step).")
+    less = ratios["deft"] < ratios["beta_vae"]
+    return (f"mean NMI2/NMI1 over captured factors at the last step: DEFT "
+            f"{fmt(ratios['deft'])}, beta-VAE {fmt(ratios['beta_vae'])}: the paper's claim "
+            f"(less diffusion with DEFT) {'holds' if less else 'does not hold'} in these two "
+            "runs.")
 
 
 def _last(history: dict[str, list[tuple[int, float]]], key: str) -> float:

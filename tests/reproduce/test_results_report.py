@@ -159,6 +159,7 @@ def test_ifp_table_and_found_boundaries(store):
 def test_nmi_and_stopper_sections_come_from_histories(store):
     text = store["text"]
     assert "\n| shape | 0.500 | 0.100 | 0.500 | 0.400 |\n" in text
+    assert "over captured factors at the last step: DEFT 0.200, beta-VAE 0.800" in text
     assert "diffusion with DEFT) holds" in text
     stop_with, stop_without = _row(text, "with the IFP stopper"), _row(text, "without it")
     assert "| 400 |" in stop_with and "completed 1, no_capture 1" in stop_with
@@ -194,3 +195,14 @@ def test_summary_lists_every_judged_claim(store):
     assert "Experiment 5, the IFP stopper: 33% fewer trial-steps; best MIG 0.400 with it, " \
            "0.300 without." in summary
     assert "not judged: none." in summary
+
+
+def test_a_model_that_captured_nothing_cannot_judge_diffusion():
+    def history(nmi1, nmi2):
+        return {"info/nmi1/shape": [(100, nmi1)], "info/nmi2/shape": [(100, nmi2)]}
+
+    collapsed = {"deft": history(0.4, 0.2), "beta_vae": history(0.0, 0.0)}
+    assert repro_report.diffusion_verdict(collapsed, ["shape"]).startswith(
+        "cannot be judged in these two runs: beta-VAE captured no factor")
+    diffused = {"deft": history(0.4, 0.3), "beta_vae": history(0.4, 0.1)}
+    assert "does not hold" in repro_report.diffusion_verdict(diffused, ["shape"])
