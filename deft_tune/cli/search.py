@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument("--address", metavar="RAY_ADDRESS",
-                   help="connect to this Ray cluster (default: start a local Ray)")
+                   help="join this Ray cluster (auto: the one `ray start` runs on this "
+                   "machine); default: $RAY_ADDRESS if set, else a private local Ray")
     p.add_argument("--storage", metavar="PATH|URI",
                    help="trial storage: a path or s3://, gs:// (default: ./runs); shared "
                         "storage is required on a multi-node cluster")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,16 +39,27 @@ from deft_tune.search.trainable import COMPLETED_KEY, TrackingTarget, train_tria
 log = logging.getLogger(__name__)
 
 
+def cluster_address(explicit: str | None) -> str | None:
+    """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
-    """Connect to ``address``, reuse a running Ray, or start a local one for this search."""
+    """Reuse this process's Ray, join ``address`` (or $RAY_ADDRESS), or start a private one.
+
+    Without an address Ray's own default would join whatever `ray start` left running on this
+    machine (its trials, storage and failures included); a search without --address promises
+    a local Ray of its own, so it asks for one explicitly.
+    """
     if ray.is_initialized():
         yield
         return
+    address = cluster_address(address)
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False)
+        ray.init(address="local", include_dashboard=False)
     try:
         yield
     finally:
@@ -56,7 +68,7 @@ def ray_session(address: str | None) -> Iterator[None]:
 
 def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:
     """Render or read the data set's cache once here, not in every trial at the same time."""
-    if options.address:
+    if cluster_address(options.address):
         return  # the driver may not share a disk with the workers; each node builds its own
     data = get_dataset(space.data["name"], **space.data["options"])
     build = getattr(data, "build_cache", None)
