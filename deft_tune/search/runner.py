@@ -237,6 +237,10 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
                      f"{outcome.experiment_path}")
     else:
         lines.append(f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}")
+        if outcome.completed == 0:
+            lines.append("no trial ran to the end: the best was stopped early and its score is "
+                         "from its last report (the fast setting); `deft-tune inspect "
+                         f"{outcome.name}` says why each stopped")
     lines += ["inspect it:  deft-tune inspect " + outcome.name,
               "export it:   deft-tune export " + outcome.name + " --out best.yaml"]
     return lines

@@ -112,6 +112,16 @@ def test_summary_names_best_trial_and_next_commands():
     assert "best trial abc: metrics/mig = 0.2500" in lines
     assert "inspect it:  deft-tune inspect q" in lines
     assert "export it:   deft-tune export q --out best.yaml" in lines
+    assert not any("no trial ran to the end" in line for line in lines)
+
+
+def test_summary_says_when_the_best_trial_was_stopped_early():
+    outcome = SimpleNamespace(interrupted=False, name="q", trials=4, completed=0,
+                              tracking_uri="sqlite:///m.db", best_trial_id="abc",
+                              best_value=0.05, experiment_path="/r/q", resume_command="x")
+    stopped = [line for line in summary_lines(outcome, "metrics/mig")
+               if line.startswith("no trial ran to the end")]
+    assert len(stopped) == 1 and "deft-tune inspect q" in stopped[0]
 
 
 # --- one real search, shared by the assertions below ---------------------------------------
