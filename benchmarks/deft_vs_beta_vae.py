@@ -40,8 +40,7 @@ def seeded_config(config: Path, seed: int, folder: Path) -> Path:
 def train(config: Path, out: Path) -> None:
     """Train unless ``out`` already holds a finished run."""
     if not (out / "metrics.json").exists():
-        command = "from deft_tune.cli import main; main()"
-        subprocess.run([sys.executable, "-c", command, "train", "--config", str(config),
+        subprocess.run([sys.executable, "-m", "deft_tune", "train", "--config", str(config),
                         "--out", str(out), "--no-progress"], check=True)
 
 
