@@ -68,16 +68,9 @@ class SearchOutcome:
 def prepare_space(options: SearchOptions) -> SearchSpace:
     """Load the space and apply overrides; ConfigError (before Ray starts) if anything is off."""
     space = load_space(options.space)
-    budget = space.budget
-    if options.cpus_per_trial is not None:
-        _positive("--cpus-per-trial", options.cpus_per_trial)
-        budget = dataclasses.replace(budget, cpus_per_trial=float(options.cpus_per_trial))
-    if options.gpus_per_trial is not None:
-        if options.gpus_per_trial < 0:
-            raise ConfigError(f"--gpus-per-trial == {options.gpus_per_trial}, must be >= 0")
-        budget = dataclasses.replace(budget, gpus_per_trial=float(options.gpus_per_trial))
-    if options.smoke_test:
-        budget = smoke_budget(budget)
+    overrides = _budget_overrides(options, space.budget)
+    if overrides:  # rebuilt from the file so budget-derived defaults follow the new budget
+        space = load_space(options.space, budget_overrides=overrides)
     stopping = space.stopping
     if not options.ifp_stopper:
         stopping = dataclasses.replace(stopping, ifp=dataclasses.replace(stopping.ifp,
@@ -88,14 +81,28 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     name = options.name or space.name
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
-    return dataclasses.replace(space, name=name, budget=budget, stopping=stopping)
+    return dataclasses.replace(space, name=name, stopping=stopping)
 
 
-def smoke_budget(budget: Any) -> Any:
-    """Seconds instead of minutes: 2 trials of 2 reports of 20 steps."""
+def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if options.cpus_per_trial is not None:
+        _positive("--cpus-per-trial", options.cpus_per_trial)
+        overrides["cpus_per_trial"] = float(options.cpus_per_trial)
+    if options.gpus_per_trial is not None:
+        if options.gpus_per_trial < 0:
+            raise ConfigError(f"--gpus-per-trial == {options.gpus_per_trial}, must be >= 0")
+        overrides["gpus_per_trial"] = float(options.gpus_per_trial)
+    if options.smoke_test:
+        overrides.update(smoke_budget(budget))
+    return overrides
+
+
+def smoke_budget(budget: Any) -> dict[str, int]:
+    """Seconds instead of minutes: 2 trials of 2 reports of 20 steps (budget fields to set)."""
     steps = min(budget.steps_per_trial, 40)
-    return dataclasses.replace(budget, steps_per_trial=steps, eval_interval=max(1, steps // 2),
-                               num_trials=min(budget.num_trials, 2))
+    return {"steps_per_trial": steps, "eval_interval": max(1, steps // 2),
+            "num_trials": min(budget.num_trials, 2)}
 
 
 def _positive(flag: str, value: float) -> None:

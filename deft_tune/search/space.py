@@ -62,8 +62,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def load_space(path: str | os.PathLike) -> SearchSpace:
-    """Read and validate a search-space YAML file; ConfigError names the file and field."""
+def load_space(path: str | os.PathLike, budget_overrides: dict[str, Any] | None = None
+               ) -> SearchSpace:
+    """Read and validate a search-space YAML file; ConfigError names the file and field.
+
+    ``budget_overrides`` replace fields of the file's ``budget:`` before anything is derived
+    from it (the DEFT annealing and AnnealedVAE capacity spans follow the trial length).
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -76,13 +81,16 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
     try:
-        return space_from_dict(raw, source=str(path))
+        return space_from_dict(raw, source=str(path), budget_overrides=budget_overrides)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def space_from_dict(raw: Any, source: str = "<dict>") -> SearchSpace:
+def space_from_dict(raw: Any, source: str = "<dict>",
+                    budget_overrides: dict[str, Any] | None = None) -> SearchSpace:
     """Build and validate a space from plain data (parsed YAML)."""
+    if budget_overrides and isinstance(raw, dict):
+        raw = {**raw, "budget": {**(raw.get("budget") or {}), **budget_overrides}}
     top = parse_top(raw, source)
     params = parse_params(raw.get("params"), top["method"])
     params = _fill_defaults(params, top["method"], top["budget"])

@@ -92,9 +92,24 @@ def test_prepare_space_overrides_and_smoke_budget(tmp_path):
     assert not got.stopping.ifp.enabled and not got.stopping.asha.enabled
     assert (got.budget.steps_per_trial, got.budget.eval_interval, got.budget.num_trials) == (
         40, 20, 2)
-    assert smoke_budget(got.budget) == got.budget  # already small: unchanged
+    assert got.params["anneal_steps"].value == 40  # derived from the smoke budget, not 400
+    assert smoke_budget(got.budget) == {"steps_per_trial": 40, "eval_interval": 20,
+                                        "num_trials": 2}  # already small: the same values
     with pytest.raises(ConfigError, match="--name"):
         prepare_space(SearchOptions(space=str(space), name="a b"))
+
+
+def test_overrides_keep_what_the_file_sets(tmp_path):
+    path = tmp_path / "annealed.yaml"
+    path.write_text("name: a\nmethod: annealed_vae\ndata: {name: dsprites_full}\n"
+                    "budget: {steps_per_trial: 400, eval_interval: 100}\n"
+                    "params: {capacity_max: {low: 5, high: 20}}\n")
+    plain = prepare_space(SearchOptions(space=str(path)))
+    smoke = prepare_space(SearchOptions(space=str(path), smoke_test=True, cpus_per_trial=3))
+    assert plain.params["capacity_steps"].value == 200
+    assert smoke.params["capacity_steps"].value == 20
+    assert smoke.budget.cpus_per_trial == 3.0 and smoke.budget.eval_interval == 20
+    assert smoke.params["capacity_max"] == plain.params["capacity_max"]
 
 
 def test_resume_command_repeats_the_flags_that_locate_the_search():
