@@ -53,14 +53,6 @@ class SingleFactorView(GridData):
         self._decodes = decodes  # False: stored rows are already float observations
 
     @property
-    def fixed_nuisance(self) -> dict[str, int]:
-        """Nuisance values held still: none, since every data set here draws its nuisance when
-        decoding (SmallNORB's instance, dsprites_noshape's shape). Kept because callers record
-        ``{**fixed_factors, **fixed_nuisance}`` as everything held still.
-        """
-        return {}
-
-    @property
     def base_factors(self) -> np.ndarray:
         """The base data set's factor vectors of the view's rows, shape (size, k)."""
         return _sweep(self.base, self.factor, self.fixed_factors)

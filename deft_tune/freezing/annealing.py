@@ -112,7 +112,7 @@ def annealing_runs(
         for draw in range(draws):
             view = single_factor_view(data, j, np.random.default_rng(run_seed(seed, j, draw)))
             images = view.images(np.arange(view.num_samples))
-            fixed = {**view.fixed_factors, **view.fixed_nuisance}
+            fixed = dict(view.fixed_factors)
             runs.extend(
                 AnnealingRun(
                     data.name, factor, draw, run_seed(seed, j, draw, s + 1), images, config, fixed
