@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
@@ -54,6 +55,7 @@ def register(subparsers) -> None:
         help="JSON file to write (default: MODEL/evaluation[_fast].json)",
     )
     p.add_argument("--n-jobs", type=int, default=1, help="DCI classifiers fitted in parallel")
+    add_threads_argument(p)
     p.add_argument(
         "--device", default="auto", help="torch device for the encoder (auto, cpu, cuda)"
     )
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
+    apply_threads(args.threads)
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
     representation_fn, data, config = representation_from_model_dir(args.model, args.device)
     seed = config.training.seed if args.seed is None else args.seed

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig, dump_config, load_config
 from deft_tune.errors import ConfigError, TrainingError
 
@@ -27,9 +28,7 @@ def register(subparsers) -> None:
         "--out", type=Path, default=None, help="output folder (default: runs/<config name>)"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
-    p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
-    )
+    add_threads_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -38,10 +37,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     out = args.out if args.out is not None else Path("runs") / args.config.stem
     checkpoint = out / "checkpoints" / "last.pt"
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads == {args.threads}, must be >= 1")
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     trainer = _open_trainer(config, checkpoint, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "config.yaml")

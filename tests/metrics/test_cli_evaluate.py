@@ -71,7 +71,10 @@ def test_evaluate_prints_a_table_and_writes_json(trained_model, tmp_path, capsys
 
 
 def test_default_output_and_seed(trained_model, capsys):
-    assert main(["evaluate", "--model", str(trained_model), "--metrics", "mig", "--fast"]) == 0
+    argv = ["evaluate", "--model", str(trained_model), "--metrics", "mig", "--fast"]
+    assert main([*argv, "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 2  # the fixture left 1
+    torch.set_num_threads(1)
     payload = json.loads((trained_model / "evaluation_fast.json").read_text())
     assert payload["seed"] == 0 and set(payload["scores"]) == {"mig"}
 
@@ -81,6 +84,7 @@ def test_default_output_and_seed(trained_model, capsys):
     [
         (["--metrics", "irs"], "--metrics: unknown irs"),
         (["--n-jobs", "0"], "--n-jobs == 0"),
+        (["--threads", "0"], "--threads == 0"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(trained_model, capsys, extra, message):
