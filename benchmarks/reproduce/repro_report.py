@@ -72,6 +72,11 @@ def open_store(uri: str) -> Store:
     return Store(uri, names, walls, span, len(ledgers), budget, {})
 
 
+def store_budget(uri: str) -> str | None:
+    """The budget name the store's newest run.py invocation recorded."""
+    return open_store(uri).budget.get("budget")
+
+
 # --- small helpers ------------------------------------------------------------------------
 
 def fmt(value: float | None, digits: int = 3) -> str:

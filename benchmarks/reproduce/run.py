@@ -1,11 +1,12 @@
 """Reproduce the DEFT paper's claims at a CPU budget and write docs/RESULTS.md from MLflow.
 
-    python benchmarks/reproduce/run.py --budget small [--only e1 e4] [--results DIR]
+    python benchmarks/reproduce/run.py [--budget paper-cpu] [--only e1 e4] [--results DIR]
     python benchmarks/reproduce/run.py --report-only --results DIR    # no training
 
-Budgets are benchmarks/reproduce/budgets/<name>.yaml (tiny: a smoke check; small: about 40
-minutes on a 2-core CPU; paper-cpu: about an hour of training per experiment). Every run goes
-to one MLflow store, ``sqlite:///<results>/mlflow.db``; the report reads only that store.
+Budgets are benchmarks/reproduce/budgets/<name>.yaml (paper-cpu, the default: about an hour of
+training per experiment; small: about 40 minutes for all five; tiny: a smoke check). Every run
+goes to one MLflow store, ``sqlite:///<results>/mlflow.db``; the report reads only that store.
+The published budget's report goes to docs/, any other budget's to docs/<budget>/.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import repro_pipeline  # noqa: E402
 import repro_report  # noqa: E402
 
 BUDGETS = sorted(p.stem for p in (HERE / "budgets").glob("*.yaml"))
+PUBLISHED = "paper-cpu"  # the issue's budget: its report is docs/RESULTS.md
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget", choices=BUDGETS, default="small")
+    p.add_argument("--budget", choices=BUDGETS, default=PUBLISHED)
     p.add_argument("--only", nargs="+", choices=repro_pipeline.EXPERIMENTS,
                    default=list(repro_pipeline.EXPERIMENTS), metavar="EXP",
                    help="experiments to run (e1..e5; default all)")
@@ -37,9 +39,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="results folder with the MLflow store (default runs/reproduce-BUDGET)")
     p.add_argument("--report-only", action="store_true",
                    help="regenerate the report from the existing store; train nothing")
-    p.add_argument("--docs", type=Path, default=repro_report.REPO / "docs",
-                   help="where RESULTS.md and results/*.png go (default docs/)")
+    p.add_argument("--docs", type=Path, default=None,
+                   help=f"where RESULTS.md and results/*.png go (default docs/ for {PUBLISHED}, "
+                        "else docs/BUDGET/)")
     return p.parse_args(argv)
+
+
+def default_docs(budget: str) -> Path:
+    docs = repro_report.REPO / "docs"
+    return docs if budget == PUBLISHED else docs / budget
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                                      log=lambda line: print(time.strftime("%H:%M:%S"), line,
                                                             flush=True))
         repro_pipeline.run_all(ctx, args.only)
-    written = repro_report.write_report(f"sqlite:///{results / 'mlflow.db'}", args.docs)
+    uri = f"sqlite:///{results / 'mlflow.db'}"
+    docs = args.docs or default_docs(args.budget if not args.report_only
+                                     else repro_report.store_budget(uri) or args.budget)
+    written = repro_report.write_report(uri, docs)
     for path in written:
         print(f"wrote {path}")
     return 0

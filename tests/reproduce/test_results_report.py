@@ -179,6 +179,12 @@ def test_report_only_needs_a_store(tmp_path, capsys):
     assert "no MLflow store" in capsys.readouterr().err
 
 
+def test_published_budget_writes_docs_and_others_a_subfolder(store):
+    assert repro_run.default_docs("paper-cpu") == repro_report.REPO / "docs"
+    assert repro_run.default_docs("small") == repro_report.REPO / "docs" / "small"
+    assert repro_report.store_budget(store["uri"]) == "unit"  # --report-only's default folder
+
+
 def test_report_only_regenerates_from_the_store(store, tmp_path):
     assert repro_run.main(["--report-only", "--results", str(store["folder"]),
                            "--docs", str(tmp_path)]) == 0
