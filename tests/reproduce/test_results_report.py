@@ -179,6 +179,11 @@ def test_report_only_needs_a_store(tmp_path, capsys):
     assert "no MLflow store" in capsys.readouterr().err
 
 
+def test_stopper_saving_reads_as_fewer_or_more():
+    assert repro_report.steps_saved(1 - 400 / 600) == "33% fewer trial-steps"
+    assert repro_report.steps_saved(1 - 7000 / 6000) == "17% more trial-steps"
+
+
 def test_published_budget_writes_docs_and_others_a_subfolder(store):
     assert repro_run.default_docs("paper-cpu") == repro_report.REPO / "docs"
     assert repro_run.default_docs("small") == repro_report.REPO / "docs" / "small"
