@@ -2,7 +2,7 @@
 the embedded defaults, what each trial did, and the docs/search.md table writer.
 
 Everything is read back the way a user would: the trials' Tune results (``result.json`` in
-the storage folder) for their time, MLflow (through ``deft_tune.search.experiments``) for their
+the storage folder) for their time, MLflow (through ``deft_tune.search.tracking.reader``) for their
 steps, status and scores. No figure is typed by hand.
 """
 
@@ -103,8 +103,8 @@ def run_search(space: Path, workdir: Path, *, address: str | None = None,
                ifp_stopper: bool = True, asha: bool = True) -> SearchRun:
     """One search on the embedded defaults (sqlite store in ``workdir``), timed end to end:
     Ray start, data preparation (cached), all trials, MLflow finalisation, Ray shutdown."""
-    from deft_tune.search.experiments import load_search
-    from deft_tune.search.runner import SearchOptions
+    from deft_tune.search.tracking.reader import load_search
+    from deft_tune.search.options import SearchOptions
     from deft_tune.search.runner import run_search as run
     from deft_tune.search.tracking import default_tracking_uri
 

@@ -14,19 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from deft_tune.data.base import GroundTruthData
+from deft_tune.data.base import GroundTruthData, stored_rows
 
 __all__ = ["BatchSource", "probe_batch"]
-
-
-def _stored_rows(data: GroundTruthData) -> np.ndarray | None:
-    stored = getattr(data, "stored_images", None)
-    if stored is None:
-        return None
-    try:
-        return stored()
-    except NotImplementedError:
-        return None
 
 
 class BatchSource:
@@ -38,7 +28,7 @@ class BatchSource:
         self.data = data
         self.batch_size = batch_size
         self.device = device
-        rows = _stored_rows(data)
+        rows = stored_rows(data)
         self.on_device = rows is not None
         # Three independent streams: indices, decode nuisances, and the protocol fallback.
         self.index_generator = torch.Generator(device).manual_seed(seed)

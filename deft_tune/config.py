@@ -26,6 +26,7 @@ import difflib
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ import yaml
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
+from deft_tune.validation import check_scalar
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
@@ -189,6 +191,25 @@ def dump_config(config: RunConfig, path: str | os.PathLike, header: str = "") ->
     return atomic_write_text(path, text)
 
 
+def flatten(mapping: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict[str, Any]:
+    """Nested mappings, and lists of mappings, as one level of joined keys.
+
+    ``{"schedule": {"stages": [{"beta": 70}]}}`` -> ``{"schedule.stages.0.beta": 70}``: the
+    names of a run config's MLflow params (``sep="."``) and of the search's Optuna parameters
+    (``sep="/"``: ``stage1/beta``). Other values, lists of plain values included, stay as they are.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, sep, f"{name}{sep}"))
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+            flat.update(flatten({str(i): v for i, v in enumerate(value)}, sep, f"{name}{sep}"))
+        else:
+            flat[name] = value
+    return flat
+
+
 # --- building dataclasses from plain data, with named errors -------------------------------
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -293,46 +314,38 @@ def _check_run(config: RunConfig) -> None:
 
 def _check_model(model: ModelConfig) -> None:
     for name in ("groups", "latents_per_group", "encoder_width", "decoder_width"):
-        value = getattr(model, name)
-        _require(value >= 1, f"model.{name} == {value}, must be >= 1")
+        check_scalar(getattr(model, name), f"model.{name}", int, min_val=1)
 
 
 def _check_objective(objective: ObjectiveConfig) -> None:
-    _require(objective.beta >= 0, f"objective.beta == {objective.beta}, must be >= 0")
-    _require(objective.capacity_max >= 0,
-             f"objective.capacity_max == {objective.capacity_max}, must be >= 0")
-    _require(objective.capacity_steps >= 1,
-             f"objective.capacity_steps == {objective.capacity_steps}, must be >= 1")
-    _require(objective.capacity_weight >= 0,
-             f"objective.capacity_weight == {objective.capacity_weight}, must be >= 0")
+    check_scalar(objective.beta, "objective.beta", min_val=0)
+    check_scalar(objective.capacity_max, "objective.capacity_max", min_val=0)
+    check_scalar(objective.capacity_steps, "objective.capacity_steps", int, min_val=1)
+    check_scalar(objective.capacity_weight, "objective.capacity_weight", min_val=0)
 
 
 def _check_training(training: TrainingConfig) -> None:
     for name in ("steps", "batch_size", "checkpoint_interval"):
-        value = getattr(training, name)
-        _require(value >= 1, f"training.{name} == {value}, must be >= 1")
-    _require(training.lr > 0, f"training.lr == {training.lr}, must be > 0")
-    _require(training.seed >= 0, f"training.seed == {training.seed}, must be >= 0")
+        check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
+    check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
+    check_scalar(training.seed, "training.seed", int, min_val=0)
     device = training.device
     _require(device in ("auto", "cpu") or device.startswith(("cuda", "mps")),
              f"training.device == {device!r}, must be 'auto', 'cpu', 'cuda[:N]' or 'mps'")
 
 
 def _check_evaluation(evaluation: EvaluationConfig) -> None:
-    _require(evaluation.interval >= 1,
-             f"evaluation.interval == {evaluation.interval}, must be >= 1")
-    _require(evaluation.probe_size >= 20,
-             f"evaluation.probe_size == {evaluation.probe_size}, must be >= 20 "
-             "(the information signals bin codes into 20 bins)")
+    check_scalar(evaluation.interval, "evaluation.interval", int, min_val=1)
+    check_scalar(evaluation.probe_size, "evaluation.probe_size", int, min_val=20,
+                 hint="the information signals bin codes into 20 bins")
 
 
 def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
     stages = schedule.stages
     for i, stage in enumerate(stages):
-        _require(stage.beta >= 0, f"schedule.stages[{i}].beta == {stage.beta}, must be >= 0")
-        _require(0 <= stage.lr_scale <= 1,
-                 f"schedule.stages[{i}].lr_scale == {stage.lr_scale}, must lie in [0, 1] "
-                 "(0 freezes earlier groups, 1 leaves them alone)")
+        check_scalar(stage.beta, f"schedule.stages[{i}].beta", min_val=0)
+        check_scalar(stage.lr_scale, f"schedule.stages[{i}].lr_scale", min_val=0, max_val=1,
+                     hint="0 freezes earlier groups, 1 leaves them alone")
     _require(len(stages) >= 1, "schedule.stages is empty: objective 'deft' needs one stage "
              "per encoder group")
     _require(len(stages) == groups,
@@ -346,9 +359,11 @@ def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
 
 def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
     for i, stage in enumerate(stages[:-1]):
-        _require(stage.steps is not None and stage.steps >= 1,
-                 f"schedule.stages[{i}].steps == {stage.steps}, must be >= 1 "
+        _require(stage.steps is not None,
+                 f"schedule.stages[{i}].steps == None, must be >= 1 "
                  "(only the last stage may omit steps)")
+        check_scalar(stage.steps, f"schedule.stages[{i}].steps", int, min_val=1,
+                     hint="only the last stage may omit steps")
     lengths = [s.steps for s in stages if s.steps is not None]
     total = sum(lengths)
     last_open = stages[-1].steps is None
@@ -359,10 +374,9 @@ def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
 
 
 def _check_annealed(schedule: ScheduleConfig) -> None:
-    _require(schedule.beta_max >= 1, f"schedule.beta_max == {schedule.beta_max}, must be >= 1")
-    _require(schedule.gamma > 0, f"schedule.gamma == {schedule.gamma}, must be > 0")
-    _require(schedule.anneal_steps >= 1,
-             f"schedule.anneal_steps == {schedule.anneal_steps}, must be >= 1")
+    check_scalar(schedule.beta_max, "schedule.beta_max", min_val=1)
+    check_scalar(schedule.gamma, "schedule.gamma", min_val=0, include_boundaries="neither")
+    check_scalar(schedule.anneal_steps, "schedule.anneal_steps", int, min_val=1)
     betas = [s.beta for s in schedule.stages]
     _require(all(a > b for a, b in zip(betas, betas[1:])),
              f"schedule.stages betas {betas} must decrease under the annealed rule "

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from deft_tune import report_keys as keys
+from deft_tune.fileio import atomic_write
+
 __all__ = ["plot_kl_per_group", "plot_traversals", "save_figure", "traversal_images"]
 
 _GROUP_COLOURS = (
@@ -31,16 +34,9 @@ _GROUP_COLOURS = (
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Write ``figure`` to ``path`` (format from the suffix) through a temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        figure.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``figure`` to ``path`` (format from the suffix) atomically."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=100, format=fmt))
 
 
 @torch.no_grad()
@@ -116,9 +112,9 @@ def plot_kl_per_group(history: Sequence[dict[str, float]], num_groups: int) -> F
     figure = Figure(figsize=(7, 4))
     ax = figure.subplots()
     for g in range(num_groups):
-        kl = [r.get(f"kl/group{g}", np.nan) for r in history]
+        kl = [r.get(keys.kl_group(g), np.nan) for r in history]
         ax.plot(steps, kl, label=f"group {g}", color=_GROUP_COLOURS[g % len(_GROUP_COLOURS)])
-    stages = [r.get("train/stage", 0.0) for r in history]
+    stages = [r.get(keys.STAGE, 0.0) for r in history]
     # A report at step s describes steps before s, so the stage changed at the earlier report.
     for before, after, step in zip(stages, stages[1:], steps):
         if after != before:

@@ -1,6 +1,6 @@
 """Tables, filters, Parquet and exports over searches read from MLflow.
 
-Works on the plain records of :mod:`deft_tune.search.experiments` (any objects with the same
+Works on the plain records of :mod:`deft_tune.search.tracking.reader` (any objects with the same
 fields do), so it needs no tracking server of its own and tests can feed it records directly.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from deft_tune import report_keys as keys
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
 
@@ -42,17 +43,38 @@ def stage_values(params: dict[str, str], field: str) -> list[float]:
 def resolve_metric(name: str, available: Iterable[str]) -> str:
     """A metric key as logged: ``mig`` finds ``metrics/mig``; unknown names list the known."""
     available = sorted(set(available))
-    for candidate in (name, f"metrics/{name}", f"final/{name}"):
+    for candidate in (name, keys.metric_key(name), keys.final_key(name)):
         if candidate in available:
             return candidate
-    shown = ", ".join(k for k in available if k.startswith(("metrics/", "final/"))) or \
-        ", ".join(available[:12])
+    scores = [k for k in available if k.startswith((keys.METRIC_PREFIX, keys.FINAL_PREFIX))]
+    shown = ", ".join(scores) or ", ".join(available[:12])
     raise ConfigError(f"no trial logged metric {name!r}; logged: {shown or 'nothing'}")
 
 
-def objective_value(trial: Any, metric: str) -> float | None:
-    value = trial.metrics.get(metric)
+def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
+
+
+def objective_value(trial: Any, metric: str) -> float | None:
+    """The trial's score on ``metric``: the standard setting's ``final/<key>`` when the trial
+    ran to its end, else the last value it reported (a stopped trial's fast-setting score).
+
+    The search, its parent run, inspect and export all rank on this one number.
+    """
+    if metric.startswith(keys.METRIC_PREFIX):
+        final = _number(trial.metrics.get(keys.final_key(metric)))
+        if final is not None:
+            return final
+    return _number(trial.metrics.get(metric))
+
+
+def objective_setting(trial: Any, metric: str) -> str | None:
+    """Which metric setting :func:`objective_value` is: "standard", "fast" or None (no value)."""
+    if metric.startswith(keys.METRIC_PREFIX):
+        if _number(trial.metrics.get(keys.final_key(metric))) is not None:
+            return "standard"
+        return "fast" if _number(trial.metrics.get(metric)) is not None else None
+    return "report" if _number(trial.metrics.get(metric)) is not None else None
 
 
 def finished(trials: Sequence[Any], metric: str) -> list[Any]:
@@ -61,9 +83,15 @@ def finished(trials: Sequence[Any], metric: str) -> list[Any]:
 
 
 def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
-    """Best first; ``mode`` is "max" or "min"."""
-    return sorted(finished(trials, metric), key=lambda t: objective_value(t, metric),
-                  reverse=(mode == "max"))
+    """Best first (``mode`` "max" or "min"), as the search chooses its best: the trials scored
+    in the standard setting (they ran to the end) before those stopped early."""
+    sign = -1.0 if mode == "max" else 1.0
+
+    def order(trial: Any) -> tuple[int, float]:
+        standard = objective_setting(trial, metric) == "standard"
+        return (0 if standard else 1, sign * objective_value(trial, metric))
+
+    return sorted(finished(trials, metric), key=order)
 
 
 # --- filtering --------------------------------------------------------------------------------
@@ -83,7 +111,7 @@ def parse_where(expression: str, available: Iterable[str]) -> Callable[[Any], bo
     compare = _OPERATORS[op]
 
     def keep(trial: Any) -> bool:
-        value = trial.metrics.get(key)
+        value = objective_value(trial, key)
         return value is not None and compare(value, threshold)
 
     return keep
@@ -100,6 +128,7 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "status": trial.status,
         "stop_reason": trial.stop_reason,
         "objective": objective_value(trial, metric),
+        "setting": objective_setting(trial, metric),
         "method": trial.params.get("objective.kind", ""),
         "stages": len(betas) or None,
         "betas": betas,
@@ -140,35 +169,6 @@ def search_row(search: Any) -> dict[str, Any]:
         "objective": search.objective,
         "best": objective_value(best[0], search.objective) if best else None,
     }
-
-
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Plain aligned text; lists and floats shortened for a terminal."""
-    if not rows:
-        return "(no rows)"
-    columns = list(columns or union_keys(rows))
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def union_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    return list(keys)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_cell(v) for v in value) + "]"
-    return str(value)
 
 
 def _float(text: str | None) -> float | None:
@@ -307,7 +307,7 @@ def refine_space(space: dict[str, Any], trials: Sequence[Any], widen: float = 0.
     for trial in trials:
         for key, values in observed_values(trial, steps).items():
             seen[key].extend(values)
-    from deft_tune.search._schema import param_domains  # pure Python: no Ray, no Optuna
+    from deft_tune.search.space import param_domains  # pure Python: no Ray, no Optuna
 
     domains = param_domains(space.get("method", "deft"))
     params = dict(space.get("params") or {})

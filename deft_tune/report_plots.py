@@ -1,7 +1,7 @@
 """Figures of a finished search: what `deft-tune inspect NAME --plots DIR` writes.
 
 Every figure has a fixed size (FIGSIZE at plots.save_figure's 100 dpi), so a test can check the
-PNG's pixel size. Records come from deft_tune.search.experiments (plain objects).
+PNG's pixel size. Records come from deft_tune.search.tracking.reader (plain objects).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from deft_tune import report
+from deft_tune import report_keys as keys
 from deft_tune.plots import save_figure
 
 FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at 100 dpi
@@ -90,7 +91,7 @@ def information_per_group(histories: dict[str, dict[str, list[tuple[int, float]]
         return figure
     axes = figure.subplots(1, len(histories), squeeze=False, sharey=True)[0]
     for ax, (trial, series) in zip(axes, histories.items()):
-        for key in sorted(series, key=lambda k: int(k.removeprefix("kl/group"))):
+        for key in sorted(series, key=lambda k: int(k.removeprefix(keys.KL_GROUP_PREFIX))):
             steps, values = zip(*series[key])
             ax.plot(steps, values, label=key.removeprefix("kl/"))
         ax.set(title=trial, xlabel="step")
@@ -125,15 +126,15 @@ def write_all(search: Any, metric: str, uri: str, directory: str | os.PathLike,
               histories: Callable[..., dict] | None = None) -> list[Path]:
     """Write the four figures of ``search`` to ``directory``; returns their paths."""
     if histories is None:
-        from deft_tune.search.experiments import metric_histories as histories
+        from deft_tune.search.tracking.reader import metric_histories as histories
     directory = Path(directory)
     steps = int((search.space.get("budget") or {}).get("steps_per_trial", 0)) or max(
         (t.steps for t in search.trials), default=0)
     top = report.ranked(search.trials, metric, search.mode)[:TOP_TRIALS]
     per_group = {}
     for trial in top:
-        keys = [k for k in trial.metrics if k.startswith("kl/group")]
-        per_group[trial.trial_id] = histories(uri, trial.run_id, keys)
+        group_keys = [k for k in trial.metrics if k.startswith(keys.KL_GROUP_PREFIX)]
+        per_group[trial.trial_id] = histories(uri, trial.run_id, group_keys)
     figures = {
         "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
         "objective_vs_params.png": objective_vs_params(search.trials, metric),

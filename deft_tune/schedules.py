@@ -9,20 +9,27 @@ so that the stage never depends on float round-off accumulated over a run.
 Per-group learning-rate scales: the active group trains at the base rate (1), the groups opened
 before it at the stage's ``lr_scale``, groups not yet opened at 0. Baselines (no stages) have
 every group open from step 0 at the base rate.
+
+:func:`position` puts it together for a whole run config: the training loop reads the stage,
+the loss weight, the stage's span and the learning-rate scales of a step from it and never
+branches on the objective itself.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from deft_tune.config import ScheduleConfig
+from deft_tune.config import ObjectiveConfig, RunConfig, ScheduleConfig
 
 __all__ = [
+    "Position",
+    "annealed_capacity",
     "beta_at",
     "lr_scales_at",
+    "position",
     "stage_at",
     "stage_boundaries",
-    "stage_progress",
 ]
 
 
@@ -103,12 +110,53 @@ def lr_scales_at(schedule: ScheduleConfig, groups: int, step: int) -> tuple[floa
     return tuple(earlier if g < stage else 1.0 if g == stage else 0.0 for g in range(groups))
 
 
-def stage_progress(schedule: ScheduleConfig, total_steps: int, step: int) -> float:
-    """Fraction (0..1) of the current stage done at ``step``; the last stage ends with the run."""
-    stage = stage_at(schedule, total_steps, step)
-    bounds = stage_boundaries(schedule, total_steps) if schedule.stages else (0,)
-    start = bounds[stage]
-    end = bounds[stage + 1] if stage + 1 < len(bounds) else total_steps
-    if end <= start:
-        return 1.0
-    return min(max((step - start) / (end - start), 0.0), 1.0)
+def annealed_capacity(objective: ObjectiveConfig, step: int) -> float:
+    """AnnealedVAE's target KL: rises linearly from 0 to capacity_max over capacity_steps."""
+    return objective.capacity_max * min(step / objective.capacity_steps, 1.0)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where training step ``step`` lies in a run: what the loop needs to train and report it."""
+
+    step: int
+    stage: int  # the newest open group (every group is open for the baselines)
+    beta: float  # the KL weight of the loss (AnnealedVAE: capacity_weight)
+    stage_start: int  # first step of the stage
+    stage_end: int  # the step the stage ends at (the run's end for the last stage)
+    lr_scales: tuple[float, ...]  # per encoder group
+    capacity: float | None = None  # AnnealedVAE's target KL at this step
+
+    @property
+    def progress(self) -> float:
+        """Fraction (0..1) of the stage done once this step is trained."""
+        span = max(self.stage_end - self.stage_start, 1)
+        return min(max((self.step + 1 - self.stage_start) / span, 0.0), 1.0)
+
+
+def position(config: RunConfig, step: int) -> Position:
+    """The schedule's :class:`Position` at training step ``step`` of ``config``'s run."""
+    _check_step(step)
+    total, groups, objective = config.training.steps, config.model.groups, config.objective
+    if objective.kind != "deft":  # one stage over the whole run, every group open
+        annealed = objective.kind == "annealed_vae"
+        return Position(
+            step=step,
+            stage=groups - 1,
+            beta=objective.capacity_weight if annealed else objective.beta,
+            stage_start=0,
+            stage_end=total,
+            lr_scales=(1.0,) * groups,
+            capacity=annealed_capacity(objective, step) if annealed else None,
+        )
+    schedule = config.schedule
+    stage = stage_at(schedule, total, step)
+    bounds = stage_boundaries(schedule, total)
+    return Position(
+        step=step,
+        stage=stage,
+        beta=beta_at(schedule, total, step),
+        stage_start=bounds[stage],
+        stage_end=bounds[stage + 1] if stage + 1 < len(bounds) else total,
+        lr_scales=lr_scales_at(schedule, groups, step),
+    )

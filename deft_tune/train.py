@@ -25,22 +25,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from deft_tune import schedules
+from deft_tune import report_keys as keys
 from deft_tune.batches import BatchSource, probe_batch
 from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import TrainingError
+from deft_tune.fileio import atomic_write
 from deft_tune.model import (
     GroupedVAE,
     apply_lr_scales,
+    build_model,
     describe_parameter_groups,
     kl_per_latent,
     objective_loss,
     parameter_groups,
     reconstruction_loss,
 )
-from deft_tune.model.objectives import annealed_capacity
+from deft_tune.schedules import Position, position
 
 __all__ = ["EvalContext", "EvalHook", "Trainer", "resolve_device"]
 
@@ -128,23 +130,12 @@ class Trainer:
         self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
         self._stage: int | None = None
         self._clock: tuple[float, int] | None = None
-        self._enter_stage(0)
+        self._enter_stage(self.position(0))
 
     # --- setup ------------------------------------------------------------------------------
 
     def _build_model(self) -> GroupedVAE:
-        m = self.config.model
-        # Initialise from the run's seed without touching the caller's global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.training.seed)
-            model = GroupedVAE(
-                self.data.observation_shape,
-                m.groups,
-                m.latents_per_group,
-                m.encoder_width,
-                m.decoder_width,
-            )
-        model = model.to(self.device)
+        model = build_model(self.config, self.data.observation_shape).to(self.device)
         if self._channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -169,32 +160,20 @@ class Trainer:
 
     # --- the schedule at a step -------------------------------------------------------------
 
-    def stage_at(self, step: int) -> int:
-        """The encoder stage: the index of the newest open group (all open for baselines)."""
-        if self.config.objective.kind != "deft":
-            return self.num_groups - 1
-        return schedules.stage_at(self.config.schedule, self._total, step)
+    def position(self, step: int) -> Position:
+        """Stage, loss weight, stage span and learning-rate scales at training step ``step``."""
+        return position(self.config, step)
 
-    def beta_at(self, step: int) -> float:
-        objective = self.config.objective
-        if objective.kind == "deft":
-            return schedules.beta_at(self.config.schedule, self._total, step)
-        if objective.kind == "annealed_vae":
-            return objective.capacity_weight
-        return objective.beta
-
-    def _enter_stage(self, step: int) -> None:
-        stage = self.stage_at(step)
-        if stage == self._stage:
+    def _enter_stage(self, at: Position) -> None:
+        if at.stage == self._stage:
             return
-        self._stage = stage
-        self.model.encoder.set_stage(stage)
-        scales = schedules.lr_scales_at(self.config.schedule, self.num_groups, step)
-        apply_lr_scales(self.optimizer, scales)
+        self._stage = at.stage
+        self.model.encoder.set_stage(at.stage)
+        apply_lr_scales(self.optimizer, at.lr_scales)
         log.info(
             "step %d: stage %d, parameter groups\n%s",
-            step,
-            stage,
+            at.step,
+            at.stage,
             describe_parameter_groups(self.optimizer),
         )
 
@@ -202,8 +181,8 @@ class Trainer:
 
     def _train_step(self) -> None:
         step = self.step
-        self._enter_stage(step)
-        beta = self.beta_at(step)
+        at = self.position(step)
+        self._enter_stage(at)
         images = self.batches.next()
         if self._channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -213,7 +192,7 @@ class Trainer:
         recon = reconstruction_loss(output, images, self.config.model.loss)
         kl = kl_per_latent(mean, logvar)
         loss = objective_loss(
-            self.config.objective, recon, kl, z, mean, logvar, beta=beta, step=step
+            self.config.objective, recon, kl, z, mean, logvar, beta=at.beta, step=step
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -254,11 +233,11 @@ class Trainer:
         images = (self.step - start_step) * self.config.training.batch_size
         n = max(self._steps_summed, 1)
         out = {
-            "step": float(self.step),
-            "train/loss": sums[0] / n,
-            "train/recon": sums[1] / n,
-            "train/kl": sums[2] / n,
-            "train/images_per_sec": images / max(now - start_time, 1e-9),
+            keys.STEP: float(self.step),
+            keys.LOSS: sums[0] / n,
+            keys.RECON: sums[1] / n,
+            keys.KL: sums[2] / n,
+            keys.IMAGES_PER_SEC: images / max(now - start_time, 1e-9),
         }
         out.update(self.evaluate())
         self._sums.zero_()
@@ -302,44 +281,36 @@ class Trainer:
         mean, logvar = self._encode(self._probe)
         kl = kl_per_latent(mean, logvar).mean(0).double().cpu().numpy()
         groups = self.model.encoder.group_of_latent().numpy()
-        step = max(self.step - 1, 0)  # the state reported is that of the last step trained
-        stage = self.stage_at(step)
-        start, end = self._stage_span(stage)
+        at = self.position(max(self.step - 1, 0))  # the state of the last step trained
         out: dict[str, float] = {
-            "train/beta": self.beta_at(step),
-            "train/stage": float(stage),
-            "train/stage_progress": min(max((self.step - start) / max(end - start, 1), 0.0), 1.0),
+            keys.BETA: at.beta,
+            keys.STAGE: float(at.stage),
+            keys.STAGE_PROGRESS: at.progress,
         }
-        for group in self.optimizer.param_groups:
-            if group["name"].startswith("group"):
-                out[f"lr/{group['name']}"] = float(group["lr"])
-        if self.config.objective.kind == "annealed_vae":
-            out["train/capacity"] = annealed_capacity(self.config.objective, step)
-        out.update({f"kl/latent{i}": float(v) for i, v in enumerate(kl)})
+        for g, group in enumerate(self._encoder_param_groups()):
+            out[keys.lr_group(g)] = float(group["lr"])
+        if at.capacity is not None:
+            out[keys.CAPACITY] = at.capacity
+        out.update({keys.kl_latent(i): float(v) for i, v in enumerate(kl)})
         group_kl = np.bincount(groups, weights=kl, minlength=self.num_groups)
-        out.update({f"kl/group{g}": float(v) for g, v in enumerate(group_kl)})
-        out["kl/total"] = float(kl.sum())
-        out["info/active_latents"] = float((kl > ACTIVE_KL).sum())
-        ctx = self._context(stage, out["train/beta"], kl, groups, mean)
+        out.update({keys.kl_group(g): float(v) for g, v in enumerate(group_kl)})
+        out[keys.KL_TOTAL] = float(kl.sum())
+        out[keys.ACTIVE_LATENTS] = float((kl > ACTIVE_KL).sum())
+        ctx = self._context(at, kl, groups, mean)
         for hook in self.hooks:
             out.update(hook(ctx))
         return out
 
-    def _stage_span(self, stage: int) -> tuple[int, int]:
-        """First step of ``stage`` and the step it ends at (the run's end for the last)."""
-        if self.config.objective.kind != "deft":
-            return 0, self._total  # baselines: one stage over the whole run
-        bounds = schedules.stage_boundaries(self.config.schedule, self._total)
-        return bounds[stage], bounds[stage + 1] if stage + 1 < len(bounds) else self._total
+    def _encoder_param_groups(self) -> list[dict[str, Any]]:
+        return [g for g in self.optimizer.param_groups if g["name"].startswith("group")]
 
-    def _context(self, stage, beta, kl, groups, mean) -> EvalContext:
-        start, end = self._stage_span(stage)
+    def _context(self, at: Position, kl, groups, mean) -> EvalContext:
         return EvalContext(
             step=self.step,
-            stage=stage,
-            beta=beta,
-            stage_start=start,
-            stage_end=end,
+            stage=at.stage,
+            beta=at.beta,
+            stage_start=at.stage_start,
+            stage_end=at.stage_end,
             kl_per_latent=kl,
             group_of_latent=groups,
             num_groups=self.num_groups,
@@ -367,15 +338,8 @@ class Trainer:
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
         """Write everything needed to continue bit-for-bit (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        state = self.state_dict()
+        return atomic_write(path, lambda tmp: torch.save(state, tmp), durable=True)
 
     @classmethod
     def from_checkpoint(
@@ -399,7 +363,7 @@ class Trainer:
         self.step = int(state["step"])
         self.model.load_state_dict(state["model"])
         self._stage = None
-        self._enter_stage(self.step)  # closes groups and sets lrs before the optimizer loads
+        self._enter_stage(self.position(self.step))  # close groups, set lrs; then the optimizer
         self.optimizer.load_state_dict(state["optimizer"])
         self.batches.load_state_dict(state["batches"])
         self.noise_generator.set_state(state["noise"])

@@ -1,12 +1,20 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+- a private data-set cache for the session, and the small dSprites grid;
+- one local Ray and one `mlflow server` on loopback for the session (each takes seconds to
+  start, so every test that needs one shares it; both are torn down at the end);
+- one recorded tiny search (real Ray, real MLflow store) that every test which only reads a
+  finished search shares.
+"""
 
 from __future__ import annotations
 
+import socket
+from types import SimpleNamespace
+
 import pytest
 
-# A dSprites grid small enough to render in milliseconds: 3 shapes x 2 scales x 3 orientations
-# x 4 x 4 positions = 288 images (the first values of each factor).
-SMALL_DSPRITES_SIZES = (3, 2, 3, 4, 4)
+from tests.doubles import SMALL_DSPRITES_SIZES, SmallGridDSprites, tiny_space
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,3 +42,55 @@ def small_dsprites(monkeypatch, tmp_path):
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("DEFT_TUNE_CACHE", str(cache_dir))
     return cache_dir
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` bound to 127.0.0.1 on a free port; yields the MlflowServer."""
+    from deft_tune.search.tracking.server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    # Stopping must take the whole process group down: the port is free again.
+    with socket.socket() as sock:
+        assert sock.connect_ex((server.host, server.port)) != 0, "mlflow server still listening"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the session (2 CPUs, no dashboard); reused by in-process searches."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def recorded_search(tmp_path_factory, ray_session):
+    """Four tiny trials on the small dSprites grid, two at a time, tracked in the embedded
+    sqlite store: the search the read-only tests inspect. ASHA is on; the IFP stopper is off,
+    so at least the first trial runs to its end (its own tests are in test_stopping.py).
+
+    Only tests that read the store (never write to it) may use it.
+    """
+    from deft_tune.search.options import SearchOptions
+    from deft_tune.search.runner import run_search
+
+    folder = tmp_path_factory.mktemp("recorded-search")
+    space = tiny_space(folder / "tiny.yaml", trials=4, steps=40, interval=10, name="tinyx",
+                       ifp=False)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    options = SearchOptions(space=str(space), storage=str(folder / "runs"), tracking_uri=uri)
+    lines: list[str] = []
+    outcome = run_search(options, data_factory=SmallGridDSprites(str(folder / "cache")),
+                         out=lines.append)
+    return SimpleNamespace(uri=uri, folder=folder, outcome=outcome, space=space, lines=lines)

@@ -2,13 +2,13 @@ import math
 
 import pytest
 
-from deft_tune.config import ScheduleConfig, StageConfig
+from deft_tune.config import RunConfig, ScheduleConfig, StageConfig
 from deft_tune.schedules import (
     beta_at,
     lr_scales_at,
+    position,
     stage_at,
     stage_boundaries,
-    stage_progress,
 )
 
 FIXED = ScheduleConfig(
@@ -110,12 +110,38 @@ def test_baseline_has_one_stage_and_every_group_at_base_rate():
         beta_at(BASELINE, 100, 0)
 
 
-def test_stage_progress_runs_zero_to_one_within_each_stage():
-    assert stage_progress(FIXED, 400, 0) == 0
-    assert stage_progress(FIXED, 400, 125) == 0.5
-    assert stage_progress(FIXED, 400, 175) == 0
-    assert stage_progress(FIXED, 400, 400) == 1
-    assert stage_progress(BASELINE, 200, 50) == 0.25
+def _run(schedule: ScheduleConfig, steps: int, **objective) -> RunConfig:
+    kind = objective.pop("kind", "deft")
+    groups = len(schedule.stages) or 2
+    return RunConfig.from_dict({"model": {"groups": groups}, "objective": {"kind": kind,
+                                **objective}, "schedule": schedule if kind == "deft" else
+                                {"stages": []}, "training": {"steps": steps}})  # fmt: skip
+
+
+def test_position_progress_runs_to_one_as_each_stage_ends():
+    run = _run(FIXED, 400)
+    # Progress is the stage's fraction done once the step is trained: stage 1 spans 100..149.
+    assert position(run, 0).progress == 0.01
+    assert position(run, 124).progress == 0.5
+    assert position(run, 149).progress == 1
+    assert position(run, 150).stage == 2 and position(run, 150).progress == 1 / 25
+    last = position(run, 399)
+    assert (last.stage, last.stage_start, last.stage_end, last.progress) == (3, 175, 400, 1)
+
+
+def test_position_of_deft_reads_the_schedule():
+    at = position(_run(FIXED, 400), 100)
+    assert (at.stage, at.beta, at.lr_scales, at.capacity) == (1, 30, (0.1, 1, 0, 0), None)
+    assert (at.stage_start, at.stage_end) == (100, 150)
+
+
+def test_position_of_baselines_opens_every_group_for_the_whole_run():
+    beta = position(_run(BASELINE, 200, kind="beta_vae", beta=6.0), 49)
+    assert (beta.stage, beta.beta, beta.lr_scales, beta.capacity) == (1, 6.0, (1, 1), None)
+    assert (beta.stage_start, beta.stage_end, beta.progress) == (0, 200, 0.25)
+    annealed = position(_run(BASELINE, 200, kind="annealed_vae", capacity_max=20.0,
+                             capacity_steps=100, capacity_weight=50.0), 50)
+    assert (annealed.beta, annealed.capacity) == (50.0, 10.0)  # 20 * 50 / 100
 
 
 def test_negative_step_is_refused():

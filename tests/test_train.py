@@ -3,13 +3,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from train_doubles import Squares, SquaresProtocolOnly
 
 from deft_tune.batches import BatchSource
 from deft_tune.config import RunConfig
 from deft_tune.errors import TrainingError
 from deft_tune.schedules import lr_scales_at
 from deft_tune.train import EvalContext, Trainer
+from tests.doubles import Squares, SquaresProtocolOnly
 
 SMALL = {"encoder_width": 4, "decoder_width": 4}
 DEFT = {

@@ -243,7 +243,7 @@ def _groups(ctx: Context) -> set[str]:
 
 def finished_groups(uri: str) -> set[str]:
     """Experiment names whose newest parent run finished (steps that need not run again)."""
-    from deft_tune.search import experiments
+    from deft_tune.search.tracking import reader as experiments
 
     return {s.experiment for s in experiments.list_searches(uri) if s.status == "FINISHED"
             and s.experiment != rt.LEDGER}

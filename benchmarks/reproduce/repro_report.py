@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from deft_tune import report
 from deft_tune.plots import save_figure
-from deft_tune.search import experiments
+from deft_tune.search.tracking import reader as experiments
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = "python benchmarks/reproduce/run.py"

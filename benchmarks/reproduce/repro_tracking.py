@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from deft_tune.search.tracking import SPACE_ARTIFACT, SearchTracking, TrialRun
+from deft_tune.search.tracking.layout import SPACE_ARTIFACT
+from deft_tune.search.tracking.writer import SearchTracking, TrialRun
 
 LEDGER = "repro-ledger"
 KIND_TAG = "repro.kind"

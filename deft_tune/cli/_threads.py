@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from deft_tune.errors import ConfigError
+from deft_tune.validation import check_scalar
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,4 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 def apply_threads(threads: int | None) -> None:
     if threads is None:
         return
-    if threads < 1:
-        raise ConfigError(f"--threads == {threads}, must be >= 1")
-    torch.set_num_threads(threads)
+    torch.set_num_threads(check_scalar(threads, "--threads", int, min_val=1))

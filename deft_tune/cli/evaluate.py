@@ -11,8 +11,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
-import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +22,10 @@ from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
-from deft_tune.errors import ConfigError, DataError
+from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write_text
 from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate
+from deft_tune.tables import format_table
 
 ENCODE_BATCH = 512
 
@@ -66,32 +66,17 @@ def representation_from_model_dir(
     model_dir: Path, device: str = "auto"
 ) -> tuple[Callable[[np.ndarray], np.ndarray], GroundTruthData, RunConfig]:
     """Encoder-mean function, data set and config of a `deft-tune train` output folder."""
-    from deft_tune.model import GroupedVAE
-
-    path = Path(model_dir) / "model.pt"
-    if not path.is_file():
-        raise ConfigError(
-            f"--model {model_dir}: no model.pt there; pass the --out folder of "
-            f"a finished `deft-tune train`"
-        )
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config = RunConfig.from_dict(saved["config"])
-    except (pickle.UnpicklingError, KeyError, TypeError, RuntimeError, EOFError, OSError) as exc:
-        raise DataError(f"{path} is not a deft-tune model file ({exc})") from None
-    data = get_dataset(config.data.name, **config.data.options)
-    m = config.model
-    model = GroupedVAE(
-        data.observation_shape, m.groups, m.latents_per_group, m.encoder_width, m.decoder_width
-    )
-    try:
-        model.load_state_dict(saved["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise DataError(
-            f"{path}: the weights do not match the model in its config ({exc})"
-        ) from None
+    from deft_tune.model import MODEL_FILE, load_model
     from deft_tune.train import resolve_device  # checks that a requested GPU exists
 
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--model {model_dir}: no {MODEL_FILE} there; pass the --out folder of "
+            f"a finished `deft-tune train`"
+        )
+    config, model = load_model(path)
+    data = get_dataset(config.data.name, **config.data.options)
     device = resolve_device(device)
     model = model.to(device).eval()
 
@@ -104,20 +89,6 @@ def representation_from_model_dir(
         return torch.cat(means).numpy()
 
     return encoder_mean, data, config
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def format_table(scores: dict[str, float]) -> str:
-    width = max(len("metric"), *(len(k) for k in scores))
-    lines = [f"{'metric':<{width}} | value", f"{'-' * width}-+-------"]
-    lines += [f"{key:<{width}} | {value:.4f}" for key, value in scores.items()]
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 2),
         "scores": {k: (v if math.isfinite(v) else None) for k, v in scores.items()},
     }
-    _write_json(out, payload)
-    print(format_table(scores))
+    atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
+    print(format_table([{"metric": k, "value": f"{v:.4f}"} for k, v in scores.items()]))
     print(f"deft-tune: {settings.name} metrics in {seconds:.1f} s; written to {out}")
     return 0

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deft_tune.search import experiments
+    from deft_tune.search.tracking import reader as experiments
 
     if args.out is None and args.space_out is None:
         raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
@@ -73,7 +73,8 @@ def provenance(search, trial, metric: str, why: str, uri: str) -> str:
         f"trial: {trial.trial_id}; run id: {trial.run_id}; status: {trial.status}; "
         f"stop reason: {trial.stop_reason}; steps run: {trial.steps}",
         f"chosen: {why}",
-        f"objective {metric} = {trial.metrics.get(metric)!r}",
+        f"objective {metric} = {report.objective_value(trial, metric)!r} "
+        f"({report.objective_setting(trial, metric)} setting)",
         *(f"  {k} = {v:.6g}" for k, v in values.items()),
         f"code version: {search.versions or 'not recorded'}",
         "train it with: deft-tune train --config THIS_FILE",

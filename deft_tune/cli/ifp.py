@@ -120,7 +120,7 @@ def _supervised(args: argparse.Namespace, data, config) -> int:
             bar.update()
 
         if args.address:
-            from deft_tune.search.ifp_remote import run_on_ray
+            from deft_tune.search.cluster.remote_ifp import run_on_ray
 
             results = run_on_ray(runs, on_result, address=args.address)
         else:
@@ -161,7 +161,7 @@ def _unsupervised(args: argparse.Namespace, data, config) -> int:
 
 def _suggest(args: argparse.Namespace) -> int:
     from deft_tune.config import dump_config
-    from deft_tune.freezing.report import read_ifp_table
+    from deft_tune.freezing.ifp_table import read_ifp_table
     from deft_tune.freezing.suggest import suggest_schedule
 
     suggestion = suggest_schedule(read_ifp_table(args.suggest))

@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 from deft_tune import report
+from deft_tune.tables import format_table, union_keys
 from deft_tune.errors import ConfigError
 
-TRIAL_COLUMNS = ("trial", "status", "stop_reason", "objective", "method", "stages", "betas",
-                 "lr_scales", "lr", "steps", "wall_s")
+TRIAL_COLUMNS = ("trial", "status", "stop_reason", "objective", "setting", "method", "stages",
+                 "betas", "lr_scales", "lr", "steps", "wall_s")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,12 +43,12 @@ def tracking_uri(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deft_tune.search import experiments
+    from deft_tune.search.tracking import reader as experiments
 
     uri = tracking_uri(args)
     if args.name is None:
         rows = [report.search_row(s) for s in experiments.list_searches(uri)]
-        print(_dump(rows) if args.json else report.format_table(rows))
+        print(_dump(rows) if args.json else format_table(rows))
         return 0
     if args.top is not None and args.top < 1:
         raise ConfigError(f"--top == {args.top}, must be >= 1")
@@ -60,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"search {search.experiment}: {len(search.trials)} trials, objective {metric} "
               f"({search.mode}), parent run {search.parent_run_id}")
-        extra = [c for c in report.union_keys(rows) if "/" in c]
-        print(report.format_table(rows, [*TRIAL_COLUMNS, *extra]))
+        extra = [c for c in union_keys(rows) if "/" in c]
+        print(format_table(rows, [*TRIAL_COLUMNS, *extra]))
     if args.parquet:
         print(f"wrote {report.write_parquet(search.trials, args.parquet)}")
     if args.plots:

@@ -65,7 +65,7 @@ def search_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 def search_options(args: argparse.Namespace):
     """What the search in the job will be asked, to check it here before submitting."""
-    from deft_tune.search.runner import SearchOptions
+    from deft_tune.search.options import SearchOptions
 
     return SearchOptions(space=args.space, name=args.name, storage=args.storage,
                          tracking_uri=args.tracking_uri, resume=args.resume,
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                           "or --stop JOB to ask about a job)")
     if job_id is not None and args.dry_run:
         raise ConfigError("--dry-run applies to launching a search, not to --status/--logs/--stop")
-    from deft_tune.search import launch
+    from deft_tune.search.cluster import launch
 
     cluster = launch.check_cluster(args.cluster, args.storage, args.tracking_uri,
                                    for_job=job_id is not None)

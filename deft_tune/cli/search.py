@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from deft_tune.search.runner import SearchOptions
+    from deft_tune.search.options import SearchOptions
 
     return SearchOptions(
         space=args.space, name=args.name, address=args.address, storage=args.storage,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from deft_tune import report_keys as keys
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig, dump_config, load_config
 from deft_tune.errors import ConfigError, TrainingError
+from deft_tune.fileio import atomic_write_text
 
 
 def register(subparsers) -> None:
@@ -81,12 +81,6 @@ def _load_history(path: Path, step: int) -> list[dict[str, float]]:
     return [row for row in rows if row["step"] <= step]
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _json_number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None  # JSON has no NaN
 
@@ -115,7 +109,7 @@ class _Reporter:
         lines = "".join(
             json.dumps({k: _json_number(v) for k, v in row.items()}) + "\n" for row in self.history
         )
-        _write_text(self.out / "history.jsonl", lines)
+        atomic_write_text(self.out / "history.jsonl", lines)
         step = int(report["step"])
         interval = self.trainer.config.training.checkpoint_interval
         if step // interval > self._saved // interval:
@@ -124,7 +118,7 @@ class _Reporter:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix(
-                stage=int(report["train/stage"]),
+                stage=int(report[keys.STAGE]),
                 beta=f"{report['train/beta']:.3g}",
                 loss=f"{report['train/loss']:.1f}",
             )
@@ -136,18 +130,17 @@ class _Reporter:
 
 def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     from deft_tune import plots
+    from deft_tune.model import MODEL_FILE, save_model
 
     trainer.save_checkpoint(out / "checkpoints" / "last.pt")
-    model_tmp = out / ".model.pt.tmp"
-    torch.save({"config": trainer.config.to_dict(), "model": trainer.model.state_dict()}, model_tmp)
-    os.replace(model_tmp, out / "model.pt")
+    save_model(out / MODEL_FILE, trainer.config, trainer.model, trainer.data.observation_shape)
     last = last or history[-1]  # a resumed run that had already finished trains nothing
     results = {"final": {k: _json_number(v) for k, v in last.items()}, "metrics": _metrics(trainer)}
-    _write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
     probe_codes = trainer.representation(trainer.probe[0][:256])
     base = np.median(probe_codes, axis=0)
     groups = trainer.model.encoder.group_of_latent().numpy()
-    kl = [last.get(f"kl/latent{i}", math.nan) for i in range(len(groups))]
+    kl = [last.get(keys.kl_latent(i), math.nan) for i in range(len(groups))]
     images = plots.traversal_images(trainer.model.decoder, base)
     plots.save_figure(plots.plot_traversals(images, groups, kl), out / "traversals.png")
     plots.save_figure(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-from deft_tune.data.base import GridData, GroundTruthData, check_random_state
+from deft_tune.data.base import GridData, GroundTruthData
 from deft_tune.errors import DataError
 
 __all__ = [
     "GridData",
     "GroundTruthData",
-    "check_random_state",
     "dataset_class",
     "get_dataset",
     "names",

@@ -12,17 +12,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-RandomLike = int | np.random.Generator | None
-
-
-def check_random_state(seed: RandomLike) -> np.random.Generator:
-    """Turn a seed, a generator or None into one ``np.random.Generator`` (at the edge only)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (int, np.integer)):
-        return np.random.default_rng(seed)
-    raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
-
 
 @runtime_checkable
 class GroundTruthData(Protocol):
@@ -152,4 +141,15 @@ class GridData:
 
     def sampling_weights(self) -> np.ndarray | None:
         """Probabilities over flat indices for training batches; None means uniform."""
+        return None
+
+
+def stored_rows(data: GroundTruthData) -> np.ndarray | None:
+    """The data set's stored rows (:meth:`GridData.stored_images`), or None if it has none."""
+    stored = getattr(data, "stored_images", None)
+    if stored is None:
+        return None
+    try:
+        return stored()
+    except NotImplementedError:  # a GridData subclass that only follows the protocol
         return None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from deft_tune.errors import DataError
+from deft_tune.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +47,14 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def write_table(path: str | os.PathLike, table: pa.Table) -> Path:
     """Write ``table`` to ``path`` as one Arrow IPC record batch, atomically."""
-    path = Path(path)
+    def write(tmp: str) -> None:
+        with pa.ipc.new_file(tmp, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise DataError(f"cannot write to the cache folder {path.parent}: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with pa.ipc.new_file(fh, table.schema) as writer:
-                writer.write_table(table, max_chunksize=max(table.num_rows, 1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return atomic_write(path, write, durable=True)
+    except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+        raise DataError(f"cannot write to the cache folder {Path(path).parent}: {exc}") from None
 
 
 def read_table(

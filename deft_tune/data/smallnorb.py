@@ -21,10 +21,8 @@ import gzip
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +32,7 @@ from PIL import Image
 from deft_tune.data import cache
 from deft_tune.data.base import GridData
 from deft_tune.errors import DataError
+from deft_tune.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -147,19 +146,7 @@ def write_norb_file(path: str | os.PathLike, array: np.ndarray) -> None:
     dims = list(array.shape) + [1] * max(0, 3 - array.ndim)
     header = np.asarray([magic, array.ndim, *dims], dtype="<i4").tobytes()
     payload = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    _atomic_write(Path(path), lambda fh: fh.write(header + payload))
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write via ``write`` to a temporary file beside ``path``, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, header + payload)
 
 
 def resize_lanczos(images: np.ndarray, side: int = TARGET_SIDE) -> np.ndarray:

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from deft_tune.data.base import GridData, GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GridData, GroundTruthData, stored_rows
 from deft_tune.errors import ConfigError
+from deft_tune.validation import RandomLike, check_random_state
 
 Fixed = Mapping[str, int]
 
@@ -88,12 +89,12 @@ def single_factor_view(
         sizes = zip(data.factor_names, data.factor_sizes, strict=True)
         fixed = {n: int(rng.integers(s)) for j, (n, s) in enumerate(sizes) if j != index}
     factors = _sweep(data, index, fixed)
-    stored_rows = _stored_rows(data)
-    if stored_rows is None:
+    rows = stored_rows(data) if isinstance(data, GridData) else None
+    if rows is None:
         images = np.asarray(data.sample_observations_from_factors(factors, rng), np.float32)
         return SingleFactorView(data, index, fixed, images, decodes=False)
     # A copy of the few swept rows: small, and no longer tied to the base's memory map.
-    stored = np.ascontiguousarray(stored_rows[data.factors_to_index(factors)])
+    stored = np.ascontiguousarray(rows[data.factors_to_index(factors)])
     return SingleFactorView(data, index, fixed, stored, decodes=True)
 
 
@@ -163,13 +164,3 @@ def _sweep(data: GroundTruthData, index: int, fixed: dict[str, int]) -> np.ndarr
         for j, name in enumerate(data.factor_names)
     ]
     return np.stack(columns, axis=1).astype(np.int64)
-
-
-def _stored_rows(data: GroundTruthData) -> np.ndarray | None:
-    """The base's stored rows, or None when it only follows the protocol."""
-    if not isinstance(data, GridData):
-        return None
-    try:
-        return data.stored_images()
-    except NotImplementedError:
-        return None

@@ -1,7 +1,7 @@
 """Annealing-test output: Parquet tables and the IFP figure, all written atomically.
 
-- ``ifp.parquet``: one row per run (dataset, factor, draw, seed, ifp, ifp_step, steps, final_kl,
-  fixed), the input of ``deft-tune ifp --suggest``.
+- ``ifp.parquet``: the IFP table, one row per run (:mod:`deft_tune.freezing.ifp_table` owns its
+  format), the input of ``deft-tune ifp --suggest`` and of ``betas_from_ifp``.
 - ``curves.parquet``: the logged curves, one row per run and logged step (beta, kl, recon).
 - ``ifp.png``: the IFP distribution per factor and the KL-versus-beta curves with the detected
   points.
@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -24,30 +22,18 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from deft_tune.errors import DataError  # noqa: E402
+from deft_tune.fileio import atomic_write  # noqa: E402
 from deft_tune.freezing.annealing import AnnealingResult, LatentFreezing  # noqa: E402
+from deft_tune.freezing.ifp_table import TABLE_FILE, write_ifp_table  # noqa: E402
 from deft_tune.freezing.loop import Curve  # noqa: E402
 
 __all__ = [
-    "IFP_COLUMNS",
     "curves_table",
     "plot_ifp",
     "plot_unsupervised",
-    "read_ifp_table",
-    "results_table",
     "write_report",
     "write_unsupervised_report",
 ]
-
-IFP_COLUMNS = ("dataset", "factor", "draw", "seed", "ifp", "ifp_step", "steps", "final_kl")
-
-
-def results_table(results: Sequence[AnnealingResult]) -> pa.Table:
-    """One row per run; ``fixed`` (the other factors' values) is a JSON string."""
-    rows = {name: [getattr(r, name) for r in results] for name in IFP_COLUMNS}
-    rows["fixed"] = [json.dumps(r.fixed, sort_keys=True) for r in results]
-    return pa.table(rows)
-
 
 def curves_table(results: Sequence[AnnealingResult]) -> pa.Table:
     """Long format: one row per run and logged step; kl sums the run's latents."""
@@ -73,28 +59,6 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
 
 
-def read_ifp_table(path: str | os.PathLike) -> list[dict]:
-    """Rows of an ``ifp.parquet`` (a directory is taken to hold one), checked for its columns."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "ifp.parquet"
-    try:
-        table = pq.read_table(path)
-    except FileNotFoundError:
-        raise DataError(
-            f"no IFP table at {path}: run `deft-tune ifp --dataset NAME --out {path.parent}` first"
-        ) from None
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path} is not a readable Parquet file: {exc}") from None
-    missing = [c for c in IFP_COLUMNS if c not in table.column_names]
-    if missing:
-        raise DataError(f"{path} lacks columns {missing}: it is not an annealing-test table")
-    rows = table.to_pylist()
-    if not rows:
-        raise DataError(f"{path} has no runs")
-    return rows
-
-
 def write_report(
     results: Sequence[AnnealingResult], out_dir: str | os.PathLike, title: str = ""
 ) -> dict[str, Path]:
@@ -102,14 +66,15 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "table": out / "ifp.parquet",
+        "table": out / TABLE_FILE,
         "curves": out / "curves.parquet",
         "plot": out / "ifp.png",
     }
-    _atomic(paths["table"], lambda tmp: pq.write_table(results_table(results), tmp))
-    _atomic(paths["curves"], lambda tmp: pq.write_table(curves_table(results), tmp))
+    write_ifp_table(results, paths["table"])
+    curves = curves_table(results)
+    atomic_write(paths["curves"], lambda tmp: pq.write_table(curves, tmp))
     figure = plot_ifp(results, title)
-    _atomic(paths["plot"], lambda tmp: _save(figure, tmp))
+    atomic_write(paths["plot"], lambda tmp: _save(figure, tmp))
     return paths
 
 
@@ -173,9 +138,9 @@ def write_unsupervised_report(
         }
     )
     paths = {"table": out / "latents.parquet", "plot": out / "latents.png"}
-    _atomic(paths["table"], lambda tmp: pq.write_table(table, tmp))
+    atomic_write(paths["table"], lambda tmp: pq.write_table(table, tmp))
     figure = plot_unsupervised(freezings, curve, title)
-    _atomic(paths["plot"], lambda tmp: _save(figure, tmp))
+    atomic_write(paths["plot"], lambda tmp: _save(figure, tmp))
     return paths
 
 
@@ -204,15 +169,3 @@ def _save(figure: plt.Figure, path: str) -> None:
         figure.savefig(path, format="png", dpi=120)
     finally:
         plt.close(figure)
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deft_tune import report_keys as keys
 from deft_tune.metrics import entropies, mutual_info_matrix, normalized_top2
 
 __all__ = ["FreezingEvent", "InformationTracker"]
@@ -134,8 +135,8 @@ class InformationTracker:
         self._last_group_kl = group_kl
         self._detect_events(ctx, kl, groups)
         out = self._gains(stage, group_kl)
-        out["info/freezing_events"] = float(len(self._events))
-        out["info/last_freezing_beta"] = self._events[-1].beta if self._events else math.nan
+        out[keys.FREEZING_EVENTS] = float(len(self._events))
+        out[keys.LAST_FREEZING_BETA] = self._events[-1].beta if self._events else math.nan
         if getattr(ctx, "probe_factors", None) is not None:
             out.update(self._nmi(ctx, kl))
         return out
@@ -157,10 +158,10 @@ class InformationTracker:
         total = active + frozen
         self._captured = self._captured or active > self.capture_threshold
         return {
-            "info/active_gain": active,
-            "info/frozen_gain": frozen,
-            "info/diffusion": frozen / total if total > self.noise else 0.0,
-            "info/active_captured": float(self._captured),
+            keys.ACTIVE_GAIN: active,
+            keys.FROZEN_GAIN: frozen,
+            keys.DIFFUSION: frozen / total if total > self.noise else 0.0,
+            keys.ACTIVE_CAPTURED: float(self._captured),
         }
 
     def _detect_events(self, ctx: _Context, kl: np.ndarray, groups: np.ndarray) -> None:
@@ -198,10 +199,10 @@ class InformationTracker:
             nmi1[varied], nmi2[varied] = normalized_top2(mi, h[varied])
         out = {}
         for name, a, b in zip(names, nmi1, nmi2):
-            out[f"info/nmi1/{name}"] = float(a)
-            out[f"info/nmi2/{name}"] = float(b)
-        out["info/nmi1_mean"] = float(np.nanmean(nmi1)) if varied.any() else math.nan
-        out["info/nmi2_mean"] = float(np.nanmean(nmi2)) if varied.any() else math.nan
+            out[keys.nmi1(name)] = float(a)
+            out[keys.nmi2(name)] = float(b)
+        out[keys.NMI1_MEAN] = float(np.nanmean(nmi1)) if varied.any() else math.nan
+        out[keys.NMI2_MEAN] = float(np.nanmean(nmi2)) if varied.any() else math.nan
         return out
 
     # --- checkpointing: plain Python data, so torch.save and JSON both take it --------------

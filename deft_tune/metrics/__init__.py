@@ -26,12 +26,13 @@ from deft_tune.metrics.mutual_info import (
     normalized_top2,
 )
 from deft_tune.metrics.sap import compute_sap, sap, sap_from_scores
-from deft_tune.metrics.suite import FAST, METRICS, STANDARD, MetricSettings, evaluate
+from deft_tune.metrics.suite import FAST, METRIC_KEYS, METRICS, STANDARD, MetricSettings, evaluate
 from deft_tune.metrics.unsupervised import active_latents, kl_per_latent, tc_decomposition
 
 __all__ = [
     "FAST",
     "METRICS",
+    "METRIC_KEYS",
     "STANDARD",
     "MetricSettings",
     "active_latents",

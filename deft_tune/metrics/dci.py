@@ -24,9 +24,10 @@ from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
+from deft_tune.validation import RandomLike, check_random_state
 
 __all__ = [
     "CLASSIFIERS",

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_positive_int
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, codes_of_factors
+from deft_tune.validation import RandomLike, check_random_state
 
 __all__ = ["compute_factor_vae", "factor_vae_score", "prune_dims", "vote_matrix"]
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_codes
 from deft_tune.metrics.mutual_info import entropies, mutual_info_matrix, normalized_top2
+from deft_tune.validation import RandomLike, check_random_state
 
 __all__ = ["compute_mig", "mig", "mig_from_mi"]
 

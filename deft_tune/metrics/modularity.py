@@ -13,10 +13,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
 from deft_tune.metrics.mutual_info import mutual_info_matrix
+from deft_tune.validation import RandomLike, check_random_state
 
 __all__ = [
     "compute_modularity",

@@ -14,9 +14,10 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
+from deft_tune.validation import RandomLike, check_random_state
 
 __all__ = ["compute_sap", "sap", "sap_from_scores", "score_matrix"]
 

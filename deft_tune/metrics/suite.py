@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
+from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
 from deft_tune.metrics._sampling import RepresentationFn, sample_codes
 from deft_tune.metrics.beta_vae import compute_beta_vae
@@ -24,12 +24,14 @@ from deft_tune.metrics.factor_vae import compute_factor_vae
 from deft_tune.metrics.mig import mig
 from deft_tune.metrics.modularity import modularity_explicitness
 from deft_tune.metrics.sap import sap
+from deft_tune.report_keys import METRIC_KEYS
+from deft_tune.validation import RandomLike, check_random_state, check_scalar
 
-__all__ = ["FAST", "METRICS", "STANDARD", "MetricSettings", "evaluate"]
+__all__ = ["FAST", "METRICS", "METRIC_KEYS", "STANDARD", "MetricSettings", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity")
+METRICS = tuple(METRIC_KEYS)  # beta_vae, factor_vae, mig, dci, sap, modularity
 _SHARED = ("mig", "dci", "sap", "modularity")  # scored on one shared train/test draw
 
 
@@ -53,13 +55,9 @@ class MetricSettings:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type == "int" and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(
-                    f"metric setting {field.name} == {value!r}, must be an integer >= 1"
-                )
+            if field.type == "int":
+                check_scalar(getattr(self, field.name), f"metric setting {field.name}", int,
+                             min_val=1)
         if self.dci_classifier not in CLASSIFIERS:
             raise ConfigError(
                 f"metric setting dci_classifier == {self.dci_classifier!r}, must "

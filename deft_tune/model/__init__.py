@@ -1,5 +1,6 @@
 """The grouped VAE of DEFT: networks, grouped encoder and objectives."""
 
+from deft_tune.model.files import MODEL_FILE, build_model, load_model, save_model
 from deft_tune.model.grouped import (
     GroupedEncoder,
     GroupedVAE,
@@ -9,23 +10,25 @@ from deft_tune.model.grouped import (
 )
 from deft_tune.model.networks import Decoder, Encoder, reconstruction_loss
 from deft_tune.model.objectives import (
-    annealed_capacity,
     kl_per_latent,
     objective_loss,
     total_correlation,
 )
 
 __all__ = [
+    "MODEL_FILE",
     "Decoder",
     "Encoder",
     "GroupedEncoder",
     "GroupedVAE",
-    "annealed_capacity",
     "apply_lr_scales",
+    "build_model",
     "describe_parameter_groups",
     "kl_per_latent",
+    "load_model",
     "objective_loss",
     "parameter_groups",
     "reconstruction_loss",
+    "save_model",
     "total_correlation",
 ]

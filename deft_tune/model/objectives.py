@@ -12,9 +12,9 @@ import math
 import torch
 
 from deft_tune.config import ObjectiveConfig
+from deft_tune.schedules import annealed_capacity
 
 __all__ = [
-    "annealed_capacity",
     "gaussian_log_density",
     "kl_per_latent",
     "objective_loss",
@@ -51,11 +51,6 @@ def total_correlation(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor)
     log_qz = torch.logsumexp(log_q_pairs.sum(2), dim=1)
     log_qz_product = torch.logsumexp(log_q_pairs, dim=1).sum(1)
     return (log_qz - log_qz_product).mean()
-
-
-def annealed_capacity(objective: ObjectiveConfig, step: int) -> float:
-    """AnnealedVAE's target KL: rises linearly from 0 to capacity_max over capacity_steps."""
-    return objective.capacity_max * min(step / objective.capacity_steps, 1.0)
 
 
 def objective_loss(

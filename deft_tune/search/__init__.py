@@ -1,8 +1,18 @@
 """The search: Ray Tune trials of DEFT schedules sampled by Optuna, tracked in MLflow.
 
-The only package of deft_tune that imports ray, optuna or mlflow. Importing it stays light (no
-Ray): the space functions below load and validate a space before any cluster is touched; the
-stopper and scheduler (which need Ray) are imported on first use.
+The only package of deft_tune that imports ray, optuna or mlflow. Its rooms:
+
+- :mod:`.space`: the search-space YAML language (pure Python: no Ray, no Optuna);
+- :mod:`.tracking`: the MLflow layout, its writer and reader, a local ``mlflow server``;
+- :mod:`.cluster`: cluster files, shared resources, Ray jobs, remote annealing runs;
+- the search itself: :mod:`.options` (what was asked, what came of it, the state file),
+  :mod:`.runner` (the order of work, no Ray), :mod:`.tuner` (Ray and the Tuner),
+  :mod:`.trainable` (one trial), :mod:`.stopping` (IFP stopper, ASHA) and :mod:`.callbacks`
+  (MLflow finalisation, the live table).
+
+Importing this package stays light (no Ray): the space functions below load and validate a
+space before any cluster is touched; the stopper and scheduler (which need Ray) are imported on
+first use.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from typing import Any
 
 from ray.tune import Callback
 
-from deft_tune.search.tracking import SearchTracking
-from deft_tune.search.trainable import COMPLETED_KEY
+from deft_tune import report_keys as keys
+from deft_tune.report_keys import COMPLETED
+from deft_tune.search.tracking.writer import SearchTracking
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def stop_reason(trial: Any, stopper: Any | None, asha: bool) -> tuple[str, str]:
     reason = stopper.reason(trial.trial_id) if stopper is not None else None
     if reason:
         return "KILLED", reason
-    if (trial.last_result or {}).get(COMPLETED_KEY) == 1.0:
+    if (trial.last_result or {}).get(COMPLETED) == 1.0:
         return "FINISHED", "completed"
     # Tune ended it without a final report: only the scheduler does that (or a stop_all).
     return "KILLED", "asha" if asha else "stopped"
@@ -92,14 +93,14 @@ class LiveTable(Callback):
             print(f"objective: {self.metric}", file=out)
             print(self.HEADER, file=out)
             self._printed_header = True
-        row = (f"{trial.trial_id:<10} {_fmt(result.get('step'), '7.0f')} "
-               f"{_fmt(result.get('train/stage'), '5.0f')} {_fmt(result.get('train/beta'), '9.3g')}"
+        row = (f"{trial.trial_id:<10} {_fmt(result.get(keys.STEP), '7.0f')} "
+               f"{_fmt(result.get(keys.STAGE), '5.0f')} {_fmt(result.get(keys.BETA), '9.3g')}"
                f" {_fmt(result.get(self.metric), '10.4f')}  {status}")
         print(row, file=out, flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        status = "final" if result.get(COMPLETED_KEY) == 1.0 else "running"
+        status = "final" if result.get(COMPLETED) == 1.0 else "running"
         self._line(trial, result, status)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

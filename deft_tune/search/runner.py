@@ -9,8 +9,6 @@ folder (``deft_search.json``).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import signal
@@ -18,142 +16,21 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deft_tune.errors import ConfigError
-from deft_tune.search.space import SearchSpace, load_space
-from deft_tune.search.tracking import MlflowServer, default_tracking_uri
+from deft_tune.search.options import (
+    SearchOptions,
+    SearchOutcome,
+    prepare_space,
+    read_state,
+    storage_root,
+)
+from deft_tune.search.space import load_space
+from deft_tune.search.tracking.layout import default_tracking_uri
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "deft_search.json"  # in the experiment folder: parent run id, tracking URI
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """What `deft-tune search` was asked to do (None: take the space's value)."""
-
-    space: str
-    name: str | None = None
-    address: str | None = None
-    storage: str | None = None
-    resume: bool = False
-    gpus_per_trial: float | None = None
-    cpus_per_trial: float | None = None
-    tracking_uri: str | None = None
-    mlflow_server: bool = False
-    ifp_stopper: bool = True
-    asha: bool = True
-    smoke_test: bool = False
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    name: str
-    experiment_path: str
-    tracking_uri: str
-    parent_run_id: str
-    interrupted: bool
-    trials: int
-    completed: int
-    best_trial_id: str | None
-    best_value: float | None
-    resume_command: str
-
-
-# --- the space, with the command line's overrides ------------------------------------------
-
-def prepare_space(options: SearchOptions) -> SearchSpace:
-    """Load the space and apply overrides; ConfigError (before Ray starts) if anything is off."""
-    space = load_space(options.space)
-    overrides = _budget_overrides(options, space.budget)
-    if overrides:  # rebuilt from the file so budget-derived defaults follow the new budget
-        space = load_space(options.space, budget_overrides=overrides)
-    stopping = space.stopping
-    if not options.ifp_stopper:
-        stopping = dataclasses.replace(stopping, ifp=dataclasses.replace(stopping.ifp,
-                                                                         enabled=False))
-    if not options.asha:
-        stopping = dataclasses.replace(stopping, asha=dataclasses.replace(stopping.asha,
-                                                                          enabled=False))
-    name = options.name or space.name
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
-    return dataclasses.replace(space, name=name, stopping=stopping)
-
-
-def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    if options.cpus_per_trial is not None:
-        _positive("--cpus-per-trial", options.cpus_per_trial)
-        overrides["cpus_per_trial"] = float(options.cpus_per_trial)
-    if options.gpus_per_trial is not None:
-        if options.gpus_per_trial < 0:
-            raise ConfigError(f"--gpus-per-trial == {options.gpus_per_trial}, must be >= 0")
-        overrides["gpus_per_trial"] = float(options.gpus_per_trial)
-    if options.smoke_test:
-        overrides.update(smoke_budget(budget))
-    return overrides
-
-
-def smoke_budget(budget: Any) -> dict[str, int]:
-    """Seconds instead of minutes: 2 trials of 2 reports of 20 steps (budget fields to set)."""
-    steps = min(budget.steps_per_trial, 40)
-    return {"steps_per_trial": steps, "eval_interval": max(1, steps // 2),
-            "num_trials": min(budget.num_trials, 2)}
-
-
-def _positive(flag: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{flag} == {value}, must be > 0")
-
-
-def storage_root(storage: str | None) -> str:
-    """Absolute local path (trials chdir) or a URI (s3://, gs://) left as is."""
-    if storage and "://" in storage:
-        return storage.rstrip("/")
-    return str(Path(storage or "runs").expanduser().resolve())
-
-
-def resume_command(options: SearchOptions, name: str) -> str:
-    parts = ["deft-tune", "search", "--space", options.space, "--name", name]
-    for flag, value in (("--storage", options.storage), ("--address", options.address),
-                        ("--tracking-uri", options.tracking_uri)):
-        if value:
-            parts += [flag, value]
-    if options.mlflow_server:
-        parts.append("--mlflow-server")
-    if options.smoke_test:
-        parts.append("--smoke-test")
-    return " ".join([*parts, "--resume"])
-
-
-# --- the experiment folder's own state ----------------------------------------------------
-
-def _fs(path: str):
-    import pyarrow.fs
-
-    return pyarrow.fs.FileSystem.from_uri(path)
-
-
-def read_state(experiment_path: str) -> dict[str, Any] | None:
-    fs, inner = _fs(experiment_path)
-    try:
-        with fs.open_input_stream(f"{inner}/{STATE_FILE}") as stream:
-            return json.loads(stream.read().decode())
-    except (FileNotFoundError, OSError):
-        return None
-
-
-def write_state(experiment_path: str, state: dict[str, Any]) -> None:
-    fs, inner = _fs(experiment_path)
-    fs.create_dir(inner, recursive=True)
-    tmp = f"{inner}/.{STATE_FILE}.tmp"
-    with fs.open_output_stream(tmp) as stream:
-        stream.write(json.dumps(state, indent=1).encode())
-    fs.move(tmp, f"{inner}/{STATE_FILE}")
 
 
 # --- tracking store and environment --------------------------------------------------------
@@ -165,6 +42,8 @@ def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> I
         if options.tracking_uri:
             raise ConfigError("--mlflow-server and --tracking-uri both given: the server "
                               "makes its own URI; pass only one")
+        from deft_tune.search.tracking.server import MlflowServer
+
         with MlflowServer(Path.cwd()) as server:
             yield server.uri
         return
@@ -195,18 +74,6 @@ def driver_environment(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("deft-tune", "torch", "ray", "optuna", "mlflow", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "missing"
-    return found
-
-
 # --- the search ----------------------------------------------------------------------------
 
 def run_search(options: SearchOptions, *, data_factory: Callable[[], Any] | None = None,
@@ -217,9 +84,9 @@ def run_search(options: SearchOptions, *, data_factory: Callable[[], Any] | None
     previous = read_state(experiment_path)
     _check_resume(options, space.name, experiment_path, previous)
     with tracking_store(options, previous) as uri, driver_environment(uri):
-        from deft_tune.search import _tune
+        from deft_tune.search import tuner  # imports Ray
 
-        return _tune.execute(space, options, experiment_path, uri, previous, data_factory, out)
+        return tuner.execute(space, options, experiment_path, uri, previous, data_factory, out)
 
 
 def _check_resume(options: SearchOptions, name: str, path: str, previous: dict | None) -> None:

@@ -38,13 +38,15 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.stopper import Stopper
 
-from deft_tune.search._schema import IFPStopping, SearchSpace
+from deft_tune import report_keys as keys
+from deft_tune.search.space import IFPStopping, SearchSpace
+from deft_tune.search.tracking.layout import IFP_STOP_REASONS
 
 __all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper"]
 
 logger = logging.getLogger(__name__)
 
-STOP_REASONS = ("diffusion", "no_capture", "collapse")
+STOP_REASONS = IFP_STOP_REASONS
 # Nats a group must hold to count as captured when judged from its KL, unless the space sets
 # stopping.ifp.capture_threshold: the information tracker's default capture threshold.
 GROUP_CAPTURE_KL = 0.1
@@ -75,7 +77,7 @@ class IFPStopper(Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if trial_id in self._reasons:
             return True
-        step = int(_number(result, "step", _number(result, "training_iteration", 0)))
+        step = int(_number(result, keys.STEP, _number(result, "training_iteration", 0)))
         state = self._trials.get(trial_id)
         if state is None or step <= state.last_step:  # new, or retried from a checkpoint
             state = self._trials[trial_id] = _TrialState()
@@ -103,7 +105,7 @@ class IFPStopper(Stopper):
 
     def _judge(self, state: _TrialState, step: int, result: dict[str, Any]) -> str | None:
         cfg = self.config
-        stage = int(_number(result, "train/stage", 0))
+        stage = int(_number(result, keys.STAGE, 0))
         reason = None
         if state.stage is not None and stage != state.stage:
             empty = not state.captured and not self._holds(result, state.stage)
@@ -118,14 +120,14 @@ class IFPStopper(Stopper):
             state.captured, state.diffusing = False, 0
         state.stage_reports += 1
         state.captured = state.captured or self._captured(result)
-        progress = _number(result, "train/stage_progress", 0.0)
+        progress = _number(result, keys.STAGE_PROGRESS, 0.0)
         if cfg.no_capture and progress >= 1 and not state.captured:
             reason = reason or "no_capture"
         if self._diffusing(state, step, progress, result):
             state.diffusing += 1
         else:
             state.diffusing = 0
-        kl = _number(result, "kl/total", math.nan)
+        kl = _number(result, keys.KL_TOTAL, math.nan)
         late = step >= cfg.collapse_grace_fraction * self.steps_per_trial
         state.collapsed = state.collapsed + 1 if late and kl < cfg.collapse_kl else 0
         if state.diffusing >= cfg.patience:
@@ -140,19 +142,19 @@ class IFPStopper(Stopper):
         taken in since."""
         threshold = self.config.capture_threshold
         threshold = GROUP_CAPTURE_KL if threshold is None else threshold
-        return _number(result, f"kl/group{group}", 0.0) >= threshold
+        return _number(result, keys.kl_group(group), 0.0) >= threshold
 
     def _captured(self, result: dict[str, Any]) -> bool:
         if self.config.capture_threshold is None:
-            return _number(result, "info/active_captured", 0.0) > 0
-        return _number(result, "info/active_gain", 0.0) >= self.config.capture_threshold
+            return _number(result, keys.ACTIVE_CAPTURED, 0.0) > 0
+        return _number(result, keys.ACTIVE_GAIN, 0.0) >= self.config.capture_threshold
 
     def _diffusing(self, state: _TrialState, step: int, progress: float, result: dict) -> bool:
         cfg = self.config
         if progress < cfg.grace_fraction or step - state.stage_start < cfg.grace_steps:
             return False
-        gain = _number(result, "info/active_gain", 0.0) + _number(result, "info/frozen_gain", 0.0)
-        diffusion = _number(result, "info/diffusion", math.nan)
+        gain = _number(result, keys.ACTIVE_GAIN, 0.0) + _number(result, keys.FROZEN_GAIN, 0.0)
+        diffusion = _number(result, keys.DIFFUSION, math.nan)
         return gain >= cfg.min_gain and diffusion > cfg.diffusion_threshold
 
 
@@ -190,7 +192,7 @@ def make_scheduler(space: SearchSpace) -> ASHAScheduler | None:
     if not asha.enabled or last_judged < 1:
         return None
     return ASHAScheduler(
-        time_attr="step",
+        time_attr=keys.STEP,
         metric=space.objective.metric,
         mode=space.objective.mode,
         max_t=last_judged,

@@ -35,11 +35,14 @@ import yaml
 from ray import tune
 
 from deft_tune import plots
+from deft_tune import report_keys as keys
 from deft_tune.config import RunConfig
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate
+from deft_tune.report_keys import COMPLETED, FINAL_PREFIX, final_key, metric_key
 from deft_tune.search.space import SearchSpace, run_config_from_params
-from deft_tune.search.tracking import RUN_CONFIG_ARTIFACT, TrialRun
+from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
+from deft_tune.search.tracking.writer import TrialRun
 from deft_tune.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,6 @@ log = logging.getLogger(__name__)
 TRAINER_FILE = "trainer.pt"
 STATE_FILE = "trial.json"
 PID_FILE = "worker.pid"  # the trial process id, in the trial dir (fault-injection tests use it)
-COMPLETED_KEY = "trial/completed"
 
 DataFactory = Callable[[], GroundTruthData]
 
@@ -74,7 +76,7 @@ def objective_scores(trainer: Trainer, names: tuple[str, ...], seed: int,
         return {}
     scores = evaluate(trainer.representation, trainer.data, names=list(names), seed=seed,
                       settings=settings)
-    return {f"metrics/{key}": float(value) for key, value in scores.items()}
+    return {metric_key(key): float(value) for key, value in scores.items()}
 
 
 class _TrialReporter:
@@ -89,7 +91,7 @@ class _TrialReporter:
         metrics = dict(report)
         metrics.update(objective_scores(self.trainer, self.space.objective.metrics, self.seed,
                                         FAST))
-        metrics[COMPLETED_KEY] = 0.0
+        metrics[COMPLETED] = 0.0
         self.last = metrics
         self.history.append(_history_entry(metrics))
         # MLflow before Tune: a worker killed between the two replays this step from the
@@ -162,7 +164,7 @@ def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingT
     try:
         trainer.run(report=reporter)
         final = _final_report(trainer, space, seed, reporter.last)
-        run.log_metrics({k: v for k, v in final.items() if k.startswith("final/")},
+        run.log_metrics({k: v for k, v in final.items() if k.startswith(FINAL_PREFIX)},
                         step=trainer.step, skip_logged=False)
         _log_artifacts(run, trainer, reporter.history, seed)
         tune.report(final)
@@ -176,8 +178,8 @@ def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingT
 def _final_report(trainer: Trainer, space: SearchSpace, seed: int,
                   last: dict[str, float]) -> dict[str, float]:
     standard = objective_scores(trainer, space.objective.metrics, seed, STANDARD)
-    final = {**last, **standard, COMPLETED_KEY: 1.0}
-    final.update({key.replace("metrics/", "final/", 1): v for key, v in standard.items()})
+    final = {**last, **standard, COMPLETED: 1.0}
+    final.update({final_key(key): v for key, v in standard.items()})
     final["step"] = float(trainer.step)
     return final
 
@@ -190,7 +192,7 @@ def _log_artifacts(run: TrialRun, trainer: Trainer, history: list[dict[str, floa
     code = trainer.representation(observation)[0]
     images = plots.traversal_images(trainer.model.decoder, code)
     groups = trainer.model.encoder.group_of_latent().numpy()
-    kl = [history[-1].get(f"kl/latent{i}", float("nan")) for i in range(len(code))]
+    kl = [history[-1].get(keys.kl_latent(i), float("nan")) for i in range(len(code))]
     run.log_figure(plots.plot_traversals(images, groups, kl if history else None),
                    "traversals.png")
     if history:
@@ -200,6 +202,6 @@ def _log_artifacts(run: TrialRun, trainer: Trainer, history: list[dict[str, floa
 
 def _history_entry(report: dict[str, float]) -> dict[str, float]:
     """What the information plot needs of a report (kept small: it rides in checkpoints)."""
-    keep = ("step", "train/stage")
-    return {k: v for k, v in report.items() if k in keep or k.startswith(("kl/group",
-                                                                          "kl/latent"))}
+    keep = (keys.STEP, keys.STAGE)
+    return {k: v for k, v in report.items()
+            if k in keep or k.startswith((keys.KL_GROUP_PREFIX, keys.KL_LATENT_PREFIX))}

@@ -11,12 +11,9 @@ import pytest
 
 from deft_tune.errors import DataError
 from deft_tune.freezing.annealing import AnnealingResult, LatentFreezing
+from deft_tune.freezing.ifp_table import read_ifp_table
 from deft_tune.freezing.loop import Curve
-from deft_tune.freezing.report import (
-    read_ifp_table,
-    write_report,
-    write_unsupervised_report,
-)
+from deft_tune.freezing.report import write_report, write_unsupervised_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +69,7 @@ def test_read_ifp_table_errors(tmp_path):
     with pytest.raises(DataError, match="no IFP table"):
         read_ifp_table(tmp_path)
     pq.write_table(pa.table({"factor": ["a"]}), tmp_path / "ifp.parquet")
-    with pytest.raises(DataError, match="lacks columns"):
+    with pytest.raises(DataError, match="lacks column"):
         read_ifp_table(tmp_path)
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(DataError, match="not a readable Parquet"):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import constant_codes, identity_codes, noisy_identity_codes
 
 from deft_tune.metrics.beta_vae import beta_vae_features, beta_vae_score, compute_beta_vae
+from tests.doubles import constant_codes, identity_codes, noisy_identity_codes
 
 SMALL = {"batch_size": 16, "num_train": 300, "num_eval": 150}
 

@@ -2,15 +2,15 @@ import math
 
 import numpy as np
 import pytest
-from conftest import (
+
+from deft_tune.metrics.dci import completeness, compute_dci, dci, disentanglement
+from tests.doubles import (
     constant_codes,
     duplicated_codes,
     identity_codes,
     noisy_identity_codes,
     permuted_codes,
 )
-
-from deft_tune.metrics.dci import completeness, compute_dci, dci, disentanglement
 
 SMALL = {"num_train": 1000, "num_test": 500}
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import constant_codes, duplicated_codes, identity_codes, permuted_codes
 
 from deft_tune.metrics.factor_vae import (
     compute_factor_vae,
@@ -8,6 +7,7 @@ from deft_tune.metrics.factor_vae import (
     prune_dims,
     vote_matrix,
 )
+from tests.doubles import constant_codes, duplicated_codes, identity_codes, permuted_codes
 
 SMALL = {"batch_size": 16, "num_train": 300, "num_eval": 150, "num_variance_estimate": 1000}
 

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
-from conftest import (
+
+from deft_tune.metrics.mig import compute_mig, mig, mig_from_mi
+from tests.doubles import (
     constant_codes,
     duplicated_codes,
     identity_codes,
     permuted_codes,
 )
-
-from deft_tune.metrics.mig import compute_mig, mig, mig_from_mi
 
 
 def test_mig_from_hand_made_mi_matrix():

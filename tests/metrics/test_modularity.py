@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import constant_codes, duplicated_codes, identity_codes
 
 from deft_tune.metrics.modularity import (
     compute_modularity,
@@ -8,6 +7,7 @@ from deft_tune.metrics.modularity import (
     modularity,
     modularity_from_mi,
 )
+from tests.doubles import constant_codes, duplicated_codes, identity_codes
 
 SMALL = {"num_train": 1000, "num_test": 500}
 

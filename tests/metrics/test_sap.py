@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from conftest import constant_codes, duplicated_codes, identity_codes, permuted_codes
 
 from deft_tune.metrics._sampling import sample_train_test
 from deft_tune.metrics.sap import compute_sap, sap, sap_from_scores, score_matrix
+from tests.doubles import constant_codes, duplicated_codes, identity_codes, permuted_codes
 
 SMALL = {"num_train": 1000, "num_test": 500}
 

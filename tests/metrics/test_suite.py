@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import identity_codes
 
 from deft_tune.errors import ConfigError
 from deft_tune.metrics import (
@@ -15,6 +14,8 @@ from deft_tune.metrics import (
     compute_sap,
     evaluate,
 )
+from deft_tune.report_keys import METRIC_KEYS
+from tests.doubles import identity_codes
 
 TINY = {
     "num_train": 600,
@@ -107,3 +108,20 @@ def test_nan_codes_are_refused(oracle_data):
 
     with pytest.raises(ValueError, match="representation_fn output"):
         evaluate(nan_codes, oracle_data, names=["mig"], num_train=100)
+
+
+def test_each_metric_returns_the_keys_report_keys_declares():
+    # DCI's keys are not checked by running it: its classifiers take seconds even on tiny data.
+    from deft_tune.metrics import METRICS
+    from deft_tune.metrics.mig import mig
+    from deft_tune.metrics.modularity import modularity_explicitness
+    from deft_tune.metrics.sap import sap
+
+    assert set(METRIC_KEYS) == set(METRICS)
+    rng = np.random.default_rng(0)
+    factors = rng.integers(0, 3, size=(200, 2))
+    codes = factors + 0.1 * rng.normal(size=(200, 2))
+    half = (codes[:100], factors[:100], codes[100:], factors[100:])
+    assert set(mig(codes, factors)) == set(METRIC_KEYS["mig"])
+    assert set(sap(*half)) == set(METRIC_KEYS["sap"])
+    assert set(modularity_explicitness(*half)) == set(METRIC_KEYS["modularity"])

@@ -6,11 +6,11 @@ import torch
 
 from deft_tune.config import ObjectiveConfig
 from deft_tune.model.objectives import (
-    annealed_capacity,
     kl_per_latent,
     objective_loss,
     total_correlation,
 )
+from deft_tune.schedules import annealed_capacity
 
 
 def test_kl_is_zero_at_the_prior_and_matches_hand_values():

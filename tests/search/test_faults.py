@@ -10,23 +10,22 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from _search_support import tiny_space
 
-DRIVER = Path(__file__).with_name("_driver.py")
+from tests.doubles import tiny_space
+from tests.search import driver
 
 
 @pytest.mark.slow
 def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     space = tiny_space(tmp_path / "tiny.yaml", trials=3, steps=60, ifp=False, asha=False)
-    command = [sys.executable, str(DRIVER), "--space", str(space), "--storage",
-               str(tmp_path / "runs")]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    first = subprocess.Popen(command, cwd=tmp_path, env=driver.environment(),
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not list((tmp_path / "runs").glob("tiny/*/checkpoint_000000")):
@@ -37,7 +36,8 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
-    again = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True,
+    again = subprocess.run([*command, "--resume"], cwd=tmp_path, env=driver.environment(),
+                           capture_output=True,
                            text=True, timeout=400)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
@@ -76,20 +76,21 @@ def killed_search(tmp_path_factory):
     folder = tmp_path_factory.mktemp("killed")
     space = tiny_space(folder / "killed.yaml", trials=2, steps=60, ifp=False, asha=False,
                        name="killed")
-    driver = subprocess.Popen(
-        [sys.executable, str(DRIVER), "--space", str(space), "--storage",
-         str(folder / "runs"), "--mlflow-server"],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        driver.command("--space", str(space), "--storage", str(folder / "runs"),
+                       "--mlflow-server"),
+        cwd=folder, env=driver.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     runs = folder / "runs" / "killed"
-    checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), driver, 240)[0]
+    checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), process, 240)[0]
     trial_dir = checkpoint.parent
     # The trainable writes its process id into its trial folder when it starts.
     pid = int(_wait_for(lambda: (trial_dir / "worker.pid").is_file()
-                        and (trial_dir / "worker.pid").read_text(), driver, 30))
+                        and (trial_dir / "worker.pid").read_text(), process, 30))
     os.kill(pid, signal.SIGKILL)
-    out, err = driver.communicate(timeout=300)
+    out, err = process.communicate(timeout=300)
     return SimpleNamespace(folder=folder, trial_dir=trial_dir, killed_pid=pid,
-                           returncode=driver.returncode, out=out, err=err)
+                           returncode=process.returncode, out=out, err=err)
 
 
 def _reports(trial_dir: Path) -> list[dict]:

@@ -7,13 +7,14 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-QUICK = Path(__file__).resolve().parents[2] / "search_spaces" / "quick.yaml"
+from tests import REPO
+
+QUICK = REPO / "search_spaces" / "quick.yaml"
 
 
 def _command() -> list[str]:

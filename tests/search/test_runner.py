@@ -11,18 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from _search_support import Squares, tiny_space
 
 from deft_tune.config import RunConfig
 from deft_tune.errors import ConfigError
-from deft_tune.search.runner import (
-    SearchOptions,
-    prepare_space,
-    resume_command,
-    run_search,
-    smoke_budget,
-    summary_lines,
-)
+from deft_tune.search.options import SearchOptions, prepare_space, resume_command, smoke_budget
+from deft_tune.search.runner import summary_lines
+from tests.doubles import tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
 
@@ -139,19 +133,13 @@ def test_summary_says_when_the_best_trial_was_stopped_early():
     assert len(stopped) == 1 and "deft-tune inspect q" in stopped[0]
 
 
-# --- one real search, shared by the assertions below ---------------------------------------
+# --- the session's recorded search (tests/conftest.py), read by the assertions below --------
 
-@pytest.fixture(scope="module")
-def finished_search(tmp_path_factory, ray_session, mlflow_server):
-    """3 tiny trials, 2 at a time, IFP stopper off (so trials run to the end) and ASHA on,
-    tracked through the loopback mlflow server."""
-    folder = tmp_path_factory.mktemp("search")
-    space = tiny_space(folder / "tiny.yaml", ifp=False)
-    options = SearchOptions(space=str(space), storage=str(folder / "runs"),
-                            tracking_uri=mlflow_server.uri)
-    lines: list[str] = []
-    outcome = run_search(options, data_factory=Squares, out=lines.append)
-    return SimpleNamespace(outcome=outcome, uri=mlflow_server.uri, lines=lines, folder=folder)
+@pytest.fixture
+def finished_search(recorded_search):
+    """4 tiny trials, 2 at a time, IFP stopper off (so trials run to the end unless ASHA cuts
+    them), tracked in an embedded sqlite store."""
+    return recorded_search
 
 
 def _runs(uri: str, name: str):
@@ -166,13 +154,13 @@ def _runs(uri: str, name: str):
 def test_search_completes_with_a_best_trial(finished_search):
     outcome = finished_search.outcome
     assert not outcome.interrupted
-    assert outcome.trials == 3 and outcome.completed >= 1
+    assert outcome.trials == 4 and outcome.completed >= 1
     assert outcome.best_trial_id is not None and 0.0 <= outcome.best_value <= 1.0
 
 
 @pytest.mark.slow
 def test_mlflow_has_one_terminated_child_run_per_trial_under_one_parent(finished_search):
-    client, runs = _runs(finished_search.uri, "tiny")
+    client, runs = _runs(finished_search.uri, "tinyx")
     parents = [r for r in runs if r.data.tags.get("deft.role") == "search"]
     children = [r for r in runs if r.data.tags.get("deft.role") == "trial"]
     assert len(parents) == 1 and len(runs) == 1 + finished_search.outcome.trials
@@ -191,7 +179,7 @@ def test_mlflow_has_one_terminated_child_run_per_trial_under_one_parent(finished
 
 @pytest.mark.slow
 def test_completed_trial_logs_config_final_scores_and_plots(finished_search):
-    client, runs = _runs(finished_search.uri, "tiny")
+    client, runs = _runs(finished_search.uri, "tinyx")
     best_id = finished_search.outcome.best_trial_id
     best = next(r for r in runs if r.data.tags.get("deft.trial_id") == best_id)
     assert best.data.tags["deft.stop_reason"] == "completed"
@@ -210,8 +198,8 @@ def test_completed_trial_logs_config_final_scores_and_plots(finished_search):
 
 @pytest.mark.slow
 def test_live_table_and_resume_state(finished_search):
-    state = json.loads((finished_search.folder / "runs" / "tiny" / "deft_search.json")
+    state = json.loads((finished_search.folder / "runs" / "tinyx" / "deft_search.json")
                        .read_text())
     assert state["tracking_uri"] == finished_search.uri
     assert state["parent_run_id"] == finished_search.outcome.parent_run_id
-    assert any("3 trials, 2 at a time" in line for line in finished_search.lines)
+    assert any("4 trials, 2 at a time" in line for line in finished_search.lines)

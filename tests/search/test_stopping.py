@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from deft_tune.search import space_from_dict
-from deft_tune.search._schema import IFPStopping
+from deft_tune.search.space import IFPStopping
 from deft_tune.search.stopping import IFPStopper, make_scheduler, make_stopper
 
 STEPS, STAGE, INTERVAL = 4000, 1000, 250

@@ -1,0 +1,81 @@
+"""Building a run's model and the model file (``model.pt``): written by `deft-tune train`, read
+by `deft-tune evaluate` and anyone who wants the trained encoder.
+
+The file is a ``torch.save`` of plain data: ``{"config": <run config as a dict>, "model":
+<state dict>, "observation_shape": [C, H, W]}``. It loads with ``weights_only=True``, so opening
+a model file never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deft_tune.config import RunConfig
+from deft_tune.errors import ConfigError, DataError
+from deft_tune.fileio import atomic_write
+from deft_tune.model.grouped import GroupedVAE
+
+__all__ = ["MODEL_FILE", "build_model", "load_model", "save_model"]
+
+MODEL_FILE = "model.pt"
+
+
+def build_model(config: RunConfig, observation_shape: Sequence[int]) -> GroupedVAE:
+    """The run's VAE, initialised from its seed without touching the caller's global RNG."""
+    m = config.model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.training.seed)
+        return GroupedVAE(
+            observation_shape, m.groups, m.latents_per_group, m.encoder_width, m.decoder_width
+        )
+
+
+def save_model(path: str | os.PathLike, config: RunConfig, model: GroupedVAE,
+               observation_shape: Sequence[int]) -> Path:
+    """Write the model file atomically (config, weights on the CPU, observation shape)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"config": config.to_dict(), "model": state,
+               "observation_shape": [int(n) for n in observation_shape]}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp), durable=True)
+
+
+def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
+    """The config and the model (on the CPU, eval mode) of a model file; DataError if not one."""
+    path = Path(path)
+    saved = _read(path)
+    try:
+        config = RunConfig.from_dict(saved["config"])
+    except ConfigError as exc:
+        raise DataError(f"{path}: its config is invalid ({exc})") from None
+    shape = saved.get("observation_shape")
+    if shape is None:  # written before the shape was stored: ask the data set
+        from deft_tune.data import get_dataset
+
+        shape = get_dataset(config.data.name, **config.data.options).observation_shape
+    model = build_model(config, shape)
+    try:
+        model.load_state_dict(saved["model"])
+    except (RuntimeError, TypeError) as exc:
+        raise DataError(
+            f"{path}: the weights do not match the model in its config ({exc})"
+        ) from None
+    return config, model.eval()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path} is not a deft-tune model file ({reason})") from None
+    if not isinstance(saved, dict) or not {"config", "model"} <= saved.keys():
+        raise DataError(f"{path} is not a deft-tune model file (no config and weights in it)")
+    return saved

@@ -1,0 +1,156 @@
+"""What a search was asked to do and what came of it, shared by the runner and the Tune glue.
+
+- :class:`SearchOptions` (the command line) and :func:`prepare_space`: the space file with the
+  command line's overrides applied, checked before Ray starts;
+- :class:`SearchOutcome`: what `deft-tune search` reports at the end;
+- the experiment folder's state file (``deft_search.json``: the parent run id and tracking URI
+  that ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deft_tune.errors import ConfigError
+from deft_tune.search.space import SearchSpace, load_space
+from deft_tune.validation import check_scalar
+
+__all__ = [
+    "STATE_FILE",
+    "SearchOptions",
+    "SearchOutcome",
+    "prepare_space",
+    "read_state",
+    "resume_command",
+    "smoke_budget",
+    "storage_root",
+    "write_state",
+]
+
+STATE_FILE = "deft_search.json"  # in the experiment folder: parent run id, tracking URI
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What `deft-tune search` was asked to do (None: take the space's value)."""
+
+    space: str
+    name: str | None = None
+    address: str | None = None
+    storage: str | None = None
+    resume: bool = False
+    gpus_per_trial: float | None = None
+    cpus_per_trial: float | None = None
+    tracking_uri: str | None = None
+    mlflow_server: bool = False
+    ifp_stopper: bool = True
+    asha: bool = True
+    smoke_test: bool = False
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    name: str
+    experiment_path: str
+    tracking_uri: str
+    parent_run_id: str
+    interrupted: bool
+    trials: int
+    completed: int
+    best_trial_id: str | None
+    best_value: float | None
+    resume_command: str
+
+
+# --- the space, with the command line's overrides ------------------------------------------
+
+def prepare_space(options: SearchOptions) -> SearchSpace:
+    """Load the space and apply overrides; ConfigError (before Ray starts) if anything is off."""
+    space = load_space(options.space)
+    overrides = _budget_overrides(options, space.budget)
+    if overrides:  # rebuilt from the file so budget-derived defaults follow the new budget
+        space = load_space(options.space, budget_overrides=overrides)
+    stopping = space.stopping
+    if not options.ifp_stopper:
+        stopping = dataclasses.replace(stopping, ifp=dataclasses.replace(stopping.ifp,
+                                                                         enabled=False))
+    if not options.asha:
+        stopping = dataclasses.replace(stopping, asha=dataclasses.replace(stopping.asha,
+                                                                          enabled=False))
+    name = options.name or space.name
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
+    return dataclasses.replace(space, name=name, stopping=stopping)
+
+
+def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if options.cpus_per_trial is not None:
+        overrides["cpus_per_trial"] = check_scalar(
+            options.cpus_per_trial, "--cpus-per-trial", min_val=0, include_boundaries="neither")
+    if options.gpus_per_trial is not None:
+        overrides["gpus_per_trial"] = check_scalar(
+            options.gpus_per_trial, "--gpus-per-trial", min_val=0)
+    if options.smoke_test:
+        overrides.update(smoke_budget(budget))
+    return overrides
+
+
+def smoke_budget(budget: Any) -> dict[str, int]:
+    """Seconds instead of minutes: 2 trials of 2 reports of 20 steps (budget fields to set)."""
+    steps = min(budget.steps_per_trial, 40)
+    return {"steps_per_trial": steps, "eval_interval": max(1, steps // 2),
+            "num_trials": min(budget.num_trials, 2)}
+
+
+def storage_root(storage: str | None) -> str:
+    """Absolute local path (trials chdir) or a URI (s3://, gs://) left as is."""
+    if storage and "://" in storage:
+        return storage.rstrip("/")
+    return str(Path(storage or "runs").expanduser().resolve())
+
+
+def resume_command(options: SearchOptions, name: str) -> str:
+    parts = ["deft-tune", "search", "--space", options.space, "--name", name]
+    for flag, value in (("--storage", options.storage), ("--address", options.address),
+                        ("--tracking-uri", options.tracking_uri)):
+        if value:
+            parts += [flag, value]
+    if options.mlflow_server:
+        parts.append("--mlflow-server")
+    if options.smoke_test:
+        parts.append("--smoke-test")
+    return " ".join([*parts, "--resume"])
+
+
+# --- the experiment folder's own state ----------------------------------------------------
+
+def _fs(path: str):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(path)
+
+
+def read_state(experiment_path: str) -> dict[str, Any] | None:
+    fs, inner = _fs(experiment_path)
+    try:
+        with fs.open_input_stream(f"{inner}/{STATE_FILE}") as stream:
+            return json.loads(stream.read().decode())
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def write_state(experiment_path: str, state: dict[str, Any]) -> None:
+    fs, inner = _fs(experiment_path)
+    fs.create_dir(inner, recursive=True)
+    tmp = f"{inner}/.{STATE_FILE}.{uuid.uuid4().hex}.tmp"  # unique: no two writers collide
+    with fs.open_output_stream(tmp) as stream:
+        stream.write(json.dumps(state, indent=1).encode())
+    fs.move(tmp, f"{inner}/{STATE_FILE}")
+
+

@@ -1,0 +1,76 @@
+"""The MLflow layout of a search, defined once: what the writer writes and the reader reads.
+
+- experiment name = search name;
+- the parent run (``deft.role=search``) holds the search space, seeds and package versions as
+  params, the space YAML as artifact ``search_space.yaml`` and, at the end, the search's summary
+  (metrics ``search/*``, tag ``deft.best_trial_id``);
+- each trial has exactly one child run (``mlflow.parentRunId``, ``deft.role=trial``,
+  ``deft.trial_id`` and, once it ends, ``deft.stop_reason``); its params are the run config
+  flattened (``schedule.stages.0.beta``) and its run config is artifact ``run_config.yaml``.
+
+This module imports nothing heavy: the CLI reads the default store's URI from it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "BEST_TRIAL_TAG",
+    "IFP_STOP_REASONS",
+    "INTERRUPTED_TAG",
+    "PARENT_TAG",
+    "ROLE_SEARCH",
+    "ROLE_TAG",
+    "ROLE_TRIAL",
+    "RUN_CONFIG_ARTIFACT",
+    "SPACE_ARTIFACT",
+    "STOP_REASONS",
+    "STOP_TAG",
+    "TERMINAL_STATUSES",
+    "TRIAL_TAG",
+    "default_tracking_uri",
+    "parent_filter",
+    "trial_filter",
+]
+
+ROLE_TAG = "deft.role"
+ROLE_SEARCH = "search"
+ROLE_TRIAL = "trial"
+TRIAL_TAG = "deft.trial_id"
+STOP_TAG = "deft.stop_reason"
+BEST_TRIAL_TAG = "deft.best_trial_id"
+INTERRUPTED_TAG = "deft.interrupted"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
+
+RUN_CONFIG_ARTIFACT = "run_config.yaml"
+SPACE_ARTIFACT = "search_space.yaml"
+
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# deft.stop_reason values: why a trial's run ended.
+IFP_STOP_REASONS = ("diffusion", "no_capture", "collapse")  # the IFP stopper's rules
+STOP_REASONS = (
+    "completed",  # ran to its last step
+    "asha",  # cut by the ASHA scheduler
+    *IFP_STOP_REASONS,
+    "error",  # failed after its retries
+    "interrupted",  # the search stopped (Ctrl-C, SIGTERM) while it ran
+)
+
+
+def default_tracking_uri(directory: str | os.PathLike | None = None) -> str:
+    """The embedded store: ``sqlite:///<abs dir>/mlflow.db``; absolute because trials chdir."""
+    base = Path(directory or os.getcwd()).resolve()
+    return f"sqlite:///{base / 'mlflow.db'}"
+
+
+def parent_filter() -> str:
+    """MLflow search filter of the parent runs of searches."""
+    return f"tags.`{ROLE_TAG}` = '{ROLE_SEARCH}'"
+
+
+def trial_filter(parent_run_id: str, trial_id: str | None = None) -> str:
+    """MLflow search filter of a search's trial runs (of one trial when ``trial_id`` is given)."""
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{ROLE_TAG}` = '{ROLE_TRIAL}'"
+    return f"{query} and tags.`{TRIAL_TAG}` = '{trial_id}'" if trial_id else query

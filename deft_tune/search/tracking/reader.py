@@ -1,0 +1,215 @@
+"""Read-only queries of finished (or running) searches in MLflow, as plain records.
+
+`deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/report.py turns
+the records into tables, Parquet, plots and configs), so nothing outside deft_tune/search/ has
+to import MLflow. The layout read here is :mod:`deft_tune.search.tracking.layout`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deft_tune import report_keys as keys
+from deft_tune.errors import TrackingError
+from deft_tune.search.tracking.layout import (
+    RUN_CONFIG_ARTIFACT,
+    SPACE_ARTIFACT,
+    STOP_TAG,
+    TRIAL_TAG,
+    parent_filter,
+    trial_filter,
+)
+
+# An unreachable server should fail in seconds, not after MLflow's minutes of retries; and
+# artifact downloads must not draw progress bars over the command's own output.
+_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+               "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    run_id: str
+    trial_id: str
+    status: str
+    stop_reason: str
+    params: dict[str, str]
+    metrics: dict[str, float]  # the last value of every metric
+    start_time: float  # seconds since the epoch
+    end_time: float | None
+    steps: int  # the last step the trial logged
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    status: str
+    start_time: float
+    space: dict[str, Any]  # the search space YAML as the search ran it
+    versions: str  # package versions the parent run recorded
+    trials: tuple[TrialRecord, ...] = field(default=())
+
+    @property
+    def objective(self) -> str:
+        return str((self.space.get("objective") or {}).get("metric", "metrics/mig"))
+
+    @property
+    def mode(self) -> str:
+        return str((self.space.get("objective") or {}).get("mode", "max"))
+
+
+@contextmanager
+def _mlflow(uri: str) -> Iterator[Any]:
+    """An MlflowClient on ``uri`` whose failures become one TrackingError naming the URI."""
+    saved = {key: os.environ.get(key) for key in _CLIENT_ENV}
+    os.environ.update(_CLIENT_ENV)
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield MlflowClient(tracking_uri=uri)
+        except MlflowException as exc:
+            first = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
+            raise TrackingError(f"MLflow at {uri!r} failed: {first}") from None
+        except OSError as exc:  # connection refused, DNS, ...
+            raise TrackingError(f"cannot reach MLflow at {uri!r}: {exc}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _parent_runs(client: Any, experiment_id: str) -> list[Any]:
+    return client.search_runs([experiment_id], parent_filter(),
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+
+
+def _all_pages(client: Any, experiment_id: str, query: str) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _read_artifact(client: Any, run_id: str, path: str) -> str | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except Exception:  # noqa: BLE001 - a missing artifact is an answer, not an error
+            return None
+        return Path(local).read_text()
+
+
+def _last_step(client: Any, run: Any) -> int:
+    history = client.get_metric_history(run.info.run_id, keys.LOSS)
+    return max((m.step for m in history), default=0)
+
+
+def _trial(client: Any, run: Any) -> TrialRecord:
+    tags = run.data.tags
+    return TrialRecord(
+        run_id=run.info.run_id,
+        trial_id=tags.get(TRIAL_TAG, run.info.run_name or run.info.run_id),
+        status=run.info.status,
+        stop_reason=tags.get(STOP_TAG, "running" if run.info.status == "RUNNING" else "unknown"),
+        params=dict(run.data.params),
+        metrics={k: float(v) for k, v in run.data.metrics.items()},
+        start_time=(run.info.start_time or 0) / 1000,
+        end_time=run.info.end_time / 1000 if run.info.end_time else None,
+        steps=_last_step(client, run),
+    )
+
+
+def _light_trial(client: Any, run: Any) -> TrialRecord:
+    """A trial without params or step count: enough for counts and the best objective."""
+    del client
+    tags = run.data.tags
+    return TrialRecord(run.info.run_id, tags.get(TRIAL_TAG, ""), run.info.status,
+                       tags.get(STOP_TAG, "unknown"), {},
+                       {k: float(v) for k, v in run.data.metrics.items()},
+                       (run.info.start_time or 0) / 1000,
+                       run.info.end_time / 1000 if run.info.end_time else None, 0)
+
+
+def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchRecord:
+    space_text = _read_artifact(client, parent.info.run_id, SPACE_ARTIFACT)
+    query = trial_filter(parent.info.run_id)
+    make = _trial if full else _light_trial
+    return SearchRecord(
+        experiment=experiment.name,
+        experiment_id=experiment.experiment_id,
+        parent_run_id=parent.info.run_id,
+        status=parent.info.status,
+        start_time=(parent.info.start_time or 0) / 1000,
+        space=yaml.safe_load(space_text) if space_text else {},
+        versions=", ".join(f"{k}={v}" for k, v in sorted(parent.data.params.items())
+                           if "version" in k),
+        trials=tuple(make(client, run) for run in _all_pages(client, experiment.experiment_id,
+                                                              query)),
+    )
+
+
+def list_searches(uri: str) -> list[SearchRecord]:
+    """Every search in the store, newest first, with light trial records (no histories)."""
+    with _mlflow(uri) as client:
+        found = []
+        for experiment in client.search_experiments():
+            for parent in _parent_runs(client, experiment.experiment_id):
+                found.append(_search(client, experiment, parent, full=False))
+        return sorted(found, key=lambda s: s.start_time, reverse=True)
+
+
+def load_search(uri: str, name: str) -> SearchRecord:
+    """The newest search of experiment ``name`` with full trial records."""
+    with _mlflow(uri) as client:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            known = sorted(e.name for e in client.search_experiments()
+                           if _parent_runs(client, e.experiment_id))
+            raise TrackingError(f"no search named {name!r} in {uri}; known: "
+                                f"{', '.join(known) or 'none (run deft-tune search first)'}")
+        parents = _parent_runs(client, experiment.experiment_id)
+        if not parents:
+            raise TrackingError(f"experiment {name!r} in {uri} holds no deft-tune search")
+        return _search(client, experiment, parents[0], full=True)
+
+
+def metric_histories(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) pairs of each metric in ``keys`` that the run logged, sorted by step."""
+    with _mlflow(uri) as client:
+        histories = {}
+        for key in keys:
+            points = client.get_metric_history(run_id, key)
+            if points:
+                histories[key] = sorted((int(m.step), float(m.value)) for m in points)
+        return histories
+
+
+def metric_keys(uri: str, run_id: str) -> list[str]:
+    with _mlflow(uri) as client:
+        return sorted(client.get_run(run_id).data.metrics)
+
+
+def run_config_text(uri: str, run_id: str) -> str:
+    """The trial's run config YAML exactly as the trial logged it."""
+    with _mlflow(uri) as client:
+        text = _read_artifact(client, run_id, RUN_CONFIG_ARTIFACT)
+    if text is None:
+        raise TrackingError(f"run {run_id} in {uri} has no {RUN_CONFIG_ARTIFACT} artifact")
+    return text

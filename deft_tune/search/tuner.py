@@ -1,0 +1,221 @@
+"""The Ray part of a search: Ray itself, the Tuner (new or restored), fit and its results.
+
+Kept apart from runner.py so that importing the runner (and `deft-tune --help`) never imports
+Ray, and a bad space or flag is refused before Ray starts. Both read the options, the outcome
+and the state file from :mod:`deft_tune.search.options`, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from deft_tune.data import get_dataset
+from deft_tune.report_keys import COMPLETED
+from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
+from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
+from deft_tune.search.options import SearchOptions, SearchOutcome, resume_command, write_state
+from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
+from deft_tune.search.stopping import make_scheduler, make_stopper
+from deft_tune.search.tracking.layout import (
+    BEST_TRIAL_TAG,
+    INTERRUPTED_TAG,
+    SPACE_ARTIFACT,
+)
+from deft_tune.search.tracking.writer import SearchTracking
+from deft_tune.search.trainable import TrackingTarget, train_trial
+
+log = logging.getLogger(__name__)
+
+
+def cluster_address(explicit: str | None) -> str | None:
+    """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Reuse this process's Ray, join ``address`` (or $RAY_ADDRESS), or start a private one.
+
+    Without an address Ray's own default would join whatever `ray start` left running on this
+    machine (its trials, storage and failures included); a search without --address promises
+    a local Ray of its own, so it asks for one explicitly.
+    """
+    if ray.is_initialized():
+        yield
+        return
+    address = cluster_address(address)
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(address="local", include_dashboard=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:
+    """Render or read the data set's cache once here, not in every trial at the same time."""
+    if cluster_address(options.address):
+        return  # the driver may not share a disk with the workers; each node builds its own
+    data = get_dataset(space.data["name"], **space.data["options"])
+    build = getattr(data, "build_cache", None)
+    if build is not None and not Path(getattr(data, "cache_path", "")).is_file():
+        out(f"preparing data set {space.data['name']!r} (once; cached for later runs) ...")
+        build()
+
+
+def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
+    import optuna
+
+    with warnings.catch_warnings():  # multivariate/group TPE is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True,
+                                             seed=space.budget.seed)
+    search = OptunaSearch(space=define_by_run(space), metric=space.objective.metric,
+                          mode=space.objective.mode, sampler=sampler,
+                          points_to_evaluate=points_to_evaluate(space) or None)
+    return ConcurrencyLimiter(search, max_concurrent=space.budget.max_concurrent)
+
+
+def _trainable(space: SearchSpace, target: TrackingTarget, data_factory: Any) -> Any:
+    fn = tune.with_parameters(train_trial, space=space, target=target,
+                              data_factory=data_factory)
+    budget = space.budget
+    return tune.with_resources(fn, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
+
+
+def _tuner(space: SearchSpace, path: str, trainable: Any, parent_run_id: str,
+           resume: bool) -> tune.Tuner:
+    if resume and tune.Tuner.can_restore(path):
+        # The restored run config brings back its stopper and callbacks with their state.
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    stopper = make_stopper(space)
+    asha = space.stopping.asha.enabled
+    root, name = path.rsplit("/", 1)
+    run_config = tune.RunConfig(
+        name=name, storage_path=root, stop=stopper, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[TrialRunFinisher(space.name, parent_run_id, stopper, asha),
+                   LiveTable(space.objective.metric, stopper, asha)],
+    )
+    tune_config = tune.TuneConfig(num_samples=space.budget.num_trials,
+                                  search_alg=_searcher(space), scheduler=make_scheduler(space))
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("deft-tune", "torch", "ray", "optuna", "mlflow", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def _parent_params(space: SearchSpace, options: SearchOptions) -> dict[str, Any]:
+    return {
+        "space_file": options.space, "method": space.method, "data": space.data,
+        "objective": dataclasses.asdict(space.objective), "budget": dataclasses.asdict(
+            space.budget), "stopping": dataclasses.asdict(space.stopping),
+        "search_seed": space.budget.seed, "smoke_test": options.smoke_test,
+        "versions": package_versions(),
+    }
+
+
+def execute(space: SearchSpace, options: SearchOptions, path: str, uri: str,
+            previous: dict[str, Any] | None, data_factory: Any,
+            out: Callable[[str], None]) -> SearchOutcome:
+    """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
+    with ray_session(options.address):
+        # Before anything is written: a refused search leaves no state or run behind.
+        require_shared_resources(options.storage, uri, alive_node_count())
+        return _track_and_fit(space, options, path, uri, previous, data_factory, out)
+
+
+def _track_and_fit(space: SearchSpace, options: SearchOptions, path: str, uri: str,
+                   previous: dict[str, Any] | None, data_factory: Any,
+                   out: Callable[[str], None]) -> SearchOutcome:
+    tracking = SearchTracking(uri, space.name)
+    artifacts = {SPACE_ARTIFACT: Path(options.space).read_text()}
+    parent = tracking.start_parent(_parent_params(space, options), artifacts,
+                                   run_id=(previous or {}).get("parent_run_id"),
+                                   run_name=space.name)
+    write_state(path, {"parent_run_id": parent, "tracking_uri": uri, "space": options.space})
+    if data_factory is None:
+        prepare_data(space, options, out)
+    target = TrackingTarget(uri, tracking.experiment_id, parent)
+    status = "FAILED"
+    try:
+        tuner = _tuner(space, path, _trainable(space, target, data_factory), parent,
+                       options.resume)
+        out(f"search {space.name!r}: {space.budget.num_trials} trials, "
+            f"{space.budget.max_concurrent} at a time; state in {path}")
+        grid = tuner.fit()
+        outcome = _outcome(space, options, path, uri, parent, grid)
+        status = "KILLED" if outcome.interrupted else "FINISHED"
+        _summarise(tracking, outcome)
+        return outcome
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        reason = "interrupted" if status == "KILLED" else "search ended"
+        tracking.end_open_trials("KILLED", reason)
+        tracking.finish_parent(status)
+
+
+def _outcome(space: SearchSpace, options: SearchOptions, path: str, uri: str, parent: str,
+             grid: Any) -> SearchOutcome:
+    results = list(grid)
+    settled = grid.num_terminated + grid.num_errors
+    interrupted = settled < len(results) or len(results) < space.budget.num_trials
+    best = best_result([r.metrics or {} for r in results], space.objective.metric,
+                       space.objective.mode)
+    completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
+    return SearchOutcome(
+        name=space.name, experiment_path=path, tracking_uri=uri, parent_run_id=parent,
+        interrupted=interrupted, trials=len(results), completed=completed,
+        best_trial_id=best.get("trial_id") if best else None,
+        best_value=best.get(space.objective.metric) if best else None,
+        resume_command=resume_command(options, space.name),
+    )
+
+
+def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
+    """The best last report: among trials that ran to the end if any did (their objective
+    is the standard-setting score), else among all."""
+    scored = [m for m in metrics if isinstance(m.get(key), (int, float))
+              and math.isfinite(m[key])]
+    completed = [m for m in scored if m.get(COMPLETED) == 1.0]
+    pool = completed or scored
+    if not pool:
+        return None
+    pick = max if mode == "max" else min
+    return pick(pool, key=lambda m: m[key])
+
+
+def _summarise(tracking: SearchTracking, outcome: SearchOutcome) -> None:
+    metrics = {"search/trials": outcome.trials, "search/completed": outcome.completed}
+    tags = {INTERRUPTED_TAG: str(outcome.interrupted).lower()}
+    if outcome.best_value is not None:
+        metrics["search/best_objective"] = outcome.best_value
+        tags[BEST_TRIAL_TAG] = outcome.best_trial_id
+    tracking.log_summary(metrics, tags)

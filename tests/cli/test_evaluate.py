@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+from deft_tune import data as data_registry
+from deft_tune.cli import main
+
+CONFIG = {
+    "data": {"name": "squares"},
+    "model": {"groups": 2, "latents_per_group": 2, "encoder_width": 4, "decoder_width": 4},
+    "schedule": {"stages": [{"beta": 4, "steps": 4}, {"beta": 1, "lr_scale": 0.1}]},
+    "training": {"steps": 8, "batch_size": 8, "checkpoint_interval": 4, "device": "cpu"},
+    "evaluation": {"interval": 4, "probe_size": 48, "metrics": []},
+}
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """A model from `deft-tune train` on the 48-image squares double (tests/doubles.py)."""
+    patch = pytest.MonkeyPatch()
+    patch.setitem(data_registry._REGISTRY, "squares", "tests.doubles:Squares")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("run")
+    config = folder / "run.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = folder / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    yield out
+    torch.set_num_threads(threads)
+    patch.undo()
+
+
+def test_evaluate_prints_a_table_and_writes_json(trained_model, tmp_path, capsys):
+    capsys.readouterr()
+    target = tmp_path / "scores.json"
+    argv = [
+        "evaluate",
+        "--model",
+        str(trained_model),
+        "--metrics",
+        "mig",
+        "dci",
+        "--fast",
+        "--seed",
+        "5",
+        "--out",
+        str(target),
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "metric" in printed and "dci/completeness" in printed
+    payload = json.loads(target.read_text())
+    assert set(payload["scores"]) == {
+        "mig",
+        "dci/disentanglement",
+        "dci/completeness",
+        "dci/informativeness_train",
+        "dci/informativeness_test",
+    }
+    assert payload["settings"]["name"] == "fast" and payload["seed"] == 5
+    assert all(0 <= v <= 1 for v in payload["scores"].values())
+    assert f"{payload['scores']['mig']:.4f}" in printed
+    # Same seed, same numbers.
+    assert main(argv) == 0
+    assert json.loads(target.read_text())["scores"] == payload["scores"]
+
+
+def test_default_output_and_seed(trained_model, capsys):
+    argv = ["evaluate", "--model", str(trained_model), "--metrics", "mig", "--fast"]
+    assert main([*argv, "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 2  # the fixture left 1
+    torch.set_num_threads(1)
+    payload = json.loads((trained_model / "evaluation_fast.json").read_text())
+    assert payload["seed"] == 0 and set(payload["scores"]) == {"mig"}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--metrics", "irs"], "--metrics: unknown irs"),
+        (["--n-jobs", "0"], "--n-jobs == 0"),
+        (["--threads", "0"], "--threads == 0"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(trained_model, capsys, extra, message):
+    assert main(["evaluate", "--model", str(trained_model), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_missing_or_corrupt_model(tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path)]) == 2
+    assert "no model.pt there" in capsys.readouterr().err
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--model", str(tmp_path), "--out", str(out)]) == 2
+    assert "not a deft-tune model file" in capsys.readouterr().err
+    assert not out.exists()

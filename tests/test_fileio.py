@@ -1,0 +1,69 @@
+"""Atomic writes: nothing half-written, unique temp names, the user's umask; output checks."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+
+from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write, atomic_write_text, check_output_dir, check_output_file
+
+
+def test_a_failed_write_leaves_neither_file_nor_temp(tmp_path):
+    target = tmp_path / "out.txt"
+
+    def fail(tmp: str) -> None:
+        open(tmp, "w").write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_get_the_permissions_of_a_plain_open(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "x", durable=True)
+    with open(tmp_path / "b.txt", "w") as handle:
+        handle.write("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode)
+
+
+def test_concurrent_writers_of_one_path_never_collide(tmp_path):
+    target = tmp_path / "shared.txt"
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                atomic_write_text(target, f"writer {i}\n" * 100)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    lines = set(target.read_text().splitlines())
+    assert len(lines) == 1  # one writer's whole content, never a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.txt"]
+
+
+def test_output_checks_refuse_folders_and_files_in_the_way(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="--out .*dir is a folder: give a file path"):
+        check_output_file(tmp_path / "dir", "--out")
+    with pytest.raises(ConfigError, match="file is a file, not a folder"):
+        check_output_file(tmp_path / "file" / "x.yaml", "--out")
+    with pytest.raises(ConfigError, match="--out .*file is a file: give a folder"):
+        check_output_dir(tmp_path / "file", "--out")
+    assert check_output_file(tmp_path / "new" / "x.yaml", "--out") == tmp_path / "new" / "x.yaml"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
