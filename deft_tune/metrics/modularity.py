@@ -80,10 +80,10 @@ def modularity_explicitness(
     bins: int = 20,
 ) -> dict[str, float]:
     """``modularity``, ``modularity/explicitness_train`` and ``modularity/explicitness_test``."""
-    codes_train, factors_train = check_pair(codes_train, factors_train, "_train")
+    codes_train, factors_train = check_pair(codes_train, factors_train, "_train", keep_float32=True)
     codes_test, factors_test = check_pair(codes_test, factors_test, "_test", min_values=1)
     score = modularity_from_mi(mutual_info_matrix(codes_train, factors_train, bins))
-    x_train, x_test = _standardise(codes_train, codes_test)
+    x_train, x_test = _standardise(codes_train.astype(np.float64), codes_test)
     pairs = [
         explicitness_per_factor(x_train, factors_train[:, j], x_test, factors_test[:, j])
         for j in range(factors_train.shape[1])
@@ -98,7 +98,7 @@ def modularity_explicitness(
 
 def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
     """Modularity alone (no classifier), from codes (n, d) and factors (n, k)."""
-    codes, factors = check_pair(codes, factors)
+    codes, factors = check_pair(codes, factors, keep_float32=True)
     return modularity_from_mi(mutual_info_matrix(codes, factors, bins))
 
 
