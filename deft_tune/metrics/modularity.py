@@ -10,11 +10,12 @@ All scores in [0, 1].
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
 from deft_tune.data.base import GroundTruthData, RandomLike, check_random_state
 from deft_tune.metrics._checks import check_pair
+from deft_tune.metrics._classifiers import fit_logistic_regression
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
 from deft_tune.metrics.mutual_info import mutual_info_matrix
 
@@ -51,13 +52,14 @@ def explicitness_per_factor(
     """Macro one-vs-rest ROC AUC of a logistic regression, on train and on test samples.
 
     Classes absent from a split (no positive or no negative example) have no AUC and are left
-    out of that split's average.
+    out of that split's average. The regression has scikit-learn's defaults (lbfgs, at most 100
+    iterations), as in disentanglement_lib.
     """
-    clf = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    clf = fit_logistic_regression(x_train, y_train)
     return (_macro_auc(clf, x_train, y_train), _macro_auc(clf, x_test, y_test))
 
 
-def _macro_auc(clf: LogisticRegression, x: np.ndarray, y: np.ndarray) -> float:
+def _macro_auc(clf: ClassifierMixin, x: np.ndarray, y: np.ndarray) -> float:
     proba = clf.predict_proba(x)
     onehot = y[:, None] == clf.classes_[None, :]
     scorable = onehot.any(axis=0) & ~onehot.all(axis=0)
