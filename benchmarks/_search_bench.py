@@ -103,10 +103,10 @@ def run_search(space: Path, workdir: Path, *, address: str | None = None,
                ifp_stopper: bool = True, asha: bool = True) -> SearchRun:
     """One search on the embedded defaults (sqlite store in ``workdir``), timed end to end:
     Ray start, data preparation (cached), all trials, MLflow finalisation, Ray shutdown."""
-    from deft_tune.search.tracking.reader import load_search
     from deft_tune.search.options import SearchOptions
     from deft_tune.search.runner import run_search as run
     from deft_tune.search.tracking import default_tracking_uri
+    from deft_tune.search.tracking.reader import load_search
 
     workdir = workdir.resolve()
     uri = default_tracking_uri(workdir)

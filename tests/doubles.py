@@ -129,6 +129,19 @@ def noisy_identity_codes(observations: np.ndarray) -> np.ndarray:
     return f + jitter
 
 
+# float32 codes on which float32 and float64 binning disagree (10 samples, bins=10, edges at
+# min 0 + i * (max 1 - 0) / 10). float32(0.7) = 0.699999988079071. The float32 edge 7 is
+# float32(7 * float32(0.1)) = float32(0.70000001043) = 0.699999988079071 as well, so the code
+# sits on it and opens bin 8; the float64 edge 7 is 7 * 0.1 = 0.7000000000000001, above the
+# code, which stays in bin 7 with float32(0.65) = 0.6499999762 (in [0.6, 0.7) either way).
+EDGE_CODES = np.array([0.0] * 3 + [0.65] * 2 + [0.7] * 2 + [1.0] * 3, dtype=np.float32)[:, None]
+EDGE_BINS_FLOAT32 = [1, 1, 1, 7, 7, 8, 8, 10, 10, 10]
+EDGE_BINS_FLOAT64 = [1, 1, 1, 7, 7, 7, 7, 10, 10, 10]
+# A factor that the float32 bins separate exactly (0.65 -> 0, 0.7 -> 1) and the float64 bins
+# mix in bin 7: MI = ln 2 with float32 bins, ln 2 - 0.4 ln 2 = 0.6 ln 2 with float64 bins.
+EDGE_FACTOR = np.array([0] * 5 + [1] * 5)
+
+
 class _SmallDSprites(DSprites):
     factor_sizes = SMALL_DSPRITES_SIZES
 

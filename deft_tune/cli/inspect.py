@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 from deft_tune import report
-from deft_tune.tables import format_table, union_keys
 from deft_tune.errors import ConfigError
+from deft_tune.tables import format_table, union_keys
 
 TRIAL_COLUMNS = ("trial", "status", "stop_reason", "objective", "setting", "method", "stages",
                  "betas", "lr_scales", "lr", "steps", "wall_s")

@@ -9,14 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:
-    """A finite float array of shape (n, d) with n >= 1 and d >= 1."""
+def check_codes(codes: np.ndarray, name: str = "codes", keep_float32: bool = False) -> np.ndarray:
+    """A finite float array of shape (n, d) with n >= 1 and d >= 1, as float64.
+
+    With ``keep_float32`` float32 codes stay float32: disentanglement_lib bins an encoder's
+    float32 output as it is, and float32 histogram edges put some codes in other bins than
+    float64 edges would (docs/metrics.md). Every other dtype becomes float64.
+    """
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
         raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {codes.shape}")
     if not (np.issubdtype(codes.dtype, np.floating) or np.issubdtype(codes.dtype, np.integer)):
         raise ValueError(f"{name} must be numeric, got dtype {codes.dtype}")
-    codes = codes.astype(np.float64, copy=False)
+    if not (keep_float32 and codes.dtype == np.float32):
+        codes = codes.astype(np.float64, copy=False)
     if not np.isfinite(codes).all():
         bad = int(np.sum(~np.isfinite(codes)))
         raise ValueError(f"{name} holds {bad} NaN or infinite values; check the encoder output")
@@ -48,10 +54,14 @@ def check_factors(factors: np.ndarray, name: str = "factors", min_values: int = 
 
 
 def check_pair(
-    codes: np.ndarray, factors: np.ndarray, suffix: str = "", min_values: int = 2
+    codes: np.ndarray,
+    factors: np.ndarray,
+    suffix: str = "",
+    min_values: int = 2,
+    keep_float32: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes and factors checked together: same number of samples."""
-    codes = check_codes(codes, f"codes{suffix}")
+    codes = check_codes(codes, f"codes{suffix}", keep_float32)
     factors = check_factors(factors, f"factors{suffix}", min_values)
     if codes.shape[0] != factors.shape[0]:
         raise ValueError(

@@ -21,11 +21,15 @@ ENCODE_BATCH = 1024
 
 
 def encode(representation_fn: RepresentationFn, observations: np.ndarray) -> np.ndarray:
-    """Codes (n, d) float64 of one chunk of observations, checked for shape and NaN."""
+    """Codes (n, d) of one chunk of observations, checked for shape and NaN.
+
+    float32 codes (an encoder's usual output) stay float32 so that MIG and Modularity bin them
+    as disentanglement_lib does; the other metrics convert them to float64 themselves.
+    """
     codes = representation_fn(observations)
     if hasattr(codes, "detach"):  # a torch tensor, possibly on a GPU
         codes = codes.detach().cpu().numpy()
-    codes = check_codes(np.asarray(codes), "representation_fn output")
+    codes = check_codes(np.asarray(codes), "representation_fn output", keep_float32=True)
     if codes.shape[0] != observations.shape[0]:
         raise ValueError(
             f"representation_fn returned {codes.shape[0]} codes for "

@@ -9,10 +9,10 @@ eval points. Range [0, 1] (chance is about 1 / num_factors).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_codes, check_positive_int
+from deft_tune.metrics._classifiers import fit_logistic_regression
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, codes_of_factors
 from deft_tune.validation import RandomLike, check_random_state
 
@@ -48,13 +48,16 @@ def beta_vae_score(
     eval_labels: np.ndarray,
     random_state: int = 0,
 ) -> dict[str, float]:
-    """Accuracy of a logistic regression from features (n, d) to fixed-factor labels (n,)."""
+    """Accuracy of a logistic regression from features (n, d) to fixed-factor labels (n,).
+
+    The regression has scikit-learn's defaults (lbfgs, at most 100 iterations), as in
+    disentanglement_lib; see ``deft_tune.metrics._classifiers``.
+    """
     train_features, train_labels = _check_points(train_features, train_labels, "_train")
     eval_features, eval_labels = _check_points(eval_features, eval_labels, "_eval")
     if np.unique(train_labels).size < 2:
         raise ValueError("train_labels must hold at least two factors; use more points")
-    model = LogisticRegression(max_iter=1000, random_state=random_state)
-    model.fit(train_features, train_labels)
+    model = fit_logistic_regression(train_features, train_labels, random_state)
     return {
         "beta_vae/train_accuracy": float(model.score(train_features, train_labels)),
         "beta_vae/eval_accuracy": float(model.score(eval_features, eval_labels)),

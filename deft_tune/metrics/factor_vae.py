@@ -96,7 +96,8 @@ def _local_variances(
         codes = codes_of_factors(
             data, representation_fn, np.concatenate(chunk), rng, encode_batch=count * batch_size
         )
-        variances.append(np.var(codes.reshape(count, batch_size, -1), axis=1, ddof=1))
+        codes = codes.astype(np.float64).reshape(count, batch_size, -1)  # as the global ones
+        variances.append(np.var(codes, axis=1, ddof=1))
     return np.concatenate(variances), np.asarray(indices, dtype=np.int64)
 
 
@@ -123,7 +124,8 @@ def compute_factor_vae(
         )
     )
     codes = codes_of_factors(data, representation_fn, factors, rng, encode_batch)
-    global_variances = np.var(codes, axis=0, ddof=1)
+    # Variances in float64 where disentanglement_lib keeps an encoder's float32 (docs/metrics.md).
+    global_variances = np.var(codes.astype(np.float64), axis=0, ddof=1)
     active = prune_dims(global_variances)
     if not active.any():
         return {

@@ -25,7 +25,7 @@ def mig_from_mi(mi: np.ndarray, factor_entropies: np.ndarray) -> float:
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> dict[str, float]:
     """MIG of codes (n, d) against integer factors (n, k): ``{"mig": score}``."""
-    codes, factors = check_pair(codes, factors)
+    codes, factors = check_pair(codes, factors, keep_float32=True)  # binned as given
     mi = mutual_info_matrix(codes, factors, bins)
     return {"mig": mig_from_mi(mi, entropies(factors))}
 

@@ -10,11 +10,12 @@ All scores in [0, 1].
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
+from deft_tune.metrics._classifiers import fit_logistic_regression
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
 from deft_tune.metrics.mutual_info import mutual_info_matrix
 from deft_tune.validation import RandomLike, check_random_state
@@ -52,13 +53,14 @@ def explicitness_per_factor(
     """Macro one-vs-rest ROC AUC of a logistic regression, on train and on test samples.
 
     Classes absent from a split (no positive or no negative example) have no AUC and are left
-    out of that split's average.
+    out of that split's average. The regression has scikit-learn's defaults (lbfgs, at most 100
+    iterations), as in disentanglement_lib.
     """
-    clf = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    clf = fit_logistic_regression(x_train, y_train)
     return (_macro_auc(clf, x_train, y_train), _macro_auc(clf, x_test, y_test))
 
 
-def _macro_auc(clf: LogisticRegression, x: np.ndarray, y: np.ndarray) -> float:
+def _macro_auc(clf: ClassifierMixin, x: np.ndarray, y: np.ndarray) -> float:
     proba = clf.predict_proba(x)
     onehot = y[:, None] == clf.classes_[None, :]
     scorable = onehot.any(axis=0) & ~onehot.all(axis=0)
@@ -81,10 +83,10 @@ def modularity_explicitness(
     bins: int = 20,
 ) -> dict[str, float]:
     """``modularity``, ``modularity/explicitness_train`` and ``modularity/explicitness_test``."""
-    codes_train, factors_train = check_pair(codes_train, factors_train, "_train")
+    codes_train, factors_train = check_pair(codes_train, factors_train, "_train", keep_float32=True)
     codes_test, factors_test = check_pair(codes_test, factors_test, "_test", min_values=1)
     score = modularity_from_mi(mutual_info_matrix(codes_train, factors_train, bins))
-    x_train, x_test = _standardise(codes_train, codes_test)
+    x_train, x_test = _standardise(codes_train.astype(np.float64), codes_test)
     pairs = [
         explicitness_per_factor(x_train, factors_train[:, j], x_test, factors_test[:, j])
         for j in range(factors_train.shape[1])
@@ -99,7 +101,7 @@ def modularity_explicitness(
 
 def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
     """Modularity alone (no classifier), from codes (n, d) and factors (n, k)."""
-    codes, factors = check_pair(codes, factors)
+    codes, factors = check_pair(codes, factors, keep_float32=True)
     return modularity_from_mi(mutual_info_matrix(codes, factors, bins))
 
 

@@ -3,7 +3,8 @@
 These are the pure cores of MIG and Modularity and of the information-diffusion measure the
 training loop tracks on a fixed probe batch (NMI2 rising = information spreading into a second
 latent). Codes are discretised as disentanglement_lib does: per code, ``bins`` equal-width bins
-from ``np.histogram`` edges, then ``np.digitize``. Mutual information is in nats and equals
+from ``np.histogram`` edges, then ``np.digitize``, in the codes' own precision (float32 codes
+get float32 edges; other dtypes are binned as float64). Mutual information is in nats and equals
 ``sklearn.metrics.mutual_info_score`` on the discretised codes (tested against it); it is
 computed here from joint counts because one bincount per pair is far faster.
 """
@@ -21,9 +22,11 @@ def discretize(codes: np.ndarray, bins: int = 20) -> np.ndarray:
     """Codes (n, d) -> bin indices (n, d) in 1..bins, equal-width bins per code.
 
     A constant code falls into one bin. Fewer samples than bins is refused: the histogram would
-    be mostly empty and the mutual information biased, not merely noisy.
+    be mostly empty and the mutual information biased, not merely noisy. float32 codes are
+    binned in float32, as disentanglement_lib bins an encoder's output: a code lying on a bin
+    edge can land one bin higher or lower than in float64.
     """
-    codes = check_codes(codes)
+    codes = check_codes(codes, keep_float32=True)
     bins = check_positive_int(bins, "bins", minimum=2)
     if codes.shape[0] < bins:
         raise ValueError(

@@ -3,6 +3,8 @@ import pytest
 
 from deft_tune.metrics.mig import compute_mig, mig, mig_from_mi
 from tests.doubles import (
+    EDGE_CODES,
+    EDGE_FACTOR,
     constant_codes,
     duplicated_codes,
     identity_codes,
@@ -15,6 +17,13 @@ def test_mig_from_hand_made_mi_matrix():
     entropies = np.array([1.2, 0.6])
     # factor 0: (0.6 - 0.2) / 1.2 = 1/3; factor 1: (0.3 - 0.3) / 0.6 = 0.
     assert mig_from_mi(mi, entropies) == pytest.approx((1 / 3 + 0) / 2)
+
+
+def test_float32_codes_are_binned_in_float32():
+    # One code, one factor: MIG = MI / H(factor), H = ln 2 (see tests/doubles.py for the bins).
+    factors = EDGE_FACTOR[:, None]
+    assert mig(EDGE_CODES, factors, bins=10)["mig"] == pytest.approx(1.0)
+    assert mig(EDGE_CODES.astype(np.float64), factors, bins=10)["mig"] == pytest.approx(0.6)
 
 
 def test_identity_scores_near_one(oracle_data):

@@ -5,9 +5,10 @@ from deft_tune.metrics.modularity import (
     compute_modularity,
     explicitness_per_factor,
     modularity,
+    modularity_explicitness,
     modularity_from_mi,
 )
-from tests.doubles import constant_codes, duplicated_codes, identity_codes
+from tests.doubles import EDGE_CODES, EDGE_FACTOR, constant_codes, duplicated_codes, identity_codes
 
 SMALL = {"num_train": 1000, "num_test": 500}
 
@@ -19,6 +20,21 @@ def test_modularity_from_hand_made_mi():
     # code 1: squares (0.01, 0.01, 0.04): delta = (0.06 - 0.04) / (0.04 * 2) = 0.25 -> 0.75.
     # code 2: no information -> 0 by convention.
     assert modularity_from_mi(mi) == pytest.approx((1 + 0.75 + 0) / 3)
+
+
+def test_float32_codes_are_binned_in_float32():
+    # Factor 0 is EDGE_FACTOR (tests/doubles.py): MI ln 2 with float32 bins, 0.6 ln 2 with
+    # float64 bins.
+    # Factor 1 is 1 exactly on the codes 0.0, which both binnings keep apart: MI = H(0.3).
+    factors = np.column_stack([EDGE_FACTOR, [1] * 3 + [0] * 7])
+    h3 = -(0.3 * np.log(0.3) + 0.7 * np.log(0.7))  # 0.611, between 0.6 ln 2 and ln 2
+    # One code, k = 2: modularity = 1 - (smaller MI / larger MI)^2.
+    narrow = 1 - (h3 / np.log(2)) ** 2
+    wide = 1 - (0.6 * np.log(2) / h3) ** 2
+    assert modularity(EDGE_CODES, factors, bins=10) == pytest.approx(narrow)
+    assert modularity(EDGE_CODES.astype(np.float64), factors, bins=10) == pytest.approx(wide)
+    both = modularity_explicitness(EDGE_CODES, factors, EDGE_CODES, factors, bins=10)
+    assert both["modularity"] == pytest.approx(narrow)
 
 
 def test_explicitness_perfect_and_chance():

@@ -8,12 +8,25 @@ from deft_tune.metrics.mutual_info import (
     mutual_info_matrix,
     normalized_top2,
 )
+from tests.doubles import EDGE_BINS_FLOAT32, EDGE_BINS_FLOAT64, EDGE_CODES, EDGE_FACTOR
 
 
 def test_discretize_matches_histogram_edges():
     # 0..9 in 5 bins: edges 0, 1.8, 3.6, 5.4, 7.2, 9 -> digitize on the first five edges.
     codes = np.arange(10.0)[:, None]
     assert discretize(codes, bins=5)[:, 0].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+
+
+def test_float32_codes_are_binned_in_float32_as_disentanglement_lib_does():
+    assert discretize(EDGE_CODES, bins=10)[:, 0].tolist() == EDGE_BINS_FLOAT32
+    assert discretize(EDGE_CODES.astype(np.float64), bins=10)[:, 0].tolist() == EDGE_BINS_FLOAT64
+
+
+def test_mutual_info_of_float32_codes_uses_float32_bins():
+    factors = EDGE_FACTOR[:, None]
+    assert mutual_info_matrix(EDGE_CODES, factors, bins=10)[0, 0] == pytest.approx(np.log(2))
+    wide = mutual_info_matrix(EDGE_CODES.astype(np.float64), factors, bins=10)[0, 0]
+    assert wide == pytest.approx(0.6 * np.log(2))
 
 
 def test_constant_code_falls_in_one_bin():
