@@ -7,27 +7,28 @@ report is then generated from it alone.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPRO = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce"
-sys.path.insert(0, str(REPRO))
+from benchmarks.reproduce import driver, e3_diffusion, e5_stopper, pipeline, report
+from benchmarks.reproduce import tracking as rt
 
-import repro_report  # noqa: E402
-import repro_tracking as rt  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("repro_run", REPRO / "run.py")
-repro_run = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(repro_run)
-
-SPACE = {"name": "s", "objective": {"metric": "metrics/mig", "mode": "max"},
-         "budget": {"steps_per_trial": 300, "num_trials": 2, "max_concurrent": 2,
-                    "eval_interval": 100, "seed": 0, "cpus_per_trial": 1}}
+SPACE = {
+    "name": "s",
+    "objective": {"metric": "metrics/mig", "mode": "max"},
+    "budget": {
+        "steps_per_trial": 300,
+        "num_trials": 2,
+        "max_concurrent": 2,
+        "eval_interval": 100,
+        "seed": 0,
+        "cpus_per_trial": 1,
+    },
+}
 SCORES = {"deft": [0.31, 0.35, 0.27], "beta_vae": [0.12, 0.2, 0.05]}
 FACTORS = ("shape", "scale")
 
@@ -50,12 +51,24 @@ def _retrain(uri: str, name: str, migs: list[float], nmi2: float) -> list[str]:
     group = rt.start_group(uri, name, "retrain", {"search": name})
     ids = []
     for seed, mig in enumerate(migs):
-        history = [{"step": s, **{f"info/nmi1/{f}": 0.5 for f in FACTORS},
-                    **{f"info/nmi2/{f}": nmi2 * s / 200 for f in FACTORS}} for s in (100, 200)]
-        metrics = {"eval/mig": mig, "eval/dci/disentanglement": mig + 0.1,
-                   "eval/factor_vae/eval_accuracy": mig + 0.4}
-        ids.append(rt.add_run(group, f"seed{seed}", {"repro": {"metric_setting": "fast"}},
-                              metrics, {}, history))
+        history = [
+            {
+                "step": s,
+                **{f"info/nmi1/{f}": 0.5 for f in FACTORS},
+                **{f"info/nmi2/{f}": nmi2 * s / 200 for f in FACTORS},
+            }
+            for s in (100, 200)
+        ]
+        metrics = {
+            "eval/mig": mig,
+            "eval/dci/disentanglement": mig + 0.1,
+            "eval/factor_vae/eval_accuracy": mig + 0.4,
+        }
+        ids.append(
+            rt.add_run(
+                group, f"seed{seed}", {"repro": {"metric_setting": "fast"}}, metrics, {}, history
+            )
+        )
     rt.finish(group)
     return ids
 
@@ -63,8 +76,13 @@ def _retrain(uri: str, name: str, migs: list[float], nmi2: float) -> list[str]:
 def _ifp(uri: str) -> list[str]:
     ifp = rt.start_group(uri, "e2-ifp", "ifp", {"command": "deft-tune ifp --draws 2"})
     ifp_values = {"shape": [3.0, 4.0], "scale": [20.0, 30.0]}
-    ids = [rt.add_run(ifp, f"{f}-{d}", {"factor": f, "draw": d, "dataset": "dsprites_full"},
-                      {"ifp": v}, {}) for f, vs in ifp_values.items() for d, v in enumerate(vs)]
+    ids = [
+        rt.add_run(
+            ifp, f"{f}-{d}", {"factor": f, "draw": d, "dataset": "dsprites_full"}, {"ifp": v}, {}
+        )
+        for f, vs in ifp_values.items()
+        for d, v in enumerate(vs)
+    ]
     rt.finish(ifp)
     return ids
 
@@ -74,28 +92,43 @@ def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("repro")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     ids = {
-        "e1-deft": _search(uri, "e1-deft", [(0.4, [6.0, 2.0, 1.0], "completed", 300),
-                                            (0.1, [3.0, 1.0], "no_capture", 100)]),
-        "e5": _search(uri, "e5-deft-no-ifp", [(0.3, [6.0, 2.0, 1.0], "completed", 300),
-                                              (0.2, [3.0, 1.0], "completed", 300)]),
+        "e1-deft": _search(
+            uri,
+            "e1-deft",
+            [(0.4, [6.0, 2.0, 1.0], "completed", 300), (0.1, [3.0, 1.0], "no_capture", 100)],
+        ),
+        "e5": _search(
+            uri,
+            "e5-deft-no-ifp",
+            [(0.3, [6.0, 2.0, 1.0], "completed", 300), (0.2, [3.0, 1.0], "completed", 300)],
+        ),
         "deft": _retrain(uri, "e1-deft-retrain", SCORES["deft"], 0.1),
         "beta_vae": _retrain(uri, "e1-beta_vae-retrain", SCORES["beta_vae"], 0.4),
     }
-    for strength, deft, tcvae in (("0.5", [0.3, 0.4], [0.3, 0.3]), ("0.9", [0.3, 0.3],
-                                                                      [0.1, 0.2])):
+    for strength, deft, tcvae in (("0.5", [0.3, 0.4], [0.3, 0.3]), ("0.9", [0.3, 0.3], [0.1, 0.2])):
         ids[f"e4-deft-{strength}"] = _retrain(uri, f"e4-deft-c{strength}-retrain", deft, 0.1)
         _retrain(uri, f"e4-beta_tcvae-c{strength}-retrain", tcvae, 0.1)
     ids["ifp"] = _ifp(uri)
     ledger = None
     for step, seconds in (("e1-deft", 120.0), ("e5-deft-no-ifp", 150.0), ("e2-ifp-run", 60.0)):
-        ledger = rt.record_step(uri, ledger, step, "cmd", seconds,
-                                {"budget": "unit", "description": "a test store",
-                                 "seeds": [0, 1, 2]})
+        ledger = rt.record_step(
+            uri,
+            ledger,
+            step,
+            "cmd",
+            seconds,
+            {"budget": "unit", "description": "a test store", "seeds": [0, 1, 2]},
+        )
     rt.finish(ledger)
     docs = folder / "docs"
-    written = repro_report.write_report(uri, docs)
-    return {"uri": uri, "ids": ids, "text": (docs / "RESULTS.md").read_text(),
-            "written": written, "folder": folder}
+    written = report.write_report(uri, docs, driver.EXPERIMENTS)
+    return {
+        "uri": uri,
+        "ids": ids,
+        "text": (docs / "RESULTS.md").read_text(),
+        "written": written,
+        "folder": folder,
+    }
 
 
 def _row(text: str, first_cell: str) -> str:
@@ -128,10 +161,11 @@ def test_header_states_budget_setting_and_partial(store):
 def test_a_store_with_one_experiment_is_marked_partial(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _ifp(uri)
-    repro_report.write_report(uri, tmp_path / "docs")
+    report.write_report(uri, tmp_path / "docs", driver.EXPERIMENTS)
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
-    assert ("**PARTIAL: not in this store: experiment 1, experiment 3, experiment 4, "
-            "experiment 5.**") in text
+    assert (
+        "**PARTIAL: not in this store: experiment 1, experiment 3, experiment 4, experiment 5.**"
+    ) in text
     assert text.count("Not run in this store") == 4
     assert "| scale | 20.00, 30.00 | 25.00 |" in text
 
@@ -142,8 +176,10 @@ def test_correlated_table_and_trend(store):
     assert row.startswith("| 0.5 | DEFT | 0.350 ± 0.071 | 0.450 ± 0.071 |")
     assert all(run_id in row for run_id in store["ids"]["e4-deft-0.5"])
     # DCI: DEFT 0.45 -> 0.40, beta-TCVAE 0.40 -> 0.25
-    assert "DEFT -0.050, beta-TCVAE -0.150; the claim that the TC penalty suffers more " \
-           "from correlation holds" in text
+    assert (
+        "DEFT -0.050, beta-TCVAE -0.150; the claim that the TC penalty suffers more "
+        "from correlation holds" in text
+    )
 
 
 def test_ifp_table_and_found_boundaries(store):
@@ -151,8 +187,9 @@ def test_ifp_table_and_found_boundaries(store):
     assert "| scale | 20.00, 30.00 | 25.00 |" in text
     assert all(run_id in text for run_id in store["ids"]["ifp"])
     # found betas 6 and 2 (best trial): 6 lies between the clusters {scale} and {shape}
-    assert ("beta 6.000: medians above it: scale; below: shape; outside every cluster's "
-            "interval.") in text
+    assert (
+        "beta 6.000: medians above it: scale; below: shape; outside every cluster's interval."
+    ) in text
     assert "beta 2.000: medians above it: scale, shape; below: none" in text
 
 
@@ -169,30 +206,41 @@ def test_nmi_and_stopper_sections_come_from_histories(store):
 
 def test_figures_are_written(store):
     names = sorted(p.name for p in store["written"])
-    assert names == ["RESULTS.md", "exp1_scores.png", "exp2_ifp.png", "exp3_nmi.png",
-                     "exp4_correlated.png", "exp5_stopper.png"]
+    assert names == [
+        "RESULTS.md",
+        "exp1_scores.png",
+        "exp2_ifp.png",
+        "exp3_nmi.png",
+        "exp4_correlated.png",
+        "exp5_stopper.png",
+    ]
     assert all(p.stat().st_size > 1000 for p in store["written"])
 
 
-def test_report_only_needs_a_store(tmp_path, capsys):
-    assert repro_run.main(["--report-only", "--results", str(tmp_path)]) == 2
-    assert "no MLflow store" in capsys.readouterr().err
+def test_report_only_needs_a_store(tmp_path):
+    """Through run.py as a file from another folder: the documented command imports its package."""
+    command = [sys.executable, str(pipeline.HERE / "run.py"), "--report-only", "--results", "."]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "no MLflow store" in done.stderr
 
 
 def test_stopper_saving_reads_as_fewer_or_more():
-    assert repro_report.steps_saved(1 - 400 / 600) == "33% fewer trial-steps"
-    assert repro_report.steps_saved(1 - 7000 / 6000) == "17% more trial-steps"
+    assert e5_stopper.steps_saved(1 - 400 / 600) == "33% fewer trial-steps"
+    assert e5_stopper.steps_saved(1 - 7000 / 6000) == "17% more trial-steps"
 
 
 def test_published_budget_writes_docs_and_others_a_subfolder(store):
-    assert repro_run.default_docs("paper-cpu") == repro_report.REPO / "docs"
-    assert repro_run.default_docs("small") == repro_report.REPO / "docs" / "small"
-    assert repro_report.store_budget(store["uri"]) == "unit"  # --report-only's default folder
+    assert driver.default_docs("paper-cpu") == pipeline.REPO / "docs"
+    assert driver.default_docs("small") == pipeline.REPO / "docs" / "small"
+    assert rt.store_budget(store["uri"]) == "unit"  # --report-only's default folder
 
 
 def test_report_only_regenerates_from_the_store(store, tmp_path):
-    assert repro_run.main(["--report-only", "--results", str(store["folder"]),
-                           "--docs", str(tmp_path)]) == 0
+    assert (
+        driver.main(["--report-only", "--results", str(store["folder"]), "--docs", str(tmp_path)])
+        == 0
+    )
     again = (tmp_path / "RESULTS.md").read_text()
     strip = [line for line in again.splitlines() if not line.startswith("Generated by")]
     first = [line for line in store["text"].splitlines() if not line.startswith("Generated by")]
@@ -203,8 +251,10 @@ def test_summary_lists_every_judged_claim(store):
     summary = store["text"].split("## Summary")[1].split("## 1.")[0]
     assert "Experiment 1, DEFT scores higher with lower variance: holds" in summary
     assert "2 of 2 boundaries do (2 IFP cluster(s)" in summary
-    assert "Experiment 5, the IFP stopper: 33% fewer trial-steps; best MIG 0.400 with it, " \
-           "0.300 without." in summary
+    assert (
+        "Experiment 5, the IFP stopper: 33% fewer trial-steps; best MIG 0.400 with it, "
+        "0.300 without." in summary
+    )
     assert "not judged: none." in summary
 
 
@@ -213,7 +263,8 @@ def test_a_model_that_captured_nothing_cannot_judge_diffusion():
         return {"info/nmi1/shape": [(100, nmi1)], "info/nmi2/shape": [(100, nmi2)]}
 
     collapsed = {"deft": history(0.4, 0.2), "beta_vae": history(0.0, 0.0)}
-    assert repro_report.diffusion_verdict(collapsed, ["shape"]).startswith(
-        "cannot be judged in these two runs: beta-VAE captured no factor")
+    assert e3_diffusion.diffusion_verdict(collapsed, ["shape"]).startswith(
+        "cannot be judged in these two runs: beta-VAE captured no factor"
+    )
     diffused = {"deft": history(0.4, 0.3), "beta_vae": history(0.4, 0.1)}
-    assert "does not hold" in repro_report.diffusion_verdict(diffused, ["shape"])
+    assert "does not hold" in e3_diffusion.diffusion_verdict(diffused, ["shape"])
