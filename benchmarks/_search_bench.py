@@ -70,19 +70,29 @@ def add_budget_arguments(parser: Any, default_space: Path) -> None:
     parser.add_argument("--cpus-per-trial", type=float, help="budget.cpus_per_trial override")
     parser.add_argument("--gpus-per-trial", type=float, help="budget.gpus_per_trial override")
     parser.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "deft-tune-bench",
-                        help="folder for the searches' runs/ and mlflow.db (its benchmark "
-                             "subfolder is replaced)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "deft-tune-bench",
+        help="folder for the searches' runs/ and mlflow.db (its benchmark subfolder is replaced)",
+    )
     parser.add_argument("--write-doc", action="store_true", help=f"update {DOC.name}")
 
 
 def budget_overrides(args: Any) -> dict[str, Any]:
-    keys = {"trials": "num_trials", "steps": "steps_per_trial", "eval_interval": "eval_interval",
-            "max_concurrent": "max_concurrent", "cpus_per_trial": "cpus_per_trial",
-            "gpus_per_trial": "gpus_per_trial"}
-    return {budget_key: getattr(args, arg) for arg, budget_key in keys.items()
-            if getattr(args, arg) is not None}
+    keys = {
+        "trials": "num_trials",
+        "steps": "steps_per_trial",
+        "eval_interval": "eval_interval",
+        "max_concurrent": "max_concurrent",
+        "cpus_per_trial": "cpus_per_trial",
+        "gpus_per_trial": "gpus_per_trial",
+    }
+    return {
+        budget_key: getattr(args, arg)
+        for arg, budget_key in keys.items()
+        if getattr(args, arg) is not None
+    }
 
 
 def write_space(source: Path, folder: Path, name: str, budget: dict[str, Any]) -> Path:
@@ -99,8 +109,14 @@ def write_space(source: Path, folder: Path, name: str, budget: dict[str, Any]) -
     return path
 
 
-def run_search(space: Path, workdir: Path, *, address: str | None = None,
-               ifp_stopper: bool = True, asha: bool = True) -> SearchRun:
+def run_search(
+    space: Path,
+    workdir: Path,
+    *,
+    address: str | None = None,
+    ifp_stopper: bool = True,
+    asha: bool = True,
+) -> SearchRun:
     """One search on the embedded defaults (sqlite store in ``workdir``), timed end to end:
     Ray start, data preparation (cached), all trials, MLflow finalisation, Ray shutdown."""
     from deft_tune.search.options import SearchOptions
@@ -110,8 +126,14 @@ def run_search(space: Path, workdir: Path, *, address: str | None = None,
 
     workdir = workdir.resolve()
     uri = default_tracking_uri(workdir)
-    options = SearchOptions(space=str(space), storage=str(workdir / "runs"), tracking_uri=uri,
-                            address=address, ifp_stopper=ifp_stopper, asha=asha)
+    options = SearchOptions(
+        space=str(space),
+        storage=str(workdir / "runs"),
+        tracking_uri=uri,
+        address=address,
+        ifp_stopper=ifp_stopper,
+        asha=asha,
+    )
     started_at, start = time.time(), time.perf_counter()
     outcome = run(options, out=lambda line: None)
     wall = time.perf_counter() - start
@@ -121,11 +143,21 @@ def run_search(space: Path, workdir: Path, *, address: str | None = None,
     record = load_search(uri, outcome.name)
     metric = record.objective.replace("metrics/", "", 1)
     nan = (float("nan"), float("nan"))
-    trials = tuple(Trial(t.trial_id, t.status, t.stop_reason, t.steps,
-                         *times.get(t.trial_id, nan), _objective(t.metrics, metric),
-                         _schedule(t.params)) for t in record.trials)
-    return SearchRun(outcome.name, started_at, wall, outcome.best_trial_id, outcome.best_value,
-                     trials)
+    trials = tuple(
+        Trial(
+            t.trial_id,
+            t.status,
+            t.stop_reason,
+            t.steps,
+            *times.get(t.trial_id, nan),
+            _objective(t.metrics, metric),
+            _schedule(t.params),
+        )
+        for t in record.trials
+    )
+    return SearchRun(
+        outcome.name, started_at, wall, outcome.best_trial_id, outcome.best_value, trials
+    )
 
 
 def trial_times(experiment: Path) -> dict[str, tuple[float, float]]:
@@ -156,8 +188,10 @@ def machine() -> str:
         found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
         model = found.group(1).strip() if found else model
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} "
-            f"(1-min load average {load:.1f} at the start: the machine is shared)")
+    return (
+        f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"(1-min load average {load:.1f} at the start: the machine is shared)"
+    )
 
 
 def today() -> str:
@@ -168,8 +202,12 @@ def write_between(begin: str, end: str, text: str) -> None:
     doc = DOC.read_text()
     if begin not in doc or end not in doc:
         raise SystemExit(f"{DOC} lacks the {begin} ... {end} markers")
-    new = re.sub(f"{re.escape(begin)}.*?{re.escape(end)}", lambda _: f"{begin}\n{text}\n{end}",
-                 doc, flags=re.S)
+    new = re.sub(
+        f"{re.escape(begin)}.*?{re.escape(end)}",
+        lambda _: f"{begin}\n{text}\n{end}",
+        doc,
+        flags=re.S,
+    )
     tmp = DOC.with_name(f".{DOC.name}.tmp")
     tmp.write_text(new)
     os.replace(tmp, DOC)

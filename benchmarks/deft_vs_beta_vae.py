@@ -40,8 +40,20 @@ def seeded_config(config: Path, seed: int, folder: Path) -> Path:
 def train(config: Path, out: Path) -> None:
     """Train unless ``out`` already holds a finished run."""
     if not (out / "metrics.json").exists():
-        subprocess.run([sys.executable, "-m", "deft_tune", "train", "--config", str(config),
-                        "--out", str(out), "--no-progress"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deft_tune",
+                "train",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            check=True,
+        )
 
 
 def run_all(seeds: list[int], runs: Path) -> list[dict]:
@@ -66,8 +78,10 @@ def table(rows: list[dict]) -> str:
     for method in CONFIGS:
         migs = [r["mig"] for r in rows if r["method"] == method]
         spread = f" ± {statistics.stdev(migs):.4f}" if len(migs) > 1 else ""
-        lines.append(f"| **{method}, mean** | {len(migs)} seeds | "
-                     f"**{statistics.mean(migs):.4f}{spread}** | |")
+        lines.append(
+            f"| **{method}, mean** | {len(migs)} seeds | "
+            f"**{statistics.mean(migs):.4f}{spread}** | |"
+        )
     return "\n".join(lines)
 
 

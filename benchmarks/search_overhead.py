@@ -50,8 +50,7 @@ def table(run: SearchRun, concurrency: int, args: argparse.Namespace) -> str:
         f"| {run.wall_seconds:.1f} | {run.trial_seconds:.1f} | {overhead:.1f} "
         f"| {overhead / n:.1f} |",
         "",
-        "Trial time of each trial (s): "
-        + ", ".join(f"{t.seconds:.1f}" for t in run.trials) + ".",
+        "Trial time of each trial (s): " + ", ".join(f"{t.seconds:.1f}" for t in run.trials) + ".",
     ]
     if concurrency == 1:  # with parallel trials the wall-clock split is not additive
         rows.append(overhead_split(run, overhead))
@@ -62,11 +61,13 @@ def overhead_split(run: SearchRun, overhead: float) -> str:
     before, after = run.outside_trials()
     between = overhead - before - after
     gaps = max(len(run.trials) - 1, 1)
-    return (f"Of the overhead, {before:.0f} s passed before the first trainable started (Ray "
-            f"start, Tuner, first trial actor) and {after:.0f} s after the last report (MLflow "
-            f"finalisation, Ray shutdown); the remaining {between:.0f} s, {between / gaps:.0f} s "
-            "per gap, lie between trials (a new actor process importing torch, MLflow run "
-            "set-up, Tune's bookkeeping). Timestamps are Tune's whole seconds.")
+    return (
+        f"Of the overhead, {before:.0f} s passed before the first trainable started (Ray "
+        f"start, Tuner, first trial actor) and {after:.0f} s after the last report (MLflow "
+        f"finalisation, Ray shutdown); the remaining {between:.0f} s, {between / gaps:.0f} s "
+        "per gap, lie between trials (a new actor process importing torch, MLflow run "
+        "set-up, Tune's bookkeeping). Timestamps are Tune's whole seconds."
+    )
 
 
 def main() -> None:
@@ -74,8 +75,11 @@ def main() -> None:
     add_budget_arguments(parser, ROOT / "search_spaces" / "quick.yaml")
     parser.set_defaults(max_concurrent=1)
     args = parser.parse_args()
-    args.command = ["python", "benchmarks/search_overhead.py",
-                    *[a for a in sys.argv[1:] if a != "--write-doc"]]
+    args.command = [
+        "python",
+        "benchmarks/search_overhead.py",
+        *[a for a in sys.argv[1:] if a != "--write-doc"],
+    ]
     workdir = args.workdir.resolve() / "overhead"
     if workdir.exists():
         shutil.rmtree(workdir)  # a fresh store and storage: this search only

@@ -43,10 +43,16 @@ GOAL_SAVING = 0.40
 
 def paired_differences(stopped: SearchRun, full: SearchRun) -> list[float]:
     """Objective differences of schedules that ran to the end in both arms."""
-    done = {t.schedule: t.objective for t in full.trials
-            if t.status == "FINISHED" and t.objective is not None}
-    return [t.objective - done[t.schedule] for t in stopped.trials
-            if t.status == "FINISHED" and t.objective is not None and t.schedule in done]
+    done = {
+        t.schedule: t.objective
+        for t in full.trials
+        if t.status == "FINISHED" and t.objective is not None
+    }
+    return [
+        t.objective - done[t.schedule]
+        for t in stopped.trials
+        if t.status == "FINISHED" and t.objective is not None and t.schedule in done
+    ]
 
 
 def _reasons(run: SearchRun) -> str:
@@ -56,8 +62,10 @@ def _reasons(run: SearchRun) -> str:
 
 def _row(seed: int, arm: str, run: SearchRun) -> str:
     best = "-" if run.best_value is None else f"{run.best_value:.4f}"
-    return (f"| {seed} | {arm} | {len(run.trials)} | {_reasons(run)} | {run.trial_steps} "
-            f"| {best} | {run.wall_seconds:.0f} |")
+    return (
+        f"| {seed} | {arm} | {len(run.trials)} | {_reasons(run)} | {run.trial_steps} "
+        f"| {best} | {run.wall_seconds:.0f} |"
+    )
 
 
 def _score(value: float | None) -> str:
@@ -68,25 +76,33 @@ def pair_table(seed: int, stopped: SearchRun, full: SearchRun) -> list[str]:
     """Each schedule of the unstopped arm beside the same schedule in the stopper's arm: does
     the stopper end the schedules that would have scored best?"""
     twins = {t.schedule: t for t in stopped.trials}
-    lines = [f"Seed {seed}, schedule by schedule (sorted by the unstopped objective):", "",
-             "| groups | first beta | no stopper: objective | IFP stopper: end (step) "
-             "| IFP stopper: objective |", "|---|---|---|---|---|"]
+    lines = [
+        f"Seed {seed}, schedule by schedule (sorted by the unstopped objective):",
+        "",
+        "| groups | first beta | no stopper: objective | IFP stopper: end (step) "
+        "| IFP stopper: objective |",
+        "|---|---|---|---|---|",
+    ]
     for trial in sorted(full.trials, key=lambda t: -(t.objective or 0.0)):
         params = dict(trial.schedule)
         twin = twins.get(trial.schedule)
         end = f"{twin.stop_reason} ({twin.steps})" if twin else "not sampled"
         beta = float(params.get("schedule.stages.0.beta", "nan"))
-        lines.append(f"| {params.get('model.groups', '-')} | {beta:.2f} "
-                     f"| {_score(trial.objective)} | {end} "
-                     f"| {_score(twin.objective if twin else None)} |")
+        lines.append(
+            f"| {params.get('model.groups', '-')} | {beta:.2f} "
+            f"| {_score(trial.objective)} | {end} "
+            f"| {_score(twin.objective if twin else None)} |"
+        )
     return lines + [""]
 
 
 def verdict(stopped: SearchRun, full: SearchRun) -> str:
     saving = 1 - stopped.trial_steps / full.trial_steps
     pairs = paired_differences(stopped, full)
-    line = (f"trial-steps with/without the stopper = {stopped.trial_steps}/{full.trial_steps}"
-            f" = {1 - saving:.2f} ({saving:.0%} fewer)")
+    line = (
+        f"trial-steps with/without the stopper = {stopped.trial_steps}/{full.trial_steps}"
+        f" = {1 - saving:.2f} ({saving:.0%} fewer)"
+    )
     if stopped.best_value is None or full.best_value is None:
         return line + "; a best objective is missing: goal not judged."
     gap = stopped.best_value - full.best_value
@@ -96,9 +112,11 @@ def verdict(stopped: SearchRun, full: SearchRun) -> str:
     sigma = math.sqrt(sum(d * d for d in pairs) / len(pairs))
     within = abs(gap) <= 2 * sigma
     met = saving >= GOAL_SAVING and within
-    return (line + f", noise sigma {sigma:.4f} from {len(pairs)} same-schedule pairs "
-            f"({'within' if within else 'outside'} 2 sigma). Goal (>= 40% fewer trial-steps, "
-            f"best within noise): **{'met' if met else 'not met'}**.")
+    return (
+        line + f", noise sigma {sigma:.4f} from {len(pairs)} same-schedule pairs "
+        f"({'within' if within else 'outside'} 2 sigma). Goal (>= 40% fewer trial-steps, "
+        f"best within noise): **{'met' if met else 'not met'}**."
+    )
 
 
 def main() -> None:
@@ -107,8 +125,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds")
     parser.add_argument("--asha", action="store_true", help="ASHA on in both arms")
     args = parser.parse_args()
-    command = " ".join(["python", "benchmarks/stopper_savings.py",
-                        *[a for a in sys.argv[1:] if a != "--write-doc"]])
+    command = " ".join(
+        [
+            "python",
+            "benchmarks/stopper_savings.py",
+            *[a for a in sys.argv[1:] if a != "--write-doc"],
+        ]
+    )
     workdir = args.workdir.resolve() / "savings"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -119,25 +142,28 @@ def main() -> None:
         for arm, ifp in (("no stopper", False), ("IFP stopper", True)):
             name = f"savings-s{seed}-{'ifp' if ifp else 'none'}"
             space = write_space(args.space, workdir, name, budget)
-            arms[arm] = run_search(space, workdir, address=args.address, ifp_stopper=ifp,
-                                   asha=args.asha)
+            arms[arm] = run_search(
+                space, workdir, address=args.address, ifp_stopper=ifp, asha=args.asha
+            )
             rows.append(_row(seed, arm, arms[arm]))
             print(rows[-1], flush=True)
         verdicts.append(f"- seed {seed}: " + verdict(arms["IFP stopper"], arms["no stopper"]))
         pairs += pair_table(seed, arms["IFP stopper"], arms["no stopper"])
-    text = "\n".join([
-        f"Measured {today()} with `{command}` on {machine()}; ASHA "
-        f"{'on' if args.asha else 'off'} in both arms.",
-        "",
-        "| seed | arm | trials | stopped (reason count) | trial-steps | best objective "
-        "| wall (s) |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        *verdicts,
-        "",
-        *pairs,
-    ]).rstrip()
+    text = "\n".join(
+        [
+            f"Measured {today()} with `{command}` on {machine()}; ASHA "
+            f"{'on' if args.asha else 'off'} in both arms.",
+            "",
+            "| seed | arm | trials | stopped (reason count) | trial-steps | best objective "
+            "| wall (s) |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            *verdicts,
+            "",
+            *pairs,
+        ]
+    ).rstrip()
     print(text)
     if args.write_doc:
         write_between(BEGIN, END, text)

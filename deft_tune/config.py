@@ -163,6 +163,7 @@ class RunConfig:
 
 # --- YAML in and out ------------------------------------------------------------------------
 
+
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read and validate a run config YAML file."""
     path = Path(path)
@@ -211,6 +212,7 @@ def flatten(mapping: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dic
 
 
 # --- building dataclasses from plain data, with named errors -------------------------------
+
 
 def _build(cls: type, raw: Any, where: str) -> Any:
     if isinstance(raw, cls):
@@ -267,8 +269,10 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
             pass
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    if hint is Any or (isinstance(value, hint) and not isinstance(value, bool)) or (
-        hint is bool and isinstance(value, bool)
+    if (
+        hint is Any
+        or (isinstance(value, hint) and not isinstance(value, bool))
+        or (hint is bool and isinstance(value, bool))
     ):
         return value
     raise ConfigError(f"{where} == {_show(value)}, must be {hint.__name__}")
@@ -294,6 +298,7 @@ def _show(value: Any) -> str:
 
 # --- value checks ---------------------------------------------------------------------------
 
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -307,9 +312,11 @@ def _check_run(config: RunConfig) -> None:
     if config.objective.kind == "deft":
         _check_schedule(config.schedule, config.model.groups, config.training.steps)
     else:
-        _require(not config.schedule.stages,
-                 f"schedule.stages is set but objective.kind == {config.objective.kind!r}: "
-                 "stages belong to objective.kind 'deft'; remove the schedule section")
+        _require(
+            not config.schedule.stages,
+            f"schedule.stages is set but objective.kind == {config.objective.kind!r}: "
+            "stages belong to objective.kind 'deft'; remove the schedule section",
+        )
 
 
 def _check_model(model: ModelConfig) -> None:
@@ -330,27 +337,43 @@ def _check_training(training: TrainingConfig) -> None:
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
     check_scalar(training.seed, "training.seed", int, min_val=0)
     device = training.device
-    _require(device in ("auto", "cpu") or device.startswith(("cuda", "mps")),
-             f"training.device == {device!r}, must be 'auto', 'cpu', 'cuda[:N]' or 'mps'")
+    _require(
+        device in ("auto", "cpu") or device.startswith(("cuda", "mps")),
+        f"training.device == {device!r}, must be 'auto', 'cpu', 'cuda[:N]' or 'mps'",
+    )
 
 
 def _check_evaluation(evaluation: EvaluationConfig) -> None:
     check_scalar(evaluation.interval, "evaluation.interval", int, min_val=1)
-    check_scalar(evaluation.probe_size, "evaluation.probe_size", int, min_val=20,
-                 hint="the information signals bin codes into 20 bins")
+    check_scalar(
+        evaluation.probe_size,
+        "evaluation.probe_size",
+        int,
+        min_val=20,
+        hint="the information signals bin codes into 20 bins",
+    )
 
 
 def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
     stages = schedule.stages
     for i, stage in enumerate(stages):
         check_scalar(stage.beta, f"schedule.stages[{i}].beta", min_val=0)
-        check_scalar(stage.lr_scale, f"schedule.stages[{i}].lr_scale", min_val=0, max_val=1,
-                     hint="0 freezes earlier groups, 1 leaves them alone")
-    _require(len(stages) >= 1, "schedule.stages is empty: objective 'deft' needs one stage "
-             "per encoder group")
-    _require(len(stages) == groups,
-             f"schedule.stages has {len(stages)} stages but model.groups == {groups}: "
-             "DEFT opens one group per stage, so make them equal")
+        check_scalar(
+            stage.lr_scale,
+            f"schedule.stages[{i}].lr_scale",
+            min_val=0,
+            max_val=1,
+            hint="0 freezes earlier groups, 1 leaves them alone",
+        )
+    _require(
+        len(stages) >= 1,
+        "schedule.stages is empty: objective 'deft' needs one stage per encoder group",
+    )
+    _require(
+        len(stages) == groups,
+        f"schedule.stages has {len(stages)} stages but model.groups == {groups}: "
+        "DEFT opens one group per stage, so make them equal",
+    )
     if schedule.rule == "fixed":
         _check_fixed_lengths(stages, steps)
     else:
@@ -359,18 +382,30 @@ def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
 
 def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
     for i, stage in enumerate(stages[:-1]):
-        _require(stage.steps is not None,
-                 f"schedule.stages[{i}].steps == None, must be >= 1 "
-                 "(only the last stage may omit steps)")
-        check_scalar(stage.steps, f"schedule.stages[{i}].steps", int, min_val=1,
-                     hint="only the last stage may omit steps")
+        _require(
+            stage.steps is not None,
+            f"schedule.stages[{i}].steps == None, must be >= 1 "
+            "(only the last stage may omit steps)",
+        )
+        check_scalar(
+            stage.steps,
+            f"schedule.stages[{i}].steps",
+            int,
+            min_val=1,
+            hint="only the last stage may omit steps",
+        )
     lengths = [s.steps for s in stages if s.steps is not None]
     total = sum(lengths)
     last_open = stages[-1].steps is None
-    _require(total < steps if last_open else total == steps,
-             f"schedule stage steps sum to {total} but training.steps == {steps}: "
-             + ("leave room for the last stage" if last_open
-                else "make them add up, or omit the last stage's steps"))
+    _require(
+        total < steps if last_open else total == steps,
+        f"schedule stage steps sum to {total} but training.steps == {steps}: "
+        + (
+            "leave room for the last stage"
+            if last_open
+            else "make them add up, or omit the last stage's steps"
+        ),
+    )
 
 
 def _check_annealed(schedule: ScheduleConfig) -> None:
@@ -378,6 +413,8 @@ def _check_annealed(schedule: ScheduleConfig) -> None:
     check_scalar(schedule.gamma, "schedule.gamma", min_val=0, include_boundaries="neither")
     check_scalar(schedule.anneal_steps, "schedule.anneal_steps", int, min_val=1)
     betas = [s.beta for s in schedule.stages]
-    _require(all(a > b for a, b in zip(betas, betas[1:])),
-             f"schedule.stages betas {betas} must decrease under the annealed rule "
-             "(each is the threshold at which its stage ends)")
+    _require(
+        all(a > b for a, b in zip(betas, betas[1:])),
+        f"schedule.stages betas {betas} must decrease under the annealed rule "
+        "(each is the threshold at which its stage ends)",
+    )

@@ -30,6 +30,7 @@ _WHERE = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|==|!=|>|<)\s*([-+\w.]+)\s*$")
 
 # --- reading trial records --------------------------------------------------------------------
 
+
 def stage_values(params: dict[str, str], field: str) -> list[float]:
     """The per-stage values of ``field`` (beta, lr_scale, steps) from flattened params."""
     found = {}
@@ -96,12 +97,15 @@ def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
 
 # --- filtering --------------------------------------------------------------------------------
 
+
 def parse_where(expression: str, available: Iterable[str]) -> Callable[[Any], bool]:
     """``"mig > 0.1"`` -> a predicate over trial records; trials without the metric fail it."""
     match = _WHERE.match(expression)
     if not match:
-        raise ConfigError(f"--where {expression!r} is not 'METRIC OP NUMBER' "
-                          "(OP one of > >= < <= == !=), e.g. --where 'mig > 0.1'")
+        raise ConfigError(
+            f"--where {expression!r} is not 'METRIC OP NUMBER' "
+            "(OP one of > >= < <= == !=), e.g. --where 'mig > 0.1'"
+        )
     name, op, number = match.groups()
     try:
         threshold = float(number)
@@ -118,6 +122,7 @@ def parse_where(expression: str, available: Iterable[str]) -> Callable[[Any], bo
 
 
 # --- tables -----------------------------------------------------------------------------------
+
 
 def trial_row(trial: Any, metric: str) -> dict[str, Any]:
     """One trial as a flat row: identity, outcome, schedule, objective, other metrics."""
@@ -144,8 +149,14 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
     return row
 
 
-def trials_table(trials: Sequence[Any], metric: str, mode: str, *, top: int | None = None,
-                 where: Callable[[Any], bool] | None = None) -> list[dict[str, Any]]:
+def trials_table(
+    trials: Sequence[Any],
+    metric: str,
+    mode: str,
+    *,
+    top: int | None = None,
+    where: Callable[[Any], bool] | None = None,
+) -> list[dict[str, Any]]:
     """Rows sorted by the objective (best first), then the trials that cannot rank."""
     chosen = [t for t in trials if where is None or where(t)]
     best = ranked(chosen, metric, mode)
@@ -180,6 +191,7 @@ def _float(text: str | None) -> float | None:
 
 # --- Parquet ----------------------------------------------------------------------------------
 
+
 def write_parquet(trials: Sequence[Any], path: str | os.PathLike) -> os.PathLike:
     """All trials with every param (``params.*``) and final metric (``metrics.*``), atomically."""
     import pyarrow as pa
@@ -206,6 +218,7 @@ def write_parquet(trials: Sequence[Any], path: str | os.PathLike) -> os.PathLike
 
 # --- choosing the trial to export --------------------------------------------------------------
 
+
 def schedule_key(trial: Any) -> tuple[tuple[str, str], ...]:
     """What a trial's schedule is, seed aside: trials with the same key differ only by seed."""
     return tuple(sorted((k, v) for k, v in trial.params.items() if k != "training.seed"))
@@ -230,27 +243,32 @@ def seeds_robust(trials: Sequence[Any], metric: str, mode: str) -> list[tuple[fl
     return sorted(scored, key=lambda s: s[0], reverse=(mode == "max"))
 
 
-def choose_trial(trials: Sequence[Any], metric: str, mode: str, rank: int = 1,
-                 robust: bool = False) -> tuple[Any, str]:
+def choose_trial(
+    trials: Sequence[Any], metric: str, mode: str, rank: int = 1, robust: bool = False
+) -> tuple[Any, str]:
     """The trial at ``rank`` (1 = best) and a line saying why it was chosen."""
     if rank < 1:
         raise ConfigError(f"--rank == {rank}, must be >= 1 (1 is the best trial)")
     if robust:
         scored = seeds_robust(trials, metric, mode)
         if not scored:
-            raise ConfigError("--seeds-robust needs schedules that ran with several seeds; "
-                              "this search ran each schedule once: drop --seeds-robust")
+            raise ConfigError(
+                "--seeds-robust needs schedules that ran with several seeds; "
+                "this search ran each schedule once: drop --seeds-robust"
+            )
         if rank > len(scored):
             raise ConfigError(f"--rank {rank} but only {len(scored)} schedules ran several seeds")
         score, members = scored[rank - 1]
         best = ranked(members, metric, mode)[0]
         sign = "-" if mode == "max" else "+"
-        return best, (f"rank {rank} by mean {sign} std of {metric} over {len(members)} seeds "
-                      f"= {score:.4g}")
+        return best, (
+            f"rank {rank} by mean {sign} std of {metric} over {len(members)} seeds = {score:.4g}"
+        )
     order = ranked(trials, metric, mode)
     if not order:
-        raise ConfigError(f"no finished trial logged {metric!r}: wait for the search or "
-                          "choose another --metric")
+        raise ConfigError(
+            f"no finished trial logged {metric!r}: wait for the search or choose another --metric"
+        )
     if rank > len(order):
         raise ConfigError(f"--rank {rank} but only {len(order)} trials finished")
     chosen = order[rank - 1]
@@ -259,14 +277,19 @@ def choose_trial(trials: Sequence[Any], metric: str, mode: str, rank: int = 1,
 
 # --- a narrowed search space for a second round -------------------------------------------------
 
+
 def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
     """A trial's values of the search-space parameters, read back from its run config params."""
     p = trial.params
     betas = stage_values(p, "beta")
     seen: dict[str, list[Any]] = defaultdict(list)
-    for key, param in (("lr", "training.lr"), ("beta", "objective.beta"),
-                       ("capacity_max", "objective.capacity_max"),
-                       ("gamma", "schedule.gamma"), ("beta_max", "schedule.beta_max")):
+    for key, param in (
+        ("lr", "training.lr"),
+        ("beta", "objective.beta"),
+        ("capacity_max", "objective.capacity_max"),
+        ("gamma", "schedule.gamma"),
+        ("beta_max", "schedule.beta_max"),
+    ):
         if _float(p.get(param)) is not None:
             seen[key].append(_float(p[param]))
     if p.get("objective.kind", "deft") != "deft":
@@ -290,12 +313,16 @@ def _positions(betas: list[float]) -> list[float]:
     if len(betas) < 3 or betas[-1] <= 0:
         return []
     last = math.log(betas[-1])
-    return [(math.log(b) - last) / (math.log(prev) - last)
-            for prev, b in zip(betas[:-2], betas[1:-1]) if prev != betas[-1]]
+    return [
+        (math.log(b) - last) / (math.log(prev) - last)
+        for prev, b in zip(betas[:-2], betas[1:-1])
+        if prev != betas[-1]
+    ]
 
 
-def refine_space(space: dict[str, Any], trials: Sequence[Any], widen: float = 0.1
-                 ) -> dict[str, Any]:
+def refine_space(
+    space: dict[str, Any], trials: Sequence[Any], widen: float = 0.1
+) -> dict[str, Any]:
     """A copy of ``space`` whose searched ranges span the given (top) trials, widened a little.
 
     Ranges shrink to [min, max] of the values the trials used, widened by ``widen`` of the span

@@ -62,7 +62,7 @@ def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
         if name in ("lr", "beta 1") or name.startswith("lr scale"):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at this size
-    for ax in list(axes.flat)[len(columns):]:
+    for ax in list(axes.flat)[len(columns) :]:
         ax.set_visible(False)
     figure.supylabel(metric)
     figure.tight_layout()
@@ -122,14 +122,20 @@ def stop_reasons(trials: Sequence[Any], steps_per_trial: int) -> Figure:
     return figure
 
 
-def write_all(search: Any, metric: str, uri: str, directory: str | os.PathLike,
-              histories: Callable[..., dict] | None = None) -> list[Path]:
+def write_all(
+    search: Any,
+    metric: str,
+    uri: str,
+    directory: str | os.PathLike,
+    histories: Callable[..., dict] | None = None,
+) -> list[Path]:
     """Write the four figures of ``search`` to ``directory``; returns their paths."""
     if histories is None:
         from deft_tune.search.tracking.reader import metric_histories as histories
     directory = Path(directory)
     steps = int((search.space.get("budget") or {}).get("steps_per_trial", 0)) or max(
-        (t.steps for t in search.trials), default=0)
+        (t.steps for t in search.trials), default=0
+    )
     top = report.ranked(search.trials, metric, search.mode)[:TOP_TRIALS]
     per_group = {}
     for trial in top:
@@ -139,7 +145,8 @@ def write_all(search: Any, metric: str, uri: str, directory: str | os.PathLike,
         "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
         "objective_vs_params.png": objective_vs_params(search.trials, metric),
         "information_per_group.png": information_per_group(
-            {k: v for k, v in per_group.items() if v}),
+            {k: v for k, v in per_group.items() if v}
+        ),
         "stop_reasons.png": stop_reasons(search.trials, steps),
     }
     return [save_figure(figure, directory / name) for name, figure in figures.items()]

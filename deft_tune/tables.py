@@ -50,8 +50,9 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     return "\n".join(line.rstrip() for line in lines)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
-                   digits: int = 4) -> str:
+def markdown_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, digits: int = 4
+) -> str:
     """A GitHub Markdown table; strings are taken as they are (so they may hold Markdown)."""
     columns = list(columns or union_keys(rows))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -86,11 +86,13 @@ def recorded_search(tmp_path_factory, ray_session):
     from deft_tune.search.runner import run_search
 
     folder = tmp_path_factory.mktemp("recorded-search")
-    space = tiny_space(folder / "tiny.yaml", trials=4, steps=40, interval=10, name="tinyx",
-                       ifp=False)
+    space = tiny_space(
+        folder / "tiny.yaml", trials=4, steps=40, interval=10, name="tinyx", ifp=False
+    )
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     options = SearchOptions(space=str(space), storage=str(folder / "runs"), tracking_uri=uri)
     lines: list[str] = []
-    outcome = run_search(options, data_factory=SmallGridDSprites(str(folder / "cache")),
-                         out=lines.append)
+    outcome = run_search(
+        options, data_factory=SmallGridDSprites(str(folder / "cache")), out=lines.append
+    )
     return SimpleNamespace(uri=uri, folder=folder, outcome=outcome, space=space, lines=lines)

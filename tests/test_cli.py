@@ -15,6 +15,7 @@ def test_unknown_command_is_one_line_and_exit_2(capsys):
 
 
 def test_console_script_runs_as_a_module():
-    out = subprocess.run([sys.executable, "-m", "deft_tune", "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "deft_tune", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("deft-tune ")

@@ -43,16 +43,26 @@ def test_scientific_notation_string_is_read_as_float():
     [
         ({"modle": {}}, "unknown key 'modle': did you mean 'model'?"),
         ({"training": {"steps": 0}}, "training.steps == 0, must be >= 1"),
-        ({"schedule": {"stages": [{"beta": -0.5, "steps": 300}, {"beta": 1}]}},
-         "schedule.stages[0].beta == -0.5, must be >= 0"),
-        ({"schedule": {"stages": [{"beta": 5, "steps": 300}, {"beta": 1, "lr_scale": 1.5}]}},
-         "schedule.stages[1].lr_scale == 1.5, must lie in [0, 1]"),
-        ({"schedule": {"stages": [{"beta": 5}]}},
-         "schedule.stages has 1 stages but model.groups == 2"),
-        ({"schedule": {"stages": [{"beta": 5, "steps": 600}, {"beta": 1, "steps": 600}]}},
-         "schedule stage steps sum to 1200 but training.steps == 1000"),
-        ({"schedule": {"rule": "annealed", "stages": [{"beta": 5}, {"beta": 9}]}},
-         "must decrease under the annealed rule"),
+        (
+            {"schedule": {"stages": [{"beta": -0.5, "steps": 300}, {"beta": 1}]}},
+            "schedule.stages[0].beta == -0.5, must be >= 0",
+        ),
+        (
+            {"schedule": {"stages": [{"beta": 5, "steps": 300}, {"beta": 1, "lr_scale": 1.5}]}},
+            "schedule.stages[1].lr_scale == 1.5, must lie in [0, 1]",
+        ),
+        (
+            {"schedule": {"stages": [{"beta": 5}]}},
+            "schedule.stages has 1 stages but model.groups == 2",
+        ),
+        (
+            {"schedule": {"stages": [{"beta": 5, "steps": 600}, {"beta": 1, "steps": 600}]}},
+            "schedule stage steps sum to 1200 but training.steps == 1000",
+        ),
+        (
+            {"schedule": {"rule": "annealed", "stages": [{"beta": 5}, {"beta": 9}]}},
+            "must decrease under the annealed rule",
+        ),
         ({"objective": {"kind": "vae"}}, "objective.kind == 'vae', must be one of"),
         ({"training": {"batch_size": "big"}}, "training.batch_size == 'big', must be int"),
         ({"training": {"device": "tpu"}}, "training.device == 'tpu'"),

@@ -30,8 +30,9 @@ def _fresh_import(modules: tuple[str, ...]) -> dict[str, bool]:
         "    importlib.import_module(name)\n"
         f"print(json.dumps({{m: m in sys.modules for m in {list(HEAVY)!r}}}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -41,9 +42,16 @@ def test_library_rooms_import_no_ray_optuna_or_mlflow():
 
 def test_the_cli_and_the_search_package_load_without_them():
     # Ray, Optuna and MLflow load when a command needs them, not to parse a command line.
-    assert _fresh_import(("deft_tune.cli", "deft_tune.search", "deft_tune.search.space",
-                          "deft_tune.search.tracking", "deft_tune.search.options",
-                          "deft_tune.search.runner")) == dict.fromkeys(HEAVY, False)
+    assert _fresh_import(
+        (
+            "deft_tune.cli",
+            "deft_tune.search",
+            "deft_tune.search.space",
+            "deft_tune.search.tracking",
+            "deft_tune.search.options",
+            "deft_tune.search.runner",
+        )
+    ) == dict.fromkeys(HEAVY, False)
 
 
 def _module_name(path: Path) -> str:
@@ -78,7 +86,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()

@@ -24,11 +24,19 @@ class Trial:
 
 
 def deft_params(betas, lr_scales, steps, seed=0, lr=5e-4):
-    params = {"objective.kind": "deft", "schedule.rule": "fixed", "training.lr": str(lr),
-              "training.seed": str(seed), "model.latents_per_group": "2"}
+    params = {
+        "objective.kind": "deft",
+        "schedule.rule": "fixed",
+        "training.lr": str(lr),
+        "training.seed": str(seed),
+        "model.latents_per_group": "2",
+    }
     for i, (b, s, n) in enumerate(zip(betas, lr_scales, steps)):
-        params |= {f"schedule.stages.{i}.beta": str(b), f"schedule.stages.{i}.lr_scale": str(s),
-                   f"schedule.stages.{i}.steps": str(n)}
+        params |= {
+            f"schedule.stages.{i}.beta": str(b),
+            f"schedule.stages.{i}.lr_scale": str(s),
+            f"schedule.stages.{i}.steps": str(n),
+        }
     return params
 
 
@@ -46,8 +54,10 @@ def test_ranking_is_best_first_and_skips_running_and_unscored_trials():
     assert [t.trial_id for t in report.ranked(TRIALS, "metrics/mig", "min")] == ["a", "c", "b"]
     rows = report.trials_table(TRIALS, "metrics/mig", "max")
     assert [r["trial"] for r in rows] == ["b", "c", "a", "d", "e"]
-    assert [r["trial"] for r in report.trials_table(TRIALS, "metrics/mig", "max", top=2)] == \
-        ["b", "c"]
+    assert [r["trial"] for r in report.trials_table(TRIALS, "metrics/mig", "max", top=2)] == [
+        "b",
+        "c",
+    ]
 
 
 def test_one_best_completed_trials_rank_on_their_standard_final_score_first():
@@ -59,8 +69,7 @@ def test_one_best_completed_trials_rank_on_their_standard_final_score_first():
     assert report.objective_value(done, "metrics/mig") == 0.10
     assert report.objective_setting(done, "metrics/mig") == "standard"
     assert report.objective_setting(cut, "metrics/mig") == "fast"
-    assert [t.trial_id for t in report.ranked([cut, done], "metrics/mig", "max")] == [
-        "done", "cut"]
+    assert [t.trial_id for t in report.ranked([cut, done], "metrics/mig", "max")] == ["done", "cut"]
     row = report.trial_row(done, "metrics/mig")
     assert (row["objective"], row["setting"]) == (0.10, "standard")
     kept = report.parse_where("mig < 0.12", {"metrics/mig", "final/mig"})
@@ -71,15 +80,22 @@ def test_metric_names_resolve_to_logged_keys_or_list_them():
     keys = {"metrics/mig", "final/mig", "train/loss"}
     assert report.resolve_metric("mig", keys) == "metrics/mig"
     assert report.resolve_metric("final/mig", keys) == "final/mig"
-    with pytest.raises(ConfigError, match="no trial logged metric 'sap'; logged: final/mig, "
-                                          "metrics/mig"):
+    with pytest.raises(
+        ConfigError, match="no trial logged metric 'sap'; logged: final/mig, metrics/mig"
+    ):
         report.resolve_metric("sap", keys)
 
 
-@pytest.mark.parametrize(("expression", "kept"), [
-    ("mig > 0.15", ["b", "c"]), ("mig >= 0.2", ["b", "c"]), ("mig < 0.2", ["a"]),
-    ("mig == 0.3", ["b"]), ("mig != 0.3", ["a", "c"]),
-])
+@pytest.mark.parametrize(
+    ("expression", "kept"),
+    [
+        ("mig > 0.15", ["b", "c"]),
+        ("mig >= 0.2", ["b", "c"]),
+        ("mig < 0.2", ["a"]),
+        ("mig == 0.3", ["b"]),
+        ("mig != 0.3", ["a", "c"]),
+    ],
+)
 def test_where_filters_by_metric(expression, kept):
     where = report.parse_where(expression, {"metrics/mig"})
     rows = report.trials_table(TRIALS, "metrics/mig", "max", where=where)
@@ -103,10 +119,14 @@ def test_stage_values_read_flattened_run_config_params():
 def test_seeds_robust_ranks_mean_minus_std_over_seeds():
     steady = deft_params([20, 1], [1, 0.1], [200, "None"])
     jumpy = deft_params([40, 1], [1, 0.1], [200, "None"])
-    trials = [Trial(f"s{i}", {"metrics/mig": v}, {**steady, "training.seed": str(i)})
-              for i, v in enumerate([0.30, 0.32, 0.34])]
-    trials += [Trial(f"j{i}", {"metrics/mig": v}, {**jumpy, "training.seed": str(i)})
-               for i, v in enumerate([0.10, 0.60])]
+    trials = [
+        Trial(f"s{i}", {"metrics/mig": v}, {**steady, "training.seed": str(i)})
+        for i, v in enumerate([0.30, 0.32, 0.34])
+    ]
+    trials += [
+        Trial(f"j{i}", {"metrics/mig": v}, {**jumpy, "training.seed": str(i)})
+        for i, v in enumerate([0.10, 0.60])
+    ]
     scored = report.seeds_robust(trials, "metrics/mig", "max")
     # steady: mean 0.32, sample std 0.02 -> 0.30; jumpy: mean 0.35, std 0.3536 -> -0.0036
     assert scored[0][0] == pytest.approx(0.30)
@@ -118,8 +138,10 @@ def test_seeds_robust_ranks_mean_minus_std_over_seeds():
 
 
 def test_seeds_robust_without_repeated_seeds_says_so():
-    trials = [Trial(str(b), {"metrics/mig": 0.1}, deft_params([b, 1], [1, 1], [9, "None"]))
-              for b in (10, 20)]
+    trials = [
+        Trial(str(b), {"metrics/mig": 0.1}, deft_params([b, 1], [1, 1], [9, "None"]))
+        for b in (10, 20)
+    ]
     with pytest.raises(ConfigError, match="ran each schedule once"):
         report.choose_trial(trials, "metrics/mig", "max", robust=True)
 
@@ -130,8 +152,10 @@ def test_rank_out_of_range_is_refused():
 
 
 def test_parquet_holds_every_trial_param_and_metric(tmp_path):
-    trials = [Trial("a", {"metrics/mig": 0.1}, {"training.lr": "0.001"}),
-              Trial("b", {"train/loss": 3.0}, {"model.groups": "2"})]
+    trials = [
+        Trial("a", {"metrics/mig": 0.1}, {"training.lr": "0.001"}),
+        Trial("b", {"train/loss": 3.0}, {"model.groups": "2"}),
+    ]
     path = report.write_parquet(trials, tmp_path / "t.parquet")
     table = pq.read_table(path).to_pydict()
     assert table["trial_id"] == ["a", "b"]
@@ -141,14 +165,22 @@ def test_parquet_holds_every_trial_param_and_metric(tmp_path):
 
 
 def test_refined_space_spans_the_top_trials_widened_and_clipped():
-    space = {"name": "s", "budget": {"steps_per_trial": 1000},
-             "params": {"beta_first": {"low": 4, "high": 40, "log": True},
-                        "stage_frac": {"low": 0.1, "high": 0.4},
-                        "num_stages": {"low": 2, "high": 4},
-                        "lr_scale": {"choices": [0.1, 1.0]}, "lr": 0.001},
-             "start": [{"betas": [20, 1]}]}
-    top = [Trial("a", {}, deft_params([10, 1], [1, 0.1], [200, "None"])),
-           Trial("b", {}, deft_params([20, 1], [1, 0.1], [300, "None"]))]
+    space = {
+        "name": "s",
+        "budget": {"steps_per_trial": 1000},
+        "params": {
+            "beta_first": {"low": 4, "high": 40, "log": True},
+            "stage_frac": {"low": 0.1, "high": 0.4},
+            "num_stages": {"low": 2, "high": 4},
+            "lr_scale": {"choices": [0.1, 1.0]},
+            "lr": 0.001,
+        },
+        "start": [{"betas": [20, 1]}],
+    }
+    top = [
+        Trial("a", {}, deft_params([10, 1], [1, 0.1], [200, "None"])),
+        Trial("b", {}, deft_params([20, 1], [1, 0.1], [300, "None"])),
+    ]
     refined = report.refine_space(space, top, widen=0.1)
     beta = refined["params"]["beta_first"]
     pad = 0.1 * math.log(2)

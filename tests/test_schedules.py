@@ -139,8 +139,17 @@ def test_position_of_baselines_opens_every_group_for_the_whole_run():
     beta = position(_run(BASELINE, 200, kind="beta_vae", beta=6.0), 49)
     assert (beta.stage, beta.beta, beta.lr_scales, beta.capacity) == (1, 6.0, (1, 1), None)
     assert (beta.stage_start, beta.stage_end, beta.progress) == (0, 200, 0.25)
-    annealed = position(_run(BASELINE, 200, kind="annealed_vae", capacity_max=20.0,
-                             capacity_steps=100, capacity_weight=50.0), 50)
+    annealed = position(
+        _run(
+            BASELINE,
+            200,
+            kind="annealed_vae",
+            capacity_max=20.0,
+            capacity_steps=100,
+            capacity_weight=50.0,
+        ),
+        50,
+    )
     assert (annealed.beta, annealed.capacity) == (50.0, 10.0)  # 20 * 50 / 100
 
 

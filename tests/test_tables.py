@@ -6,8 +6,10 @@ from deft_tune.tables import format_table, markdown_table, write_block
 
 
 def test_text_table_aligns_columns_and_shortens_values():
-    rows = [{"trial": "a", "objective": 0.123456, "betas": [70.0, 1.0]},
-            {"trial": "bb", "objective": None}]
+    rows = [
+        {"trial": "a", "objective": 0.123456, "betas": [70.0, 1.0]},
+        {"trial": "bb", "objective": None},
+    ]
     assert format_table(rows).splitlines() == [
         "trial  objective  betas",
         "a      0.1235     [70, 1]",
@@ -18,16 +20,20 @@ def test_text_table_aligns_columns_and_shortens_values():
 
 def test_markdown_table_keeps_strings_and_formats_numbers():
     text = markdown_table([{"rule": "**ifp**", "steps": 1200, "regret": 0.012345}], digits=3)
-    assert text.splitlines() == ["| rule | steps | regret |", "|---|---|---|",
-                                 "| **ifp** | 1200 | 0.0123 |"]
+    assert text.splitlines() == [
+        "| rule | steps | regret |",
+        "|---|---|---|",
+        "| **ifp** | 1200 | 0.0123 |",
+    ]
 
 
 def test_write_block_replaces_only_its_block(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("# Title\n\nhand text\n\n<!-- t:begin -->\nold\n<!-- t:end -->\n\ntail\n")
     write_block(doc, "t", "new\ntable")
-    assert doc.read_text() == ("# Title\n\nhand text\n\n<!-- t:begin -->\nnew\ntable\n"
-                               "<!-- t:end -->\n\ntail\n")
+    assert doc.read_text() == (
+        "# Title\n\nhand text\n\n<!-- t:begin -->\nnew\ntable\n<!-- t:end -->\n\ntail\n"
+    )
     write_block(doc, "other", "x")
     assert doc.read_text().endswith("tail\n\n<!-- other:begin -->\nx\n<!-- other:end -->\n")
     write_block(tmp_path / "fresh.md", "t", "y")

@@ -11,17 +11,23 @@ from deft_tune.errors import ConfigError
 from deft_tune.validation import check_choice, check_keys, check_random_state, check_scalar
 
 
-@pytest.mark.parametrize(("value", "kwargs", "message"), [
-    (0, {"min_val": 1}, "x == 0.0, must be >= 1"),
-    (0.0, {"min_val": 0, "include_boundaries": "neither"}, "x == 0.0, must be > 0"),
-    (1.5, {"min_val": 0, "max_val": 1}, "x == 1.5, must lie in [0, 1]"),
-    (1.0, {"min_val": 0, "max_val": 1, "include_boundaries": "left"},
-     "x == 1.0, must lie in [0, 1)"),
-    (math.nan, {"min_val": 0}, "x == nan, must be a finite number"),
-    (math.inf, {}, "x == inf, must be a finite number"),
-    (True, {}, "x == True, must be a number"),
-    ("3", {}, "x == '3', must be a number"),
-])
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        (0, {"min_val": 1}, "x == 0.0, must be >= 1"),
+        (0.0, {"min_val": 0, "include_boundaries": "neither"}, "x == 0.0, must be > 0"),
+        (1.5, {"min_val": 0, "max_val": 1}, "x == 1.5, must lie in [0, 1]"),
+        (
+            1.0,
+            {"min_val": 0, "max_val": 1, "include_boundaries": "left"},
+            "x == 1.0, must lie in [0, 1)",
+        ),
+        (math.nan, {"min_val": 0}, "x == nan, must be a finite number"),
+        (math.inf, {}, "x == inf, must be a finite number"),
+        (True, {}, "x == True, must be a number"),
+        ("3", {}, "x == '3', must be a number"),
+    ],
+)
 def test_check_scalar_refuses_with_one_line(value, kwargs, message):
     with pytest.raises(ConfigError) as caught:
         check_scalar(value, "x", **kwargs)

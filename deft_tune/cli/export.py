@@ -16,19 +16,33 @@ from deft_tune.fileio import atomic_write_text
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write the best trial's run config (train it with deft-tune train)")
+        "export", help="write the best trial's run config (train it with deft-tune train)"
+    )
     parser.add_argument("name", help="search (experiment) name, as `deft-tune inspect` lists")
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric (default: the search objective)")
-    parser.add_argument("--rank", type=int, default=1, metavar="K",
-                        help="export the K-th best trial (default 1)")
-    parser.add_argument("--seeds-robust", action="store_true",
-                        help="rank schedules by mean - std over the seeds they ran with")
+    parser.add_argument(
+        "--rank", type=int, default=1, metavar="K", help="export the K-th best trial (default 1)"
+    )
+    parser.add_argument(
+        "--seeds-robust",
+        action="store_true",
+        help="rank schedules by mean - std over the seeds they ran with",
+    )
     parser.add_argument("--out", type=Path, metavar="FILE", help="the run config YAML to write")
-    parser.add_argument("--space-out", type=Path, metavar="FILE",
-                        help="also write a search space narrowed around the top trials")
-    parser.add_argument("--top", type=int, default=5, metavar="K",
-                        help="how many top trials --space-out spans (default 5)")
+    parser.add_argument(
+        "--space-out",
+        type=Path,
+        metavar="FILE",
+        help="also write a search space narrowed around the top trials",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        metavar="K",
+        help="how many top trials --space-out spans (default 5)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,31 +55,37 @@ def run(args: argparse.Namespace) -> int:
     search = experiments.load_search(uri, args.name)
     metric = objective_metric(search, args.metric)
     if args.out is not None:
-        trial, why = report.choose_trial(search.trials, metric, search.mode, args.rank,
-                                         args.seeds_robust)
+        trial, why = report.choose_trial(
+            search.trials, metric, search.mode, args.rank, args.seeds_robust
+        )
         config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
         dump_config(config, args.out, header=provenance(search, trial, metric, why, uri))
-        print(f"wrote {args.out}: trial {trial.trial_id} ({why}); "
-              f"train it with: deft-tune train --config {args.out}")
+        print(
+            f"wrote {args.out}: trial {trial.trial_id} ({why}); "
+            f"train it with: deft-tune train --config {args.out}"
+        )
     if args.space_out is not None:
         if args.top < 1:
             raise ConfigError(f"--top == {args.top}, must be >= 1")
-        top = report.ranked(search.trials, metric, search.mode)[:args.top]
+        top = report.ranked(search.trials, metric, search.mode)[: args.top]
         if not top:
             raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")
         if not search.space:
             raise ConfigError(f"search {search.experiment!r} logged no search_space.yaml")
-        write_space(report.refine_space(search.space, top), args.space_out,
-                    f"narrowed around the top {len(top)} trials of {search.experiment} "
-                    f"by {metric}")
+        write_space(
+            report.refine_space(search.space, top),
+            args.space_out,
+            f"narrowed around the top {len(top)} trials of {search.experiment} by {metric}",
+        )
         print(f"wrote {args.space_out}: run it with: deft-tune search --space {args.space_out}")
     return 0
 
 
 def provenance(search, trial, metric: str, why: str, uri: str) -> str:
     """The comment block that says where an exported config came from."""
-    values = {k: v for k, v in sorted(trial.metrics.items())
-              if k.startswith(("metrics/", "final/"))}
+    values = {
+        k: v for k, v in sorted(trial.metrics.items()) if k.startswith(("metrics/", "final/"))
+    }
     lines = [
         f"exported by deft-tune {__version__} from search {search.experiment!r}",
         f"tracking uri: {uri}",

@@ -11,29 +11,49 @@ from deft_tune import report
 from deft_tune.errors import ConfigError
 from deft_tune.tables import format_table, union_keys
 
-TRIAL_COLUMNS = ("trial", "status", "stop_reason", "objective", "setting", "method", "stages",
-                 "betas", "lr_scales", "lr", "steps", "wall_s")
+TRIAL_COLUMNS = (
+    "trial",
+    "status",
+    "stop_reason",
+    "objective",
+    "setting",
+    "method",
+    "stages",
+    "betas",
+    "lr_scales",
+    "lr",
+    "steps",
+    "wall_s",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "inspect", help="list searches, or the trials of one search sorted by its objective")
+        "inspect", help="list searches, or the trials of one search sorted by its objective"
+    )
     parser.add_argument("name", nargs="?", help="search (experiment) name; omit to list all")
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric instead of the search objective")
     parser.add_argument("--top", type=int, metavar="K", help="show only the K best trials")
     parser.add_argument("--where", metavar="EXPR", help="filter, e.g. 'mig > 0.1'")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--parquet", type=Path, metavar="FILE",
-                        help="write all trials (params and final metrics) to Parquet")
+    parser.add_argument(
+        "--parquet",
+        type=Path,
+        metavar="FILE",
+        help="write all trials (params and final metrics) to Parquet",
+    )
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG figures to DIR")
     parser.set_defaults(func=run)
 
 
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI (default: sqlite:///mlflow.db in this folder, "
-                             "where `deft-tune search` writes by default)")
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: sqlite:///mlflow.db in this folder, "
+        "where `deft-tune search` writes by default)",
+    )
 
 
 def tracking_uri(args: argparse.Namespace) -> str:
@@ -59,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(_dump(rows))
     else:
-        print(f"search {search.experiment}: {len(search.trials)} trials, objective {metric} "
-              f"({search.mode}), parent run {search.parent_run_id}")
+        print(
+            f"search {search.experiment}: {len(search.trials)} trials, objective {metric} "
+            f"({search.mode}), parent run {search.parent_run_id}"
+        )
         extra = [c for c in union_keys(rows) if "/" in c]
         print(format_table(rows, [*TRIAL_COLUMNS, *extra]))
     if args.parquet:

@@ -70,22 +70,27 @@ class GridData:
         if indices.ndim != 1:
             raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
-            raise ValueError(f"indices must lie in [0, {self.num_samples}), got "
-                             f"[{indices.min()}, {indices.max()}]")
+            raise ValueError(
+                f"indices must lie in [0, {self.num_samples}), got "
+                f"[{indices.min()}, {indices.max()}]"
+            )
         return (indices[:, None] // self._strides) % np.asarray(self.factor_sizes)
 
     def check_factors(self, factors: np.ndarray) -> np.ndarray:
         factors = np.asarray(factors)
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
-            raise ValueError(f"factors must have shape (n, {self.num_factors}), "
-                             f"got {factors.shape}")
+            raise ValueError(
+                f"factors must have shape (n, {self.num_factors}), got {factors.shape}"
+            )
         if not np.issubdtype(factors.dtype, np.integer):
             raise ValueError(f"factors must be integer indices, got dtype {factors.dtype}")
         factors = factors.astype(np.int64, copy=False)
         sizes = np.asarray(self.factor_sizes)
         if factors.size and ((factors < 0).any() or (factors >= sizes).any()):
-            raise ValueError(f"factors out of range: column j must lie in [0, factor_sizes[j]) "
-                             f"with factor_sizes={self.factor_sizes}")
+            raise ValueError(
+                f"factors out of range: column j must lie in [0, factor_sizes[j]) "
+                f"with factor_sizes={self.factor_sizes}"
+            )
         return factors
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -47,6 +47,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def write_table(path: str | os.PathLike, table: pa.Table) -> Path:
     """Write ``table`` to ``path`` as one Arrow IPC record batch, atomically."""
+
     def write(tmp: str) -> None:
         with pa.ipc.new_file(tmp, table.schema) as writer:
             writer.write_table(table, max_chunksize=max(table.num_rows, 1))

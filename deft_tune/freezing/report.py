@@ -35,6 +35,7 @@ __all__ = [
     "write_unsupervised_report",
 ]
 
+
 def curves_table(results: Sequence[AnnealingResult]) -> pa.Table:
     """Long format: one row per run and logged step; kl sums the run's latents."""
 

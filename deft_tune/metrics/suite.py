@@ -56,8 +56,9 @@ class MetricSettings:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             if field.type == "int":
-                check_scalar(getattr(self, field.name), f"metric setting {field.name}", int,
-                             min_val=1)
+                check_scalar(
+                    getattr(self, field.name), f"metric setting {field.name}", int, min_val=1
+                )
         if self.dci_classifier not in CLASSIFIERS:
             raise ConfigError(
                 f"metric setting dci_classifier == {self.dci_classifier!r}, must "

@@ -36,12 +36,16 @@ def build_model(config: RunConfig, observation_shape: Sequence[int]) -> GroupedV
         )
 
 
-def save_model(path: str | os.PathLike, config: RunConfig, model: GroupedVAE,
-               observation_shape: Sequence[int]) -> Path:
+def save_model(
+    path: str | os.PathLike, config: RunConfig, model: GroupedVAE, observation_shape: Sequence[int]
+) -> Path:
     """Write the model file atomically (config, weights on the CPU, observation shape)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"config": config.to_dict(), "model": state,
-               "observation_shape": [int(n) for n in observation_shape]}
+    payload = {
+        "config": config.to_dict(),
+        "model": state,
+        "observation_shape": [int(n) for n in observation_shape],
+    }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), durable=True)
 
 

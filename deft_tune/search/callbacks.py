@@ -36,8 +36,9 @@ def stop_reason(trial: Any, stopper: Any | None, asha: bool) -> tuple[str, str]:
 class TrialRunFinisher(Callback):
     """Ends each trial's MLflow child run with its stop reason; never leaves one RUNNING."""
 
-    def __init__(self, experiment: str, parent_run_id: str, stopper: Any | None,
-                 asha: bool) -> None:
+    def __init__(
+        self, experiment: str, parent_run_id: str, stopper: Any | None, asha: bool
+    ) -> None:
         self.experiment = experiment
         self.parent_run_id = parent_run_id
         self.stopper = stopper
@@ -93,13 +94,16 @@ class LiveTable(Callback):
             print(f"objective: {self.metric}", file=out)
             print(self.HEADER, file=out)
             self._printed_header = True
-        row = (f"{trial.trial_id:<10} {_fmt(result.get(keys.STEP), '7.0f')} "
-               f"{_fmt(result.get(keys.STAGE), '5.0f')} {_fmt(result.get(keys.BETA), '9.3g')}"
-               f" {_fmt(result.get(self.metric), '10.4f')}  {status}")
+        row = (
+            f"{trial.trial_id:<10} {_fmt(result.get(keys.STEP), '7.0f')} "
+            f"{_fmt(result.get(keys.STAGE), '5.0f')} {_fmt(result.get(keys.BETA), '9.3g')}"
+            f" {_fmt(result.get(self.metric), '10.4f')}  {status}"
+        )
         print(row, file=out, flush=True)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         status = "final" if result.get(COMPLETED) == 1.0 else "running"
         self._line(trial, result, status)
 

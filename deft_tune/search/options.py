@@ -69,6 +69,7 @@ class SearchOutcome:
 
 # --- the space, with the command line's overrides ------------------------------------------
 
+
 def prepare_space(options: SearchOptions) -> SearchSpace:
     """Load the space and apply overrides; ConfigError (before Ray starts) if anything is off."""
     space = load_space(options.space)
@@ -77,11 +78,13 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
         space = load_space(options.space, budget_overrides=overrides)
     stopping = space.stopping
     if not options.ifp_stopper:
-        stopping = dataclasses.replace(stopping, ifp=dataclasses.replace(stopping.ifp,
-                                                                         enabled=False))
+        stopping = dataclasses.replace(
+            stopping, ifp=dataclasses.replace(stopping.ifp, enabled=False)
+        )
     if not options.asha:
-        stopping = dataclasses.replace(stopping, asha=dataclasses.replace(stopping.asha,
-                                                                          enabled=False))
+        stopping = dataclasses.replace(
+            stopping, asha=dataclasses.replace(stopping.asha, enabled=False)
+        )
     name = options.name or space.name
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
@@ -92,10 +95,12 @@ def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if options.cpus_per_trial is not None:
         overrides["cpus_per_trial"] = check_scalar(
-            options.cpus_per_trial, "--cpus-per-trial", min_val=0, include_boundaries="neither")
+            options.cpus_per_trial, "--cpus-per-trial", min_val=0, include_boundaries="neither"
+        )
     if options.gpus_per_trial is not None:
         overrides["gpus_per_trial"] = check_scalar(
-            options.gpus_per_trial, "--gpus-per-trial", min_val=0)
+            options.gpus_per_trial, "--gpus-per-trial", min_val=0
+        )
     if options.smoke_test:
         overrides.update(smoke_budget(budget))
     return overrides
@@ -104,8 +109,11 @@ def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
 def smoke_budget(budget: Any) -> dict[str, int]:
     """Seconds instead of minutes: 2 trials of 2 reports of 20 steps (budget fields to set)."""
     steps = min(budget.steps_per_trial, 40)
-    return {"steps_per_trial": steps, "eval_interval": max(1, steps // 2),
-            "num_trials": min(budget.num_trials, 2)}
+    return {
+        "steps_per_trial": steps,
+        "eval_interval": max(1, steps // 2),
+        "num_trials": min(budget.num_trials, 2),
+    }
 
 
 def storage_root(storage: str | None) -> str:
@@ -117,8 +125,11 @@ def storage_root(storage: str | None) -> str:
 
 def resume_command(options: SearchOptions, name: str) -> str:
     parts = ["deft-tune", "search", "--space", options.space, "--name", name]
-    for flag, value in (("--storage", options.storage), ("--address", options.address),
-                        ("--tracking-uri", options.tracking_uri)):
+    for flag, value in (
+        ("--storage", options.storage),
+        ("--address", options.address),
+        ("--tracking-uri", options.tracking_uri),
+    ):
         if value:
             parts += [flag, value]
     if options.mlflow_server:
@@ -129,6 +140,7 @@ def resume_command(options: SearchOptions, name: str) -> str:
 
 
 # --- the experiment folder's own state ----------------------------------------------------
+
 
 def _fs(path: str):
     import pyarrow.fs
@@ -152,5 +164,3 @@ def write_state(experiment_path: str, state: dict[str, Any]) -> None:
     with fs.open_output_stream(tmp) as stream:
         stream.write(json.dumps(state, indent=1).encode())
     fs.move(tmp, f"{inner}/{STATE_FILE}")
-
-

@@ -35,13 +35,16 @@ log = logging.getLogger(__name__)
 
 # --- tracking store and environment --------------------------------------------------------
 
+
 @contextmanager
 def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> Iterator[str]:
     """The tracking URI for this run; starts and always stops a local server if asked."""
     if options.mlflow_server:
         if options.tracking_uri:
-            raise ConfigError("--mlflow-server and --tracking-uri both given: the server "
-                              "makes its own URI; pass only one")
+            raise ConfigError(
+                "--mlflow-server and --tracking-uri both given: the server "
+                "makes its own URI; pass only one"
+            )
         from deft_tune.search.tracking.server import MlflowServer
 
         with MlflowServer(Path.cwd()) as server:
@@ -76,8 +79,13 @@ def driver_environment(uri: str) -> Iterator[None]:
 
 # --- the search ----------------------------------------------------------------------------
 
-def run_search(options: SearchOptions, *, data_factory: Callable[[], Any] | None = None,
-               out: Callable[[str], None] = print) -> SearchOutcome:
+
+def run_search(
+    options: SearchOptions,
+    *,
+    data_factory: Callable[[], Any] | None = None,
+    out: Callable[[str], None] = print,
+) -> SearchOutcome:
     """Run (or resume) a search; returns what happened. See the module docstring."""
     space = prepare_space(options)
     experiment_path = f"{storage_root(options.storage)}/{space.name}"
@@ -91,32 +99,44 @@ def run_search(options: SearchOptions, *, data_factory: Callable[[], Any] | None
 
 def _check_resume(options: SearchOptions, name: str, path: str, previous: dict | None) -> None:
     if options.resume and previous is None:
-        raise ConfigError(f"nothing to resume: no search {name!r} in {path}; "
-                          "run without --resume to start it")
+        raise ConfigError(
+            f"nothing to resume: no search {name!r} in {path}; run without --resume to start it"
+        )
     if not options.resume and previous is not None:
-        raise ConfigError(f"a search {name!r} already exists in {path}: add --resume to "
-                          "continue it, or pick another --name")
+        raise ConfigError(
+            f"a search {name!r} already exists in {path}: add --resume to "
+            "continue it, or pick another --name"
+        )
 
 
 def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
     """What the CLI prints at the end."""
     if outcome.interrupted:
-        return [f"search {outcome.name!r} interrupted after {outcome.completed} of "
-                f"{outcome.trials} trials; its state is in {outcome.experiment_path}",
-                f"resume with: {outcome.resume_command}"]
-    lines = [f"search {outcome.name!r}: {outcome.trials} trials, {outcome.completed} ran to the "
-             f"end; tracking: {outcome.tracking_uri} (experiment {outcome.name!r})"]
+        return [
+            f"search {outcome.name!r} interrupted after {outcome.completed} of "
+            f"{outcome.trials} trials; its state is in {outcome.experiment_path}",
+            f"resume with: {outcome.resume_command}",
+        ]
+    lines = [
+        f"search {outcome.name!r}: {outcome.trials} trials, {outcome.completed} ran to the "
+        f"end; tracking: {outcome.tracking_uri} (experiment {outcome.name!r})"
+    ]
     if outcome.best_trial_id is None:
-        lines.append("no trial reported the objective: see the trials' logs in "
-                     f"{outcome.experiment_path}")
+        lines.append(
+            f"no trial reported the objective: see the trials' logs in {outcome.experiment_path}"
+        )
     else:
         lines.append(f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}")
         if outcome.completed == 0:
-            lines.append("no trial ran to the end: the best was stopped early and its score is "
-                         "from its last report (the fast setting); `deft-tune inspect "
-                         f"{outcome.name}` says why each stopped")
-    lines += ["inspect it:  deft-tune inspect " + outcome.name,
-              "export it:   deft-tune export " + outcome.name + " --out best.yaml"]
+            lines.append(
+                "no trial ran to the end: the best was stopped early and its score is "
+                "from its last report (the fast setting); `deft-tune inspect "
+                f"{outcome.name}` says why each stopped"
+            )
+    lines += [
+        "inspect it:  deft-tune inspect " + outcome.name,
+        "export it:   deft-tune export " + outcome.name + " --out best.yaml",
+    ]
     return lines
 
 

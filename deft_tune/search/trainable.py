@@ -69,13 +69,15 @@ def trial_seed(search_seed: int, trial_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def objective_scores(trainer: Trainer, names: tuple[str, ...], seed: int,
-                     settings: MetricSettings) -> dict[str, float]:
+def objective_scores(
+    trainer: Trainer, names: tuple[str, ...], seed: int, settings: MetricSettings
+) -> dict[str, float]:
     """``metrics/<key>`` of the named metrics on the trainer's current representation."""
     if not names:
         return {}
-    scores = evaluate(trainer.representation, trainer.data, names=list(names), seed=seed,
-                      settings=settings)
+    scores = evaluate(
+        trainer.representation, trainer.data, names=list(names), seed=seed, settings=settings
+    )
     return {metric_key(key): float(value) for key, value in scores.items()}
 
 
@@ -89,8 +91,9 @@ class _TrialReporter:
 
     def __call__(self, report: dict[str, float]) -> None:
         metrics = dict(report)
-        metrics.update(objective_scores(self.trainer, self.space.objective.metrics, self.seed,
-                                        FAST))
+        metrics.update(
+            objective_scores(self.trainer, self.space.objective.metrics, self.seed, FAST)
+        )
         metrics[COMPLETED] = 0.0
         self.last = metrics
         self.history.append(_history_entry(metrics))
@@ -98,13 +101,19 @@ class _TrialReporter:
         # previous checkpoint, and TrialRun skips steps it already logged.
         self.run.log_metrics(metrics, step=self.trainer.step)
         with tempfile.TemporaryDirectory(prefix="deft-ckpt-") as folder:
-            save_trial_checkpoint(Path(folder), self.trainer, self.run.run_id, metrics,
-                                  self.history)
+            save_trial_checkpoint(
+                Path(folder), self.trainer, self.run.run_id, metrics, self.history
+            )
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def save_trial_checkpoint(folder: Path, trainer: Trainer, run_id: str,
-                          last: dict[str, float], history: list[dict[str, float]]) -> None:
+def save_trial_checkpoint(
+    folder: Path,
+    trainer: Trainer,
+    run_id: str,
+    last: dict[str, float],
+    history: list[dict[str, float]],
+) -> None:
     trainer.save_checkpoint(folder / TRAINER_FILE)
     state = {"mlflow_run_id": run_id, "last_report": last, "history": history}
     (folder / STATE_FILE).write_text(json.dumps(state))
@@ -121,10 +130,17 @@ def _restore(data: GroundTruthData | None) -> tuple[Trainer, dict[str, Any]] | N
     return trainer, state
 
 
-def _open_run(target: TrackingTarget, trial_id: str, config: RunConfig,
-              run_id: str | None) -> TrialRun:
-    run = TrialRun.open(target.uri, target.experiment_id, target.parent_run_id, trial_id,
-                        run_id=run_id, params=config.to_dict())
+def _open_run(
+    target: TrackingTarget, trial_id: str, config: RunConfig, run_id: str | None
+) -> TrialRun:
+    run = TrialRun.open(
+        target.uri,
+        target.experiment_id,
+        target.parent_run_id,
+        trial_id,
+        run_id=run_id,
+        params=config.to_dict(),
+    )
     if run.resumed_step is None:  # a new run: its config is the trial's one artifact so far
         run.log_text(yaml.safe_dump(config.to_dict(), sort_keys=False), RUN_CONFIG_ARTIFACT)
     return run
@@ -142,8 +158,13 @@ def _threads(cpus: float) -> None:
     torch.set_num_threads(max(1, math.floor(cpus)))
 
 
-def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingTarget,
-                data_factory: DataFactory | None = None) -> None:
+def train_trial(
+    config: dict[str, Any],
+    *,
+    space: SearchSpace,
+    target: TrackingTarget,
+    data_factory: DataFactory | None = None,
+) -> None:
     """The function trainable (wrap with ``tune.with_parameters``)."""
     _threads(space.budget.cpus_per_trial)
     _write_pid()
@@ -164,8 +185,11 @@ def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingT
     try:
         trainer.run(report=reporter)
         final = _final_report(trainer, space, seed, reporter.last)
-        run.log_metrics({k: v for k, v in final.items() if k.startswith(FINAL_PREFIX)},
-                        step=trainer.step, skip_logged=False)
+        run.log_metrics(
+            {k: v for k, v in final.items() if k.startswith(FINAL_PREFIX)},
+            step=trainer.step,
+            skip_logged=False,
+        )
         _log_artifacts(run, trainer, reporter.history, seed)
         tune.report(final)
         run.end("FINISHED")
@@ -175,8 +199,9 @@ def train_trial(config: dict[str, Any], *, space: SearchSpace, target: TrackingT
         raise
 
 
-def _final_report(trainer: Trainer, space: SearchSpace, seed: int,
-                  last: dict[str, float]) -> dict[str, float]:
+def _final_report(
+    trainer: Trainer, space: SearchSpace, seed: int, last: dict[str, float]
+) -> dict[str, float]:
     standard = objective_scores(trainer, space.objective.metrics, seed, STANDARD)
     final = {**last, **standard, COMPLETED: 1.0}
     final.update({final_key(key): v for key, v in standard.items()})
@@ -184,8 +209,9 @@ def _final_report(trainer: Trainer, space: SearchSpace, seed: int,
     return final
 
 
-def _log_artifacts(run: TrialRun, trainer: Trainer, history: list[dict[str, float]],
-                   seed: int) -> None:
+def _log_artifacts(
+    run: TrialRun, trainer: Trainer, history: list[dict[str, float]], seed: int
+) -> None:
     """Latent traversals around one observation and the KL per group over the trial."""
     data = trainer.data
     _, observation = data.sample(1, np.random.default_rng(seed))
@@ -193,15 +219,18 @@ def _log_artifacts(run: TrialRun, trainer: Trainer, history: list[dict[str, floa
     images = plots.traversal_images(trainer.model.decoder, code)
     groups = trainer.model.encoder.group_of_latent().numpy()
     kl = [history[-1].get(keys.kl_latent(i), float("nan")) for i in range(len(code))]
-    run.log_figure(plots.plot_traversals(images, groups, kl if history else None),
-                   "traversals.png")
+    run.log_figure(plots.plot_traversals(images, groups, kl if history else None), "traversals.png")
     if history:
-        run.log_figure(plots.plot_kl_per_group(history, trainer.config.model.groups),
-                       "information.png")
+        run.log_figure(
+            plots.plot_kl_per_group(history, trainer.config.model.groups), "information.png"
+        )
 
 
 def _history_entry(report: dict[str, float]) -> dict[str, float]:
     """What the information plot needs of a report (kept small: it rides in checkpoints)."""
     keep = (keys.STEP, keys.STAGE)
-    return {k: v for k, v in report.items()
-            if k in keep or k.startswith((keys.KL_GROUP_PREFIX, keys.KL_LATENT_PREFIX))}
+    return {
+        k: v
+        for k, v in report.items()
+        if k in keep or k.startswith((keys.KL_GROUP_PREFIX, keys.KL_LATENT_PREFIX))
+    }

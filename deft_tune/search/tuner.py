@@ -83,23 +83,26 @@ def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
 
     with warnings.catch_warnings():  # multivariate/group TPE is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(multivariate=True, group=True,
-                                             seed=space.budget.seed)
-    search = OptunaSearch(space=define_by_run(space), metric=space.objective.metric,
-                          mode=space.objective.mode, sampler=sampler,
-                          points_to_evaluate=points_to_evaluate(space) or None)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=space.budget.seed)
+    search = OptunaSearch(
+        space=define_by_run(space),
+        metric=space.objective.metric,
+        mode=space.objective.mode,
+        sampler=sampler,
+        points_to_evaluate=points_to_evaluate(space) or None,
+    )
     return ConcurrencyLimiter(search, max_concurrent=space.budget.max_concurrent)
 
 
 def _trainable(space: SearchSpace, target: TrackingTarget, data_factory: Any) -> Any:
-    fn = tune.with_parameters(train_trial, space=space, target=target,
-                              data_factory=data_factory)
+    fn = tune.with_parameters(train_trial, space=space, target=target, data_factory=data_factory)
     budget = space.budget
     return tune.with_resources(fn, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
 
 
-def _tuner(space: SearchSpace, path: str, trainable: Any, parent_run_id: str,
-           resume: bool) -> tune.Tuner:
+def _tuner(
+    space: SearchSpace, path: str, trainable: Any, parent_run_id: str, resume: bool
+) -> tune.Tuner:
     if resume and tune.Tuner.can_restore(path):
         # The restored run config brings back its stopper and callbacks with their state.
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
@@ -107,14 +110,22 @@ def _tuner(space: SearchSpace, path: str, trainable: Any, parent_run_id: str,
     asha = space.stopping.asha.enabled
     root, name = path.rsplit("/", 1)
     run_config = tune.RunConfig(
-        name=name, storage_path=root, stop=stopper, verbose=0,
+        name=name,
+        storage_path=root,
+        stop=stopper,
+        verbose=0,
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[TrialRunFinisher(space.name, parent_run_id, stopper, asha),
-                   LiveTable(space.objective.metric, stopper, asha)],
+        callbacks=[
+            TrialRunFinisher(space.name, parent_run_id, stopper, asha),
+            LiveTable(space.objective.metric, stopper, asha),
+        ],
     )
-    tune_config = tune.TuneConfig(num_samples=space.budget.num_trials,
-                                  search_alg=_searcher(space), scheduler=make_scheduler(space))
+    tune_config = tune.TuneConfig(
+        num_samples=space.budget.num_trials,
+        search_alg=_searcher(space),
+        scheduler=make_scheduler(space),
+    )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
@@ -132,17 +143,27 @@ def package_versions() -> dict[str, str]:
 
 def _parent_params(space: SearchSpace, options: SearchOptions) -> dict[str, Any]:
     return {
-        "space_file": options.space, "method": space.method, "data": space.data,
-        "objective": dataclasses.asdict(space.objective), "budget": dataclasses.asdict(
-            space.budget), "stopping": dataclasses.asdict(space.stopping),
-        "search_seed": space.budget.seed, "smoke_test": options.smoke_test,
+        "space_file": options.space,
+        "method": space.method,
+        "data": space.data,
+        "objective": dataclasses.asdict(space.objective),
+        "budget": dataclasses.asdict(space.budget),
+        "stopping": dataclasses.asdict(space.stopping),
+        "search_seed": space.budget.seed,
+        "smoke_test": options.smoke_test,
         "versions": package_versions(),
     }
 
 
-def execute(space: SearchSpace, options: SearchOptions, path: str, uri: str,
-            previous: dict[str, Any] | None, data_factory: Any,
-            out: Callable[[str], None]) -> SearchOutcome:
+def execute(
+    space: SearchSpace,
+    options: SearchOptions,
+    path: str,
+    uri: str,
+    previous: dict[str, Any] | None,
+    data_factory: Any,
+    out: Callable[[str], None],
+) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
     with ray_session(options.address):
         # Before anything is written: a refused search leaves no state or run behind.
@@ -150,24 +171,34 @@ def execute(space: SearchSpace, options: SearchOptions, path: str, uri: str,
         return _track_and_fit(space, options, path, uri, previous, data_factory, out)
 
 
-def _track_and_fit(space: SearchSpace, options: SearchOptions, path: str, uri: str,
-                   previous: dict[str, Any] | None, data_factory: Any,
-                   out: Callable[[str], None]) -> SearchOutcome:
+def _track_and_fit(
+    space: SearchSpace,
+    options: SearchOptions,
+    path: str,
+    uri: str,
+    previous: dict[str, Any] | None,
+    data_factory: Any,
+    out: Callable[[str], None],
+) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: Path(options.space).read_text()}
-    parent = tracking.start_parent(_parent_params(space, options), artifacts,
-                                   run_id=(previous or {}).get("parent_run_id"),
-                                   run_name=space.name)
+    parent = tracking.start_parent(
+        _parent_params(space, options),
+        artifacts,
+        run_id=(previous or {}).get("parent_run_id"),
+        run_name=space.name,
+    )
     write_state(path, {"parent_run_id": parent, "tracking_uri": uri, "space": options.space})
     if data_factory is None:
         prepare_data(space, options, out)
     target = TrackingTarget(uri, tracking.experiment_id, parent)
     status = "FAILED"
     try:
-        tuner = _tuner(space, path, _trainable(space, target, data_factory), parent,
-                       options.resume)
-        out(f"search {space.name!r}: {space.budget.num_trials} trials, "
-            f"{space.budget.max_concurrent} at a time; state in {path}")
+        tuner = _tuner(space, path, _trainable(space, target, data_factory), parent, options.resume)
+        out(
+            f"search {space.name!r}: {space.budget.num_trials} trials, "
+            f"{space.budget.max_concurrent} at a time; state in {path}"
+        )
         grid = tuner.fit()
         outcome = _outcome(space, options, path, uri, parent, grid)
         status = "KILLED" if outcome.interrupted else "FINISHED"
@@ -182,17 +213,24 @@ def _track_and_fit(space: SearchSpace, options: SearchOptions, path: str, uri: s
         tracking.finish_parent(status)
 
 
-def _outcome(space: SearchSpace, options: SearchOptions, path: str, uri: str, parent: str,
-             grid: Any) -> SearchOutcome:
+def _outcome(
+    space: SearchSpace, options: SearchOptions, path: str, uri: str, parent: str, grid: Any
+) -> SearchOutcome:
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     interrupted = settled < len(results) or len(results) < space.budget.num_trials
-    best = best_result([r.metrics or {} for r in results], space.objective.metric,
-                       space.objective.mode)
+    best = best_result(
+        [r.metrics or {} for r in results], space.objective.metric, space.objective.mode
+    )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
     return SearchOutcome(
-        name=space.name, experiment_path=path, tracking_uri=uri, parent_run_id=parent,
-        interrupted=interrupted, trials=len(results), completed=completed,
+        name=space.name,
+        experiment_path=path,
+        tracking_uri=uri,
+        parent_run_id=parent,
+        interrupted=interrupted,
+        trials=len(results),
+        completed=completed,
         best_trial_id=best.get("trial_id") if best else None,
         best_value=best.get(space.objective.metric) if best else None,
         resume_command=resume_command(options, space.name),
@@ -202,8 +240,7 @@ def _outcome(space: SearchSpace, options: SearchOptions, path: str, uri: str, pa
 def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
     """The best last report: among trials that ran to the end if any did (their objective
     is the standard-setting score), else among all."""
-    scored = [m for m in metrics if isinstance(m.get(key), (int, float))
-              and math.isfinite(m[key])]
+    scored = [m for m in metrics if isinstance(m.get(key), (int, float)) and math.isfinite(m[key])]
     completed = [m for m in scored if m.get(COMPLETED) == 1.0]
     pool = completed or scored
     if not pool:

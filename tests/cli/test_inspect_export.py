@@ -60,25 +60,46 @@ def test_inspect_search_sorts_filters_and_writes_parquet_and_plots(search, capsy
     assert out.count("\n") == 3  # the header line, the column names, one trial
 
     threshold = scores[0]
-    code, out, _ = _cli(capsys, "inspect", "tinyx", "--tracking-uri", search.uri, "--json",
-                        "--where", f"mig >= {threshold}")
+    code, out, _ = _cli(
+        capsys,
+        "inspect",
+        "tinyx",
+        "--tracking-uri",
+        search.uri,
+        "--json",
+        "--where",
+        f"mig >= {threshold}",
+    )
     kept = json.loads(out)
     assert kept[0]["trial"] == search.outcome.best_trial_id
-    assert [r["trial"] for r in kept] == [r["trial"] for r in rows
-                                          if r["objective"] is not None
-                                          and r["objective"] >= threshold]
+    assert [r["trial"] for r in kept] == [
+        r["trial"] for r in rows if r["objective"] is not None and r["objective"] >= threshold
+    ]
 
     parquet, plots = tmp_path / "trials.parquet", tmp_path / "plots"
-    code, _, _ = _cli(capsys, "inspect", "tinyx", "--tracking-uri", search.uri,
-                      "--parquet", str(parquet), "--plots", str(plots))
+    code, _, _ = _cli(
+        capsys,
+        "inspect",
+        "tinyx",
+        "--tracking-uri",
+        search.uri,
+        "--parquet",
+        str(parquet),
+        "--plots",
+        str(plots),
+    )
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet)
     assert code == 0 and table.num_rows == 4
     assert {"params.schedule.stages.0.beta", "metrics.metrics/mig"} <= set(table.column_names)
     names = sorted(p.name for p in plots.iterdir())
-    assert names == ["information_per_group.png", "objective_over_trials.png",
-                     "objective_vs_params.png", "stop_reasons.png"]
+    assert names == [
+        "information_per_group.png",
+        "objective_over_trials.png",
+        "objective_vs_params.png",
+        "stop_reasons.png",
+    ]
     for path in plots.iterdir():
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size == (800, 500)
@@ -87,8 +108,7 @@ def test_inspect_search_sorts_filters_and_writes_parquet_and_plots(search, capsy
 @pytest.mark.slow
 def test_exported_config_reproduces_its_trial(search, capsys, tmp_path, small_dsprites):
     best = tmp_path / "best.yaml"
-    code, out, _ = _cli(capsys, "export", "tinyx", "--tracking-uri", search.uri,
-                        "--out", str(best))
+    code, out, _ = _cli(capsys, "export", "tinyx", "--tracking-uri", search.uri, "--out", str(best))
     assert code == 0 and "deft-tune train --config" in out
     header = [line for line in best.read_text().splitlines() if line.startswith("#")]
     assert any(search.outcome.best_trial_id in line and "run id" in line for line in header)
@@ -96,16 +116,20 @@ def test_exported_config_reproduces_its_trial(search, capsys, tmp_path, small_ds
     config = load_config(best)
     assert config.training.steps == 40
 
-    code, _, _ = _cli(capsys, "train", "--config", str(best), "--out", str(tmp_path / "again"),
-                      "--no-progress")
+    code, _, _ = _cli(
+        capsys, "train", "--config", str(best), "--out", str(tmp_path / "again"), "--no-progress"
+    )
     assert code == 0
     history = (tmp_path / "again" / "history.jsonl").read_text().splitlines()
     retrained = {row["step"]: row["train/loss"] for row in map(json.loads, history)}
 
     from deft_tune.search.tracking.reader import load_search, metric_histories
 
-    trial = next(t for t in load_search(search.uri, "tinyx").trials
-                 if t.trial_id == search.outcome.best_trial_id)
+    trial = next(
+        t
+        for t in load_search(search.uri, "tinyx").trials
+        if t.trial_id == search.outcome.best_trial_id
+    )
     logged = dict(metric_histories(search.uri, trial.run_id, ["train/loss"])["train/loss"])
     # The trial may have been stopped early: compare every step it logged (at least two).
     assert len(logged) >= 2 and set(logged) <= set(retrained)
@@ -116,8 +140,17 @@ def test_exported_config_reproduces_its_trial(search, capsys, tmp_path, small_ds
 @pytest.mark.slow
 def test_export_space_out_narrows_a_loadable_space(search, capsys, tmp_path):
     refined = tmp_path / "refined.yaml"
-    code, _, _ = _cli(capsys, "export", "tinyx", "--tracking-uri", search.uri,
-                      "--space-out", str(refined), "--top", "2")
+    code, _, _ = _cli(
+        capsys,
+        "export",
+        "tinyx",
+        "--tracking-uri",
+        search.uri,
+        "--space-out",
+        str(refined),
+        "--top",
+        "2",
+    )
     assert code == 0
     space = load_space(refined)
     original = yaml.safe_load(search.space.read_text())["params"]["beta_first"]
@@ -128,15 +161,17 @@ def test_export_space_out_narrows_a_loadable_space(search, capsys, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("argv", "message"), [
-    (["inspect", "nosuch"], "no search named 'nosuch'"),
-    (["inspect", "tinyx", "--metric", "sap"], "no trial logged metric 'sap'"),
-    (["export", "tinyx", "--out", "x.yaml", "--metric", "dci"], "no trial logged metric 'dci'"),
-    (["export", "tinyx", "--out", "x.yaml", "--seeds-robust"], "ran each schedule once"),
-    (["inspect", "tinyx", "--where", "mig >> 1"], "--where"),
-])
-def test_bad_requests_get_one_line_and_exit_2(search, capsys, tmp_path, monkeypatch, argv,
-                                               message):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["inspect", "nosuch"], "no search named 'nosuch'"),
+        (["inspect", "tinyx", "--metric", "sap"], "no trial logged metric 'sap'"),
+        (["export", "tinyx", "--out", "x.yaml", "--metric", "dci"], "no trial logged metric 'dci'"),
+        (["export", "tinyx", "--out", "x.yaml", "--seeds-robust"], "ran each schedule once"),
+        (["inspect", "tinyx", "--where", "mig >> 1"], "--where"),
+    ],
+)
+def test_bad_requests_get_one_line_and_exit_2(search, capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = _cli(capsys, *argv, "--tracking-uri", search.uri)
     assert code == 2 and err.count("\n") == 1 and message in err, err
@@ -159,6 +194,7 @@ def test_search_without_finished_trials_says_so(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking = SearchTracking(uri, "empty")
     tracking.start_parent({"search_seed": 0}, {"search_space.yaml": "name: empty\n"})
-    code, _, err = _cli(capsys, "export", "empty", "--tracking-uri", uri, "--out",
-                        str(tmp_path / "x.yaml"))
+    code, _, err = _cli(
+        capsys, "export", "empty", "--tracking-uri", uri, "--out", str(tmp_path / "x.yaml")
+    )
     assert code == 2 and "has no trials yet" in err

@@ -24,9 +24,14 @@ from tests.search import driver
 def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     space = tiny_space(tmp_path / "tiny.yaml", trials=3, steps=60, ifp=False, asha=False)
     command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
-    first = subprocess.Popen(command, cwd=tmp_path, env=driver.environment(),
-                             stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not list((tmp_path / "runs").glob("tiny/*/checkpoint_000000")):
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
@@ -36,9 +41,14 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
-    again = subprocess.run([*command, "--resume"], cwd=tmp_path, env=driver.environment(),
-                           capture_output=True,
-                           text=True, timeout=400)
+    again = subprocess.run(
+        [*command, "--resume"],
+        cwd=tmp_path,
+        env=driver.environment(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
 
@@ -60,6 +70,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
 
 # --- a trial's worker killed mid-run ------------------------------------------------------
 
+
 def _wait_for(condition, process: subprocess.Popen, seconds: float):
     deadline = time.monotonic() + seconds
     while not (found := condition()):
@@ -74,23 +85,38 @@ def killed_search(tmp_path_factory):
     """2 trials of 60 steps (a report and checkpoint every 10) tracked through
     `--mlflow-server`; the first trial's worker is SIGKILLed after its second checkpoint."""
     folder = tmp_path_factory.mktemp("killed")
-    space = tiny_space(folder / "killed.yaml", trials=2, steps=60, ifp=False, asha=False,
-                       name="killed")
+    space = tiny_space(
+        folder / "killed.yaml", trials=2, steps=60, ifp=False, asha=False, name="killed"
+    )
     process = subprocess.Popen(
-        driver.command("--space", str(space), "--storage", str(folder / "runs"),
-                       "--mlflow-server"),
-        cwd=folder, env=driver.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        driver.command("--space", str(space), "--storage", str(folder / "runs"), "--mlflow-server"),
+        cwd=folder,
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     runs = folder / "runs" / "killed"
     checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), process, 240)[0]
     trial_dir = checkpoint.parent
     # The trainable writes its process id into its trial folder when it starts.
-    pid = int(_wait_for(lambda: (trial_dir / "worker.pid").is_file()
-                        and (trial_dir / "worker.pid").read_text(), process, 30))
+    pid = int(
+        _wait_for(
+            lambda: (trial_dir / "worker.pid").is_file() and (trial_dir / "worker.pid").read_text(),
+            process,
+            30,
+        )
+    )
     os.kill(pid, signal.SIGKILL)
     out, err = process.communicate(timeout=300)
-    return SimpleNamespace(folder=folder, trial_dir=trial_dir, killed_pid=pid,
-                           returncode=process.returncode, out=out, err=err)
+    return SimpleNamespace(
+        folder=folder,
+        trial_dir=trial_dir,
+        killed_pid=pid,
+        returncode=process.returncode,
+        out=out,
+        err=err,
+    )
 
 
 def _reports(trial_dir: Path) -> list[dict]:
@@ -143,6 +169,8 @@ def test_mlflow_server_flag_tracks_into_the_working_directory_and_stops(killed_s
         # Artifacts went through the server into ./mlartifacts, not a worker-local folder.
         assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
     children = [r for r in runs if r.data.tags.get("deft.role") == "trial"]
-    stored = {p.relative_to(killed_search.folder / "mlartifacts").parts[1]
-              for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")}
+    stored = {
+        p.relative_to(killed_search.folder / "mlartifacts").parts[1]
+        for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")
+    }
     assert {r.info.run_id for r in children} <= stored

@@ -19,16 +19,24 @@ QUICK = REPO / "search_spaces" / "quick.yaml"
 
 def _command() -> list[str]:
     script = shutil.which("deft-tune")
-    return [script] if script else [sys.executable, "-c",
-                                    "import sys; from deft_tune.cli import main; sys.exit(main())"]
+    return (
+        [script]
+        if script
+        else [sys.executable, "-c", "import sys; from deft_tune.cli import main; sys.exit(main())"]
+    )
 
 
 @pytest.fixture(scope="module")
 def quick_search(tmp_path_factory):
     """One run of the shipped quick.yaml, as a user starts it, in a fresh working directory."""
     folder = tmp_path_factory.mktemp("quick")
-    done = subprocess.run([*_command(), "search", "--space", str(QUICK)], cwd=folder,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [*_command(), "search", "--space", str(QUICK)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return SimpleNamespace(folder=folder, done=done)
 
 
@@ -60,5 +68,4 @@ def test_quick_space_has_one_terminated_child_run_per_trial(quick_search):
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert run.info.status in ("FINISHED", "KILLED"), run.data.tags
-        assert (run.info.status == "FINISHED") == (run.data.tags["deft.stop_reason"]
-                                                   == "completed")
+        assert (run.info.status == "FINISHED") == (run.data.tags["deft.stop_reason"] == "completed")

@@ -44,8 +44,9 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
         print(json.dumps(out))
     """)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     elapsed = time.monotonic() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result.pop("ray_imported") is False
@@ -67,8 +68,10 @@ def test_cli_flags_refused_with_one_line(tmp_path, capsys):
     space = tiny_space(tmp_path / "tiny.yaml")
     assert main(["search", "--space", str(space), "--cpus-per-trial", "0"]) == 2
     assert "--cpus-per-trial == 0" in capsys.readouterr().err
-    assert main(["search", "--space", str(space), "--resume", "--storage",
-                 str(tmp_path / "none")]) == 2
+    assert (
+        main(["search", "--space", str(space), "--resume", "--storage", str(tmp_path / "none")])
+        == 2
+    )
     assert "nothing to resume" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         main(["search", "--space", str(space), "--mlflow-server", "--tracking-uri", "x"])
@@ -77,27 +80,41 @@ def test_cli_flags_refused_with_one_line(tmp_path, capsys):
 
 def test_prepare_space_overrides_and_smoke_budget(tmp_path):
     space = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
-    options = SearchOptions(space=str(space), name="other", cpus_per_trial=2,
-                            gpus_per_trial=0.25, ifp_stopper=False, asha=False,
-                            smoke_test=True)
+    options = SearchOptions(
+        space=str(space),
+        name="other",
+        cpus_per_trial=2,
+        gpus_per_trial=0.25,
+        ifp_stopper=False,
+        asha=False,
+        smoke_test=True,
+    )
     got = prepare_space(options)
     assert got.name == "other"
     assert (got.budget.cpus_per_trial, got.budget.gpus_per_trial) == (2.0, 0.25)
     assert not got.stopping.ifp.enabled and not got.stopping.asha.enabled
     assert (got.budget.steps_per_trial, got.budget.eval_interval, got.budget.num_trials) == (
-        40, 20, 2)
+        40,
+        20,
+        2,
+    )
     assert got.params["anneal_steps"].value == 40  # derived from the smoke budget, not 400
-    assert smoke_budget(got.budget) == {"steps_per_trial": 40, "eval_interval": 20,
-                                        "num_trials": 2}  # already small: the same values
+    assert smoke_budget(got.budget) == {
+        "steps_per_trial": 40,
+        "eval_interval": 20,
+        "num_trials": 2,
+    }  # already small: the same values
     with pytest.raises(ConfigError, match="--name"):
         prepare_space(SearchOptions(space=str(space), name="a b"))
 
 
 def test_overrides_keep_what_the_file_sets(tmp_path):
     path = tmp_path / "annealed.yaml"
-    path.write_text("name: a\nmethod: annealed_vae\ndata: {name: dsprites_full}\n"
-                    "budget: {steps_per_trial: 400, eval_interval: 100}\n"
-                    "params: {capacity_max: {low: 5, high: 20}}\n")
+    path.write_text(
+        "name: a\nmethod: annealed_vae\ndata: {name: dsprites_full}\n"
+        "budget: {steps_per_trial: 400, eval_interval: 100}\n"
+        "params: {capacity_max: {low: 5, high: 20}}\n"
+    )
     plain = prepare_space(SearchOptions(space=str(path)))
     smoke = prepare_space(SearchOptions(space=str(path), smoke_test=True, cpus_per_trial=3))
     assert plain.params["capacity_steps"].value == 200
@@ -110,13 +127,22 @@ def test_resume_command_repeats_the_flags_that_locate_the_search():
     options = SearchOptions(space="s.yaml", storage="s3://b/runs", tracking_uri="http://h:5000")
     assert resume_command(options, "n") == (
         "deft-tune search --space s.yaml --name n --storage s3://b/runs "
-        "--tracking-uri http://h:5000 --resume")
+        "--tracking-uri http://h:5000 --resume"
+    )
 
 
 def test_summary_names_best_trial_and_next_commands():
-    outcome = SimpleNamespace(interrupted=False, name="q", trials=4, completed=2,
-                              tracking_uri="sqlite:///m.db", best_trial_id="abc",
-                              best_value=0.25, experiment_path="/r/q", resume_command="x")
+    outcome = SimpleNamespace(
+        interrupted=False,
+        name="q",
+        trials=4,
+        completed=2,
+        tracking_uri="sqlite:///m.db",
+        best_trial_id="abc",
+        best_value=0.25,
+        experiment_path="/r/q",
+        resume_command="x",
+    )
     lines = summary_lines(outcome, "metrics/mig")
     assert "best trial abc: metrics/mig = 0.2500" in lines
     assert "inspect it:  deft-tune inspect q" in lines
@@ -125,15 +151,27 @@ def test_summary_names_best_trial_and_next_commands():
 
 
 def test_summary_says_when_the_best_trial_was_stopped_early():
-    outcome = SimpleNamespace(interrupted=False, name="q", trials=4, completed=0,
-                              tracking_uri="sqlite:///m.db", best_trial_id="abc",
-                              best_value=0.05, experiment_path="/r/q", resume_command="x")
-    stopped = [line for line in summary_lines(outcome, "metrics/mig")
-               if line.startswith("no trial ran to the end")]
+    outcome = SimpleNamespace(
+        interrupted=False,
+        name="q",
+        trials=4,
+        completed=0,
+        tracking_uri="sqlite:///m.db",
+        best_trial_id="abc",
+        best_value=0.05,
+        experiment_path="/r/q",
+        resume_command="x",
+    )
+    stopped = [
+        line
+        for line in summary_lines(outcome, "metrics/mig")
+        if line.startswith("no trial ran to the end")
+    ]
     assert len(stopped) == 1 and "deft-tune inspect q" in stopped[0]
 
 
 # --- the session's recorded search (tests/conftest.py), read by the assertions below --------
+
 
 @pytest.fixture
 def finished_search(recorded_search):
@@ -189,8 +227,7 @@ def test_completed_trial_logs_config_final_scores_and_plots(finished_search):
     assert steps == [10, 20, 30, 40]
     names = {a.path for a in client.list_artifacts(best.info.run_id)}
     assert {"run_config.yaml", "traversals.png", "information.png"} <= names
-    config = yaml.safe_load(open(client.download_artifacts(best.info.run_id,
-                                                           "run_config.yaml")))
+    config = yaml.safe_load(open(client.download_artifacts(best.info.run_id, "run_config.yaml")))
     run_config = RunConfig.from_dict(config)
     assert run_config.training.steps == 40 and run_config.objective.kind == "deft"
     assert str(run_config.training.seed) == best.data.params["training.seed"]
@@ -198,8 +235,7 @@ def test_completed_trial_logs_config_final_scores_and_plots(finished_search):
 
 @pytest.mark.slow
 def test_live_table_and_resume_state(finished_search):
-    state = json.loads((finished_search.folder / "runs" / "tinyx" / "deft_search.json")
-                       .read_text())
+    state = json.loads((finished_search.folder / "runs" / "tinyx" / "deft_search.json").read_text())
     assert state["tracking_uri"] == finished_search.uri
     assert state["parent_run_id"] == finished_search.outcome.parent_run_id
     assert any("4 trials, 2 at a time" in line for line in finished_search.lines)

@@ -26,6 +26,7 @@ LAUNCHER_SCHEMA_PATH = Path(ray.autoscaler.__file__).parent / "ray-schema.json"
 
 # --- cluster files ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ClusterFile:
     """A validated cluster file: ``kind`` is "launcher", "RayCluster" or "RayJob"."""
@@ -40,8 +41,11 @@ class ClusterFile:
         if self.kind == "launcher":
             # Workers are capped per node type and, over all types, by the top-level max_workers.
             types = self.body.get("available_node_types", {})
-            per_type = sum(t.get("max_workers", 0) for name, t in types.items()
-                           if name != self.body.get("head_node_type"))
+            per_type = sum(
+                t.get("max_workers", 0)
+                for name, t in types.items()
+                if name != self.body.get("head_node_type")
+            )
             overall = self.body.get("max_workers")
             if not types:
                 return 1 + (overall or 0)
@@ -61,8 +65,7 @@ def load_cluster_file(path: str | Path) -> ClusterFile:
     except yaml.YAMLError as exc:
         raise ConfigError(f"--cluster {path}: not valid YAML ({_one_line(exc)})") from exc
     if not isinstance(body, dict):
-        raise ConfigError(f"--cluster {path}: must be a YAML mapping, got "
-                          f"{type(body).__name__}")
+        raise ConfigError(f"--cluster {path}: must be a YAML mapping, got {type(body).__name__}")
     if "apiVersion" in body or "kind" in body:
         validate_kuberay_manifest(body, str(path))
         return ClusterFile(path, body["kind"], body)
@@ -83,36 +86,49 @@ def validate_launcher_config(body: dict[str, Any], source: str = "cluster config
         return
     head = body.get("head_node_type")
     if head not in types:
-        raise ConfigError(f"{source}: head_node_type == {head!r} must name one of "
-                          f"available_node_types ({', '.join(types)})")
+        raise ConfigError(
+            f"{source}: head_node_type == {head!r} must name one of "
+            f"available_node_types ({', '.join(types)})"
+        )
     for name, node_type in types.items():
         low, high = node_type.get("min_workers", 0), node_type.get("max_workers")
         if high is not None and low > high:
-            raise ConfigError(f"{source}: available_node_types.{name}.min_workers == {low} > "
-                              f"max_workers == {high}")
+            raise ConfigError(
+                f"{source}: available_node_types.{name}.min_workers == {low} > "
+                f"max_workers == {high}"
+            )
     wanted = sum(t.get("min_workers", 0) for name, t in types.items() if name != head)
     if "max_workers" in body and wanted > body["max_workers"]:
-        raise ConfigError(f"{source}: the node types' min_workers add up to {wanted} > "
-                          f"max_workers == {body['max_workers']}; raise max_workers")
+        raise ConfigError(
+            f"{source}: the node types' min_workers add up to {wanted} > "
+            f"max_workers == {body['max_workers']}; raise max_workers"
+        )
 
 
 def validate_kuberay_manifest(body: dict[str, Any], source: str = "manifest") -> None:
     """Check a ray.io/v1 RayCluster or RayJob for the fields KubeRay requires."""
     kind = body.get("kind")
     if body.get("apiVersion") != "ray.io/v1" or kind not in KUBERAY_SCHEMAS:
-        raise ConfigError(f"{source}: apiVersion {body.get('apiVersion')!r} kind {kind!r} is not "
-                          f"a KubeRay manifest; use apiVersion ray.io/v1 with kind "
-                          f"{' or '.join(KUBERAY_SCHEMAS)}")
+        raise ConfigError(
+            f"{source}: apiVersion {body.get('apiVersion')!r} kind {kind!r} is not "
+            f"a KubeRay manifest; use apiVersion ray.io/v1 with kind "
+            f"{' or '.join(KUBERAY_SCHEMAS)}"
+        )
     _validate(body, KUBERAY_SCHEMAS[kind], source)
-    if kind == "RayJob" and ("rayClusterSpec" in body["spec"]) == ("clusterSelector"
-                                                                    in body["spec"]):
-        raise ConfigError(f"{source}: spec: a RayJob needs exactly one of rayClusterSpec (a "
-                          "cluster made for the job) or clusterSelector (a running RayCluster)")
+    if kind == "RayJob" and ("rayClusterSpec" in body["spec"]) == (
+        "clusterSelector" in body["spec"]
+    ):
+        raise ConfigError(
+            f"{source}: spec: a RayJob needs exactly one of rayClusterSpec (a "
+            "cluster made for the job) or clusterSelector (a running RayCluster)"
+        )
     spec = body["spec"].get("rayClusterSpec", body["spec"])
     for i, group in enumerate(spec.get("workerGroupSpecs", [])):
         if group["minReplicas"] > group["maxReplicas"]:
-            raise ConfigError(f"{source}: spec.workerGroupSpecs[{i}].minReplicas == "
-                              f"{group['minReplicas']} > maxReplicas == {group['maxReplicas']}")
+            raise ConfigError(
+                f"{source}: spec.workerGroupSpecs[{i}].minReplicas == "
+                f"{group['minReplicas']} > maxReplicas == {group['maxReplicas']}"
+            )
 
 
 def _validate(body: dict[str, Any], schema: dict[str, Any], source: str) -> None:

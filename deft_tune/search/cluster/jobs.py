@@ -51,14 +51,24 @@ class SearchJob:
         if not space_path.is_file():
             raise ConfigError(f"--space {space}: no such file")
         if not space_path.is_relative_to(root):
-            raise ConfigError(f"--space {space} lies outside {root}, the folder the job uploads; "
-                              "copy it into search_spaces/ or pass --working-dir")
+            raise ConfigError(
+                f"--space {space} lies outside {root}, the folder the job uploads; "
+                "copy it into search_spaces/ or pass --working-dir"
+            )
         return cls(root, space_path.relative_to(root).as_posix(), **options)
 
     def command(self) -> list[str]:
         """The search command the job runs; ``--address auto`` joins the job's cluster."""
-        command = ["python", "-m", "deft_tune", "search", "--address", "auto",
-                   "--space", self.space]
+        command = [
+            "python",
+            "-m",
+            "deft_tune",
+            "search",
+            "--address",
+            "auto",
+            "--space",
+            self.space,
+        ]
         for flag, value in (("--storage", self.storage), ("--tracking-uri", self.tracking_uri)):
             if value is not None:
                 command += [flag, value]
@@ -72,15 +82,30 @@ class SearchJob:
         env_vars = {"PYTHONUNBUFFERED": "1"}
         if self.tracking_uri is not None:
             env_vars["MLFLOW_TRACKING_URI"] = self.tracking_uri
-        return {"working_dir": str(self.working_dir), "excludes": list(_EXCLUDES),
-                "env_vars": env_vars}
+        return {
+            "working_dir": str(self.working_dir),
+            "excludes": list(_EXCLUDES),
+            "env_vars": env_vars,
+        }
 
     def submit_command(self, address: str) -> str:
         """The equivalent ``ray job submit`` line, for --dry-run and for users to copy."""
         env = {k: v for k, v in self.runtime_env().items() if k != "working_dir"}
-        return shlex.join(["ray", "job", "submit", "--address", address,
-                           "--working-dir", str(self.working_dir),
-                           "--runtime-env-json", json.dumps(env), "--", *self.command()])
+        return shlex.join(
+            [
+                "ray",
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--working-dir",
+                str(self.working_dir),
+                "--runtime-env-json",
+                json.dumps(env),
+                "--",
+                *self.command(),
+            ]
+        )
 
 
 class JobClient:
@@ -95,12 +120,15 @@ class JobClient:
 
     def submit(self, job: SearchJob) -> str:
         with self._errors("submit the search"):
-            return self._client.submit_job(entrypoint=job.entrypoint(),
-                                           runtime_env=job.runtime_env(),
-                                           metadata={"deft-tune": job.space})
+            return self._client.submit_job(
+                entrypoint=job.entrypoint(),
+                runtime_env=job.runtime_env(),
+                metadata={"deft-tune": job.space},
+            )
 
     def follow(self, job_id: str, write: Callable[[str], Any]) -> str:
         """Write the job's log (from the start) until the job ends; its final status."""
+
         async def tail() -> None:
             async for chunk in self._client.tail_job_logs(job_id):
                 write(chunk)
@@ -112,9 +140,14 @@ class JobClient:
     def status(self, job_id: str) -> dict[str, Any]:
         with self._errors(f"find job {job_id}"):
             info = self._client.get_job_info(job_id)
-        return {"job_id": job_id, "status": str(info.status.value), "message": info.message,
-                "entrypoint": info.entrypoint, "start_time": info.start_time,
-                "end_time": info.end_time}
+        return {
+            "job_id": job_id,
+            "status": str(info.status.value),
+            "message": info.message,
+            "entrypoint": info.entrypoint,
+            "start_time": info.start_time,
+            "end_time": info.end_time,
+        }
 
     def stop(self, job_id: str) -> bool:
         with self._errors(f"stop job {job_id}"):
@@ -128,13 +161,17 @@ class JobClient:
             yield
         except AuthenticationError:
             # Ray >= 2.5x heads started where a token exists (~/.ray/auth_token) require it.
-            raise ClusterError(f"the Ray cluster at {self.address} requires a token: export "
-                               "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the head's token> (or "
-                               "RAY_AUTH_TOKEN_PATH=FILE)") from None
+            raise ClusterError(
+                f"the Ray cluster at {self.address} requires a token: export "
+                "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the head's token> (or "
+                "RAY_AUTH_TOKEN_PATH=FILE)"
+            ) from None
         except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-            raise ClusterError(f"cannot {what} on {self.address}: {_first_line(exc)}; is the "
-                               "cluster up (ray start --head / ray up) and --address its "
-                               "dashboard, http://HEAD:8265?") from None
+            raise ClusterError(
+                f"cannot {what} on {self.address}: {_first_line(exc)}; is the "
+                "cluster up (ray start --head / ray up) and --address its "
+                "dashboard, http://HEAD:8265?"
+            ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -144,10 +181,12 @@ def _first_line(exc: BaseException) -> str:
 
 # --- the Ray cluster launcher -------------------------------------------------------------------
 
+
 def head_is_up(cluster_file: Path) -> bool:
     """Whether the launcher finds a head node for this cluster file (``ray get-head-ip``)."""
-    found = subprocess.run(["ray", "get-head-ip", str(cluster_file)], capture_output=True,
-                           text=True)
+    found = subprocess.run(
+        ["ray", "get-head-ip", str(cluster_file)], capture_output=True, text=True
+    )
     return found.returncode == 0 and bool(found.stdout.strip())
 
 
@@ -157,23 +196,31 @@ def bring_up(cluster_file: Path) -> None:
         return
     done = subprocess.run(["ray", "up", "-y", str(cluster_file)])
     if done.returncode != 0:
-        raise ClusterError(f"ray up {cluster_file} failed (exit {done.returncode}): see its "
-                           "output above (credentials, quotas, the CHANGE lines of the file)")
+        raise ClusterError(
+            f"ray up {cluster_file} failed (exit {done.returncode}): see its "
+            "output above (credentials, quotas, the CHANGE lines of the file)"
+        )
 
 
 def bring_up_commands(cluster_file: Path, port: int) -> list[str]:
     """What :func:`bring_up` and :func:`dashboard_tunnel` run, for --dry-run."""
-    return [f"ray up -y {shlex.quote(str(cluster_file))}   "
-            f"# skipped if `ray get-head-ip {shlex.quote(str(cluster_file))}` finds a head",
-            f"ray dashboard {shlex.quote(str(cluster_file))} --port {port}   "
-            f"# tunnel to the head's job server, open while the job is followed"]
+    return [
+        f"ray up -y {shlex.quote(str(cluster_file))}   "
+        f"# skipped if `ray get-head-ip {shlex.quote(str(cluster_file))}` finds a head",
+        f"ray dashboard {shlex.quote(str(cluster_file))} --port {port}   "
+        f"# tunnel to the head's job server, open while the job is followed",
+    ]
 
 
 @contextmanager
 def dashboard_tunnel(cluster_file: Path, port: int, timeout: float = 60.0) -> Iterator[str]:
     """Hold ``ray dashboard`` open; yields the local job-server address."""
-    tunnel = subprocess.Popen(["ray", "dashboard", str(cluster_file), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tunnel = subprocess.Popen(
+        ["ray", "dashboard", str(cluster_file), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_port(port, tunnel, timeout)
         yield f"http://127.0.0.1:{port}"
@@ -189,11 +236,15 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ClusterError(f"ray dashboard exited ({process.returncode}): "
-                               f"{(process.stderr.read() or '').strip()[-300:]}")
+            raise ClusterError(
+                f"ray dashboard exited ({process.returncode}): "
+                f"{(process.stderr.read() or '').strip()[-300:]}"
+            )
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.5)
-    raise ClusterError(f"ray dashboard opened no tunnel on port {port} in {timeout:.0f} s; "
-                       "is the head reachable over SSH?")
+    raise ClusterError(
+        f"ray dashboard opened no tunnel on port {port} in {timeout:.0f} s; "
+        "is the head reachable over SSH?"
+    )

@@ -21,11 +21,13 @@ _CONTAINER = {
 _POD_TEMPLATE = {
     "type": "object",
     "required": ["spec"],
-    "properties": {"spec": {
-        "type": "object",
-        "required": ["containers"],
-        "properties": {"containers": {"type": "array", "minItems": 1, "items": _CONTAINER}},
-    }},
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["containers"],
+            "properties": {"containers": {"type": "array", "minItems": 1, "items": _CONTAINER}},
+        }
+    },
 }
 
 _REPLICAS = {"type": "integer", "minimum": 0}
@@ -70,8 +72,11 @@ def _manifest(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"const": "ray.io/v1"},
             "kind": {"const": kind},
-            "metadata": {"type": "object", "required": ["name"],
-                         "properties": {"name": {"type": "string", "minLength": 1}}},
+            "metadata": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1}},
+            },
             "spec": spec,
         },
     }

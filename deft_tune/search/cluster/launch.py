@@ -27,21 +27,25 @@ from deft_tune.search.options import SearchOptions, prepare_space
 Out = Callable[[str], Any]
 
 
-def check_cluster(path: str | None, storage: str | None, tracking_uri: str | None, *,
-                  for_job: bool) -> ClusterFile | None:
+def check_cluster(
+    path: str | None, storage: str | None, tracking_uri: str | None, *, for_job: bool
+) -> ClusterFile | None:
     """The validated launcher file (None without --cluster); refuses what cannot work on it."""
     if path is None:
         return None
     cluster = load_cluster_file(path)
     if cluster.kind != "launcher":
-        raise ConfigError(f"--cluster {path} is a KubeRay {cluster.kind}, not launcher YAML: "
-                          "`kubectl apply -f` it, port-forward the head's port 8265 and pass "
-                          "--address http://127.0.0.1:8265")
+        raise ConfigError(
+            f"--cluster {path} is a KubeRay {cluster.kind}, not launcher YAML: "
+            "`kubectl apply -f` it, port-forward the head's port 8265 and pass "
+            "--address http://127.0.0.1:8265"
+        )
     if not for_job:
         problems = static_resource_problems(storage, tracking_uri, cluster.max_nodes)
         if problems:
-            raise ConfigError(f"--cluster {path} has up to {cluster.max_nodes} nodes: "
-                              + "; ".join(problems))
+            raise ConfigError(
+                f"--cluster {path} has up to {cluster.max_nodes} nodes: " + "; ".join(problems)
+            )
     return cluster
 
 
@@ -50,17 +54,28 @@ def prepare(working_dir: str, options: SearchOptions, search_args: tuple[str, ..
     cluster) and the storage path means the same on every node."""
     prepare_space(options)
     storage, tracking_uri = options.storage, options.tracking_uri
-    if storage is not None and is_local_path(storage) and not PurePosixPath(
-            storage.removeprefix("file://")).is_absolute():
-        raise ConfigError(f"--storage {storage} is relative: the job runs in a folder Ray makes "
-                          "on the cluster; give an absolute path that every node mounts (NFS) "
-                          "or s3://BUCKET/PATH, gs://BUCKET/PATH")
-    return SearchJob.create(working_dir, options.space, storage=storage,
-                            tracking_uri=tracking_uri, search_args=search_args)
+    if (
+        storage is not None
+        and is_local_path(storage)
+        and not PurePosixPath(storage.removeprefix("file://")).is_absolute()
+    ):
+        raise ConfigError(
+            f"--storage {storage} is relative: the job runs in a folder Ray makes "
+            "on the cluster; give an absolute path that every node mounts (NFS) "
+            "or s3://BUCKET/PATH, gs://BUCKET/PATH"
+        )
+    return SearchJob.create(
+        working_dir,
+        options.space,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        search_args=search_args,
+    )
 
 
-def dry_run_lines(cluster: ClusterFile | None, address: str | None, port: int,
-                  job: SearchJob) -> list[str]:
+def dry_run_lines(
+    cluster: ClusterFile | None, address: str | None, port: int, job: SearchJob
+) -> list[str]:
     lines = ["# deft-tune launch --dry-run: checked; these would run (nothing was started)"]
     if cluster is not None:
         lines += bring_up_commands(cluster.path, port)
@@ -69,8 +84,9 @@ def dry_run_lines(cluster: ClusterFile | None, address: str | None, port: int,
 
 
 @contextmanager
-def job_server(cluster: ClusterFile | None, address: str | None, port: int, *,
-               up: bool) -> Iterator[str]:
+def job_server(
+    cluster: ClusterFile | None, address: str | None, port: int, *, up: bool
+) -> Iterator[str]:
     """The job server's address: ``address``, or a tunnel to the launcher cluster's head."""
     if cluster is None:
         yield address
@@ -81,37 +97,52 @@ def job_server(cluster: ClusterFile | None, address: str | None, port: int, *,
         yield url
 
 
-def submit(cluster: ClusterFile | None, address: str | None, port: int, job: SearchJob, *,
-           follow: bool, out: Out, write: Out) -> int:
+def submit(
+    cluster: ClusterFile | None,
+    address: str | None,
+    port: int,
+    job: SearchJob,
+    *,
+    follow: bool,
+    out: Out,
+    write: Out,
+) -> int:
     """Submit the job, print its id, stream its log; 0 if it succeeded, 1 if not."""
     where = f"--cluster {cluster.path}" if cluster is not None else f"--address {address}"
     with job_server(cluster, address, port, up=True) as url:
         client = JobClient(url)
         job_id = client.submit(job)
         out(f"submitted job {job_id} to {url}")
-        out(f"  watch: deft-tune launch {where} --logs {job_id}   "
-            f"(--status {job_id}, --stop {job_id})")
+        out(
+            f"  watch: deft-tune launch {where} --logs {job_id}   "
+            f"(--status {job_id}, --stop {job_id})"
+        )
         if not follow:
             return 0
         try:
             status = client.follow(job_id, write)
         except KeyboardInterrupt:
-            out(f"job {job_id} goes on running; follow it with: deft-tune launch {where} "
-                f"--logs {job_id}, stop it with --stop {job_id}")
+            out(
+                f"job {job_id} goes on running; follow it with: deft-tune launch {where} "
+                f"--logs {job_id}, stop it with --stop {job_id}"
+            )
             return 130
     out(f"job {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
 
 
-def manage(cluster: ClusterFile | None, address: str | None, port: int,
-           args: argparse.Namespace, out: Out) -> int:
+def manage(
+    cluster: ClusterFile | None, address: str | None, port: int, args: argparse.Namespace, out: Out
+) -> int:
     """--status, --logs or --stop JOB."""
     with job_server(cluster, address, port, up=False) as url:
         client = JobClient(url)
         if args.status:
             info = client.status(args.status)
-            out(f"job {args.status}: {info['status']}"
-                + (f" ({info['message']})" if info["message"] else ""))
+            out(
+                f"job {args.status}: {info['status']}"
+                + (f" ({info['message']})" if info["message"] else "")
+            )
             out(f"  entrypoint: {info['entrypoint']}")
             return 0
         if args.logs:

@@ -18,8 +18,13 @@ import ray
 
 from deft_tune.errors import ConfigError
 
-__all__ = ["NodeReport", "alive_node_count", "probe_nodes", "require_shared_resources",
-           "static_resource_problems"]
+__all__ = [
+    "NodeReport",
+    "alive_node_count",
+    "probe_nodes",
+    "require_shared_resources",
+    "static_resource_problems",
+]
 
 # Tracking URIs whose store is a file on one machine (MLflow's default is sqlite in the cwd).
 _LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
@@ -44,8 +49,9 @@ def is_local_path(storage: str) -> bool:
     return scheme in ("", "file") or len(scheme) == 1  # "C:\\..." parses with scheme "c"
 
 
-def static_resource_problems(storage: str | None, tracking_uri: str | None,
-                             num_nodes: int) -> list[str]:
+def static_resource_problems(
+    storage: str | None, tracking_uri: str | None, num_nodes: int
+) -> list[str]:
     """What is wrong for ``num_nodes`` nodes without asking the nodes (see below)."""
     if num_nodes <= 1:
         return []
@@ -53,18 +59,21 @@ def static_resource_problems(storage: str | None, tracking_uri: str | None,
     if storage is None:
         problems.append(
             f"a search on {num_nodes} nodes needs --storage that every node reaches: "
-            "s3://BUCKET/PATH, gs://BUCKET/PATH or a path on an NFS mount present on every node")
+            "s3://BUCKET/PATH, gs://BUCKET/PATH or a path on an NFS mount present on every node"
+        )
     scheme = urlparse(tracking_uri or "").scheme
     if tracking_uri is None or scheme in _LOCAL_STORE_SCHEMES or len(scheme) == 1:
         problems.append(
             f"tracking URI {tracking_uri or '(default: sqlite in the working directory)'} is a "
             f"file on one node; on {num_nodes} nodes use --tracking-uri http://HOST:5000 of an "
-            "`mlflow server` every node reaches (or a database URI such as postgresql://...)")
+            "`mlflow server` every node reaches (or a database URI such as postgresql://...)"
+        )
     return problems
 
 
-def require_shared_resources(storage: str | None, tracking_uri: str | None, num_nodes: int,
-                             *, probe: Probe | None = None) -> None:
+def require_shared_resources(
+    storage: str | None, tracking_uri: str | None, num_nodes: int, *, probe: Probe | None = None
+) -> None:
     """Refuse storage or tracking that not every node of a multi-node cluster can use.
 
     Call it after connecting to the cluster, with the number of alive nodes. A remote storage URI
@@ -88,20 +97,23 @@ def _is_loopback_http(uri: str | None) -> bool:
     return parsed.scheme in ("http", "https") and parsed.hostname in _LOOPBACK_HOSTS
 
 
-def _probe_problems(reports: Sequence[NodeReport], storage: str | None,
-                    url: str | None) -> list[str]:
+def _probe_problems(
+    reports: Sequence[NodeReport], storage: str | None, url: str | None
+) -> list[str]:
     problems = []
     blind = [r.node for r in reports if storage is not None and not r.sees_storage]
     if blind:
         problems.append(
             f"--storage {storage} is a local path that nodes {', '.join(blind)} do not see; use "
-            "s3://BUCKET/PATH, gs://BUCKET/PATH or a path on an NFS mount present on every node")
+            "s3://BUCKET/PATH, gs://BUCKET/PATH or a path on an NFS mount present on every node"
+        )
     cut_off = [r.node for r in reports if url is not None and not r.reaches_tracking]
     if cut_off:
         problems.append(
             f"tracking URI {url} is loopback and nodes {', '.join(cut_off)} cannot reach it; "
             "start `mlflow server --host 0.0.0.0` on a host every node reaches and pass "
-            "--tracking-uri http://THAT-HOST:5000")
+            "--tracking-uri http://THAT-HOST:5000"
+        )
     return problems
 
 
@@ -110,8 +122,9 @@ def alive_node_count() -> int:
     return sum(1 for node in ray.nodes() if node["Alive"])
 
 
-def probe_nodes(storage: str | None, tracking_uri: str | None,
-                timeout: float = 120.0) -> list[NodeReport]:
+def probe_nodes(
+    storage: str | None, tracking_uri: str | None, timeout: float = 120.0
+) -> list[NodeReport]:
     """Run :func:`check_node` on every alive node of the connected cluster (0 CPUs each)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -126,9 +139,12 @@ def probe_nodes(storage: str | None, tracking_uri: str | None,
     try:
         task = ray.remote(num_cpus=0, max_retries=0)(check_node)
         nodes = [n for n in ray.nodes() if n["Alive"]]
-        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                    n["NodeID"], soft=False)).remote(marker and str(marker), token, tracking_uri)
-                for n in nodes]
+        refs = [
+            task.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(marker and str(marker), token, tracking_uri)
+            for n in nodes
+        ]
         answers = ray.get(refs, timeout=timeout)
     finally:
         if marker is not None:
@@ -136,8 +152,10 @@ def probe_nodes(storage: str | None, tracking_uri: str | None,
         for folder in made:  # deepest first; the search makes them again if it runs
             with contextlib.suppress(OSError):
                 folder.rmdir()
-    return [NodeReport(f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})", *answer)
-            for n, answer in zip(nodes, answers)]
+    return [
+        NodeReport(f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})", *answer)
+        for n, answer in zip(nodes, answers)
+    ]
 
 
 def check_node(marker: str | None, token: str, tracking_uri: str | None) -> tuple[bool, bool]:

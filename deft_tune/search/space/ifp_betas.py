@@ -20,6 +20,7 @@ __all__ = ["beta_candidates"]
 
 logger = logging.getLogger(__name__)
 
+
 def beta_candidates(
     ifps: dict[str, np.ndarray], quantiles: tuple[float, float] = (0.25, 0.75)
 ) -> tuple[float, ...]:

@@ -36,8 +36,9 @@ __all__ = ["load_space", "space_from_dict"]
 logger = logging.getLogger(__name__)
 
 
-def load_space(path: str | os.PathLike, budget_overrides: dict[str, Any] | None = None
-               ) -> SearchSpace:
+def load_space(
+    path: str | os.PathLike, budget_overrides: dict[str, Any] | None = None
+) -> SearchSpace:
     """Read and validate a search-space YAML file; ConfigError names the file and field.
 
     ``budget_overrides`` replace fields of the file's ``budget:`` before anything is derived
@@ -60,8 +61,9 @@ def load_space(path: str | os.PathLike, budget_overrides: dict[str, Any] | None 
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def space_from_dict(raw: Any, source: str = "<dict>",
-                    budget_overrides: dict[str, Any] | None = None) -> SearchSpace:
+def space_from_dict(
+    raw: Any, source: str = "<dict>", budget_overrides: dict[str, Any] | None = None
+) -> SearchSpace:
     """Build and validate a space from plain data (parsed YAML)."""
     if budget_overrides and isinstance(raw, dict):
         raw = {**raw, "budget": {**(raw.get("budget") or {}), **budget_overrides}}

@@ -227,8 +227,9 @@ def _parse_budget(raw: Any) -> Budget:
     for name in ("steps_per_trial", "num_trials", "max_concurrent", "eval_interval"):
         check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1)
     check_scalar(budget.seed, "budget.seed", int, min_val=0)
-    check_scalar(budget.cpus_per_trial, "budget.cpus_per_trial", min_val=0,
-                 include_boundaries="neither")
+    check_scalar(
+        budget.cpus_per_trial, "budget.cpus_per_trial", min_val=0, include_boundaries="neither"
+    )
     check_scalar(budget.gpus_per_trial, "budget.gpus_per_trial", min_val=0)
     if budget.eval_interval > budget.steps_per_trial:
         raise ConfigError(
@@ -249,8 +250,12 @@ def _parse_stopping(raw: Any) -> StoppingConfig:
             check_scalar(getattr(ifp, name), f"stopping.ifp.{name}", min_val=0)
     check_scalar(ifp.grace_steps, "stopping.ifp.grace_steps", int, min_val=0)
     check_scalar(asha.grace_period, "stopping.asha.grace_period", int, min_val=1)
-    check_scalar(asha.reduction_factor, "stopping.asha.reduction_factor", min_val=1,
-                 include_boundaries="neither")
+    check_scalar(
+        asha.reduction_factor,
+        "stopping.asha.reduction_factor",
+        min_val=1,
+        include_boundaries="neither",
+    )
     return stop
 
 

@@ -30,8 +30,11 @@ from deft_tune.search.tracking.layout import (
 
 # An unreachable server should fail in seconds, not after MLflow's minutes of retries; and
 # artifact downloads must not draw progress bars over the command's own output.
-_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-               "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+_CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,21 @@ def _mlflow(uri: str) -> Iterator[Any]:
 
 
 def _parent_runs(client: Any, experiment_id: str) -> list[Any]:
-    return client.search_runs([experiment_id], parent_filter(),
-                              order_by=["attributes.start_time DESC"], max_results=1000)
+    return client.search_runs(
+        [experiment_id], parent_filter(), order_by=["attributes.start_time DESC"], max_results=1000
+    )
 
 
 def _all_pages(client: Any, experiment_id: str, query: str) -> list[Any]:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], query, max_results=1000,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
+        page = client.search_runs(
+            [experiment_id],
+            query,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -140,11 +149,17 @@ def _light_trial(client: Any, run: Any) -> TrialRecord:
     """A trial without params or step count: enough for counts and the best objective."""
     del client
     tags = run.data.tags
-    return TrialRecord(run.info.run_id, tags.get(TRIAL_TAG, ""), run.info.status,
-                       tags.get(STOP_TAG, "unknown"), {},
-                       {k: float(v) for k, v in run.data.metrics.items()},
-                       (run.info.start_time or 0) / 1000,
-                       run.info.end_time / 1000 if run.info.end_time else None, 0)
+    return TrialRecord(
+        run.info.run_id,
+        tags.get(TRIAL_TAG, ""),
+        run.info.status,
+        tags.get(STOP_TAG, "unknown"),
+        {},
+        {k: float(v) for k, v in run.data.metrics.items()},
+        (run.info.start_time or 0) / 1000,
+        run.info.end_time / 1000 if run.info.end_time else None,
+        0,
+    )
 
 
 def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchRecord:
@@ -158,10 +173,12 @@ def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchReco
         status=parent.info.status,
         start_time=(parent.info.start_time or 0) / 1000,
         space=yaml.safe_load(space_text) if space_text else {},
-        versions=", ".join(f"{k}={v}" for k, v in sorted(parent.data.params.items())
-                           if "version" in k),
-        trials=tuple(make(client, run) for run in _all_pages(client, experiment.experiment_id,
-                                                              query)),
+        versions=", ".join(
+            f"{k}={v}" for k, v in sorted(parent.data.params.items()) if "version" in k
+        ),
+        trials=tuple(
+            make(client, run) for run in _all_pages(client, experiment.experiment_id, query)
+        ),
     )
 
 
@@ -180,10 +197,13 @@ def load_search(uri: str, name: str) -> SearchRecord:
     with _mlflow(uri) as client:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            known = sorted(e.name for e in client.search_experiments()
-                           if _parent_runs(client, e.experiment_id))
-            raise TrackingError(f"no search named {name!r} in {uri}; known: "
-                                f"{', '.join(known) or 'none (run deft-tune search first)'}")
+            known = sorted(
+                e.name for e in client.search_experiments() if _parent_runs(client, e.experiment_id)
+            )
+            raise TrackingError(
+                f"no search named {name!r} in {uri}; known: "
+                f"{', '.join(known) or 'none (run deft-tune search first)'}"
+            )
         parents = _parent_runs(client, experiment.experiment_id)
         if not parents:
             raise TrackingError(f"experiment {name!r} in {uri} holds no deft-tune search")

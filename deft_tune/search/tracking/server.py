@@ -38,8 +38,13 @@ class MlflowServer:
     stopping it also stops the web workers it forks.
     """
 
-    def __init__(self, directory: str | os.PathLike, port: int | None = None,
-                 host: str = "127.0.0.1", startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 90.0,
+    ) -> None:
         self.directory = Path(directory).resolve()
         self.host = host
         self.port = port or free_port(host)
@@ -54,18 +59,33 @@ class MlflowServer:
     def start(self) -> MlflowServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "mlflow", "server", "--host", self.host,
-            "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", default_tracking_uri(self.directory),
-            "--artifacts-destination", str(self.directory / "mlartifacts"),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            default_tracking_uri(self.directory),
+            "--artifacts-destination",
+            str(self.directory / "mlartifacts"),
         ]
         # The server's job runner (GenAI scoring, trace archival) forks a dozen consumers and
         # slows start-up; a tracking store for trials does not need it.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.log_path, "ab") as sink:
-            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         self._wait_ready()
         log.info("mlflow server on %s (log: %s)", self.uri, self.log_path)
         return self
@@ -74,8 +94,9 @@ class MlflowServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise TrackingError(f"mlflow server exited with code {self.process.returncode}; "
-                                    f"see {self.log_path}")
+                raise TrackingError(
+                    f"mlflow server exited with code {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
                     if answer.status == 200:
@@ -83,8 +104,10 @@ class MlflowServer:
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise TrackingError(f"mlflow server did not answer on {self.uri} within "
-                            f"{self.startup_timeout:.0f} s; see {self.log_path}")
+        raise TrackingError(
+            f"mlflow server did not answer on {self.uri} within "
+            f"{self.startup_timeout:.0f} s; see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self.process = self.process, None
@@ -106,4 +129,3 @@ class MlflowServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

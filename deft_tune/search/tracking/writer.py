@@ -82,16 +82,23 @@ def _client(uri: str) -> MlflowClient:
         raise TrackingError(f"cannot open MLflow tracking URI {uri!r}: {exc}") from None
 
 
-def find_trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str,
-                    trial_id: str | None = None) -> list[Any]:
+def find_trial_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str | None = None
+) -> list[Any]:
     """Child runs of ``parent_run_id`` (of one trial when ``trial_id`` is given), oldest first."""
     query = trial_filter(parent_run_id, trial_id)
     runs: list[Any] = []
     token = None
     while True:
-        page = with_retry(lambda token=token: client.search_runs(
-            [experiment_id], query, max_results=1000, order_by=["attributes.start_time ASC"],
-            page_token=token))
+        page = with_retry(
+            lambda token=token: client.search_runs(
+                [experiment_id],
+                query,
+                max_results=1000,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -101,7 +108,7 @@ def find_trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str
 def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     items = [Param(key, value) for key, value in params.items()]
     for i in range(0, len(items), _MAX_PARAMS):
-        chunk = items[i:i + _MAX_PARAMS]
+        chunk = items[i : i + _MAX_PARAMS]
         with_retry(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
 
 
@@ -121,23 +128,33 @@ class SearchTracking:
                 return found.experiment_id
             return with_retry(lambda: self.client.create_experiment(name))
         except MlflowException as exc:
-            raise TrackingError(f"MLflow at {self.uri!r} refused experiment {name!r}: "
-                                f"{exc.message}") from None
+            raise TrackingError(
+                f"MLflow at {self.uri!r} refused experiment {name!r}: {exc.message}"
+            ) from None
 
-    def start_parent(self, params: Mapping[str, Any], artifacts: Mapping[str, str],
-                     run_id: str | None = None, run_name: str | None = None) -> str:
+    def start_parent(
+        self,
+        params: Mapping[str, Any],
+        artifacts: Mapping[str, str],
+        run_id: str | None = None,
+        run_name: str | None = None,
+    ) -> str:
         """Create the parent run (or mark ``run_id`` running again when resuming)."""
         if run_id is not None:
             with_retry(lambda: self.client.update_run(run_id, status="RUNNING"))
             self.parent_run_id = run_id
             return run_id
-        run = with_retry(lambda: self.client.create_run(
-            self.experiment_id, tags={ROLE_TAG: ROLE_SEARCH}, run_name=run_name))
+        run = with_retry(
+            lambda: self.client.create_run(
+                self.experiment_id, tags={ROLE_TAG: ROLE_SEARCH}, run_name=run_name
+            )
+        )
         self.parent_run_id = run.info.run_id
         _log_params(self.client, self.parent_run_id, run_params(params))
         for name, text in artifacts.items():
-            with_retry(lambda name=name, text=text: self.client.log_text(
-                self.parent_run_id, text, name))
+            with_retry(
+                lambda name=name, text=text: self.client.log_text(self.parent_run_id, text, name)
+            )
         return self.parent_run_id
 
     def log_summary(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
@@ -146,8 +163,7 @@ class SearchTracking:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         tag_list = [RunTag(k, str(v)) for k, v in tags.items()]
-        with_retry(lambda: self.client.log_batch(self.parent_run_id, metrics=batch,
-                                                 tags=tag_list))
+        with_retry(lambda: self.client.log_batch(self.parent_run_id, metrics=batch, tags=tag_list))
 
     def trial_runs(self, trial_id: str | None = None) -> list[Any]:
         assert self.parent_run_id is not None
@@ -171,8 +187,7 @@ class SearchTracking:
         for run in self.trial_runs():
             if run.info.status == "RUNNING":
                 run_id = run.info.run_id
-                with_retry(lambda run_id=run_id: self.client.set_tag(run_id, STOP_TAG,
-                                                                     stop_reason))
+                with_retry(lambda run_id=run_id: self.client.set_tag(run_id, STOP_TAG, stop_reason))
                 with_retry(lambda run_id=run_id: self.client.set_terminated(run_id, status))
                 count += 1
         return count
@@ -193,9 +208,18 @@ class TrialRun:
         self.resumed_step = resumed_step
 
     @classmethod
-    def open(cls, uri: str, experiment_id: str, parent_run_id: str, trial_id: str, *,
-             run_id: str | None = None, params: Mapping[str, Any] | None = None,
-             run_name: str | None = None, progress_key: str = keys.LOSS) -> TrialRun:
+    def open(
+        cls,
+        uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        trial_id: str,
+        *,
+        run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        progress_key: str = keys.LOSS,
+    ) -> TrialRun:
         """Continue ``run_id``, or the trial's existing run, or create the trial's run."""
         client = _client(uri)
         if run_id is None:
@@ -207,15 +231,15 @@ class TrialRun:
             last = max((m.step for m in history), default=None)
             return cls(client, run_id, last)
         tags = {PARENT_TAG: parent_run_id, ROLE_TAG: ROLE_TRIAL, TRIAL_TAG: trial_id}
-        run = with_retry(lambda: client.create_run(experiment_id, tags=tags,
-                                                   run_name=run_name or trial_id))
+        run = with_retry(
+            lambda: client.create_run(experiment_id, tags=tags, run_name=run_name or trial_id)
+        )
         new = cls(client, run.info.run_id, None)
         if params:
             _log_params(client, new.run_id, run_params(params))
         return new
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int,
-                    skip_logged: bool = True) -> bool:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int, skip_logged: bool = True) -> bool:
         """Log the numbers of one report in one batch; False when the step was logged before.
 
         ``skip_logged=False`` logs keys that are not step reports (a trial's final scores).
@@ -225,7 +249,7 @@ class TrialRun:
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, int(step)) for k, v in numeric_metrics(metrics).items()]
         for i in range(0, len(batch), _MAX_METRICS):
-            chunk = batch[i:i + _MAX_METRICS]
+            chunk = batch[i : i + _MAX_METRICS]
             with_retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk))
         return True
 

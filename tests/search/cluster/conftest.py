@@ -18,9 +18,11 @@ import pytest
 from tests.search.cluster.local_cluster import RAY, LocalCluster, wait_for
 
 # Notice a lost node in ~3 s instead of Ray's default ~15-30 s (GCS health checks of raylets).
-_FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "1000",
-                           "RAY_health_check_timeout_ms": "1000",
-                           "RAY_health_check_failure_threshold": "3"}
+_FAST_FAILURE_DETECTION = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 class ClusterUnderTest:
@@ -32,8 +34,10 @@ class ClusterUnderTest:
         return subprocess.run(command, env=self.env, capture_output=True, text=True, **kwargs)
 
     def alive_nodes(self) -> list[dict]:
-        listed = self.run([RAY, "list", "nodes", "--address", self.cluster.job_server,
-                           "--format", "json"], timeout=60)
+        listed = self.run(
+            [RAY, "list", "nodes", "--address", self.cluster.job_server, "--format", "json"],
+            timeout=60,
+        )
         try:
             nodes = json.loads(listed.stdout) if listed.returncode == 0 else []
         except json.JSONDecodeError:  # the state API answers before it has its first list
@@ -41,8 +45,12 @@ class ClusterUnderTest:
         return [n for n in nodes if n["state"] == "ALIVE"]
 
     def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
-        wait_for(lambda: len(self.alive_nodes()) == count, timeout, f"{count} alive Ray nodes",
-                 interval=1)
+        wait_for(
+            lambda: len(self.alive_nodes()) == count,
+            timeout,
+            f"{count} alive Ray nodes",
+            interval=1,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +63,11 @@ def two_nodes(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray-cluster")
     token = root / "token"
     token.write_text(secrets.token_hex(32))
-    ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-               **_FAST_FAILURE_DETECTION}
+    ray_env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        **_FAST_FAILURE_DETECTION,
+    }
     cluster = LocalCluster(root, env=ray_env)
     under_test = ClusterUnderTest(cluster, {**os.environ, **ray_env})
     server = MlflowServer(root / "mlflow")

@@ -49,6 +49,7 @@ class Node:
         except ProcessLookupError:
             pass
 
+
 @dataclass
 class LocalCluster:
     """A head (no CPUs: trials never land there) and worker nodes, all on 127.0.0.1."""
@@ -68,10 +69,24 @@ class LocalCluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start_head(self) -> Node:
-        return self._start("head", ["--head", "--port", str(self.gcs_port), "--num-cpus", "0",
-                                    "--include-dashboard", "true", "--dashboard-host",
-                                    "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
-                                    "--ray-client-server-port", str(free_port())])
+        return self._start(
+            "head",
+            [
+                "--head",
+                "--port",
+                str(self.gcs_port),
+                "--num-cpus",
+                "0",
+                "--include-dashboard",
+                "true",
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                str(self.dashboard_port),
+                "--ray-client-server-port",
+                str(free_port()),
+            ],
+        )
 
     def add_node(self, name: str, num_cpus: int) -> Node:
         return self._start(name, ["--address", self.address, "--num-cpus", str(num_cpus)])
@@ -80,16 +95,36 @@ class LocalCluster:
         # Unix socket paths must stay under ~100 characters: short temp dirs under /tmp.
         temp_dir = Path(tempfile.mkdtemp(prefix=f"dt-{name}-", dir="/tmp"))
         log = self.root / f"{name}.log"
-        command = [RAY, "start", "--block", *args, "--temp-dir", str(temp_dir),
-                   "--node-ip-address", "127.0.0.1", "--num-gpus", "0",
-                   "--object-store-memory", str(OBJECT_STORE_BYTES),
-                   "--dashboard-agent-listen-port", str(free_port()),
-                   "--dashboard-agent-grpc-port", str(free_port()),
-                   "--metrics-export-port", str(free_port()),
-                   "--runtime-env-agent-port", str(free_port())]
+        command = [
+            RAY,
+            "start",
+            "--block",
+            *args,
+            "--temp-dir",
+            str(temp_dir),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-gpus",
+            "0",
+            "--object-store-memory",
+            str(OBJECT_STORE_BYTES),
+            "--dashboard-agent-listen-port",
+            str(free_port()),
+            "--dashboard-agent-grpc-port",
+            str(free_port()),
+            "--metrics-export-port",
+            str(free_port()),
+            "--runtime-env-agent-port",
+            str(free_port()),
+        ]
         with log.open("w") as sink:
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **self.env}, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         node = Node(name, process, temp_dir, log)
         self.nodes.append(node)
         return node

@@ -15,8 +15,12 @@ from tests import REPO
 
 CLUSTERS = REPO / "clusters"
 FILES = sorted(CLUSTERS.glob("*.yaml"))
-KINDS = {"aws.yaml": "launcher", "gcp.yaml": "launcher", "kuberay-raycluster.yaml": "RayCluster",
-         "kuberay-rayjob.yaml": "RayJob"}
+KINDS = {
+    "aws.yaml": "launcher",
+    "gcp.yaml": "launcher",
+    "kuberay-raycluster.yaml": "RayCluster",
+    "kuberay-rayjob.yaml": "RayJob",
+}
 
 
 def test_the_schema_is_the_one_shipped_with_ray():
@@ -89,22 +93,41 @@ BROKEN = [
     ("gcp.yaml", ["head_node_type"], "cpu-head", "head_node_type == 'cpu-head'"),
     ("aws.yaml", ["available_node_types", "gpu", "min_workers"], 9, "min_workers == 9"),
     ("kuberay-raycluster.yaml", ["spec", "headGroupSpec"], _DELETE, "headGroupSpec"),
-    ("kuberay-raycluster.yaml", ["spec", "workerGroupSpecs", 0, "maxReplicas"], _DELETE,
-     "maxReplicas"),
-    ("kuberay-raycluster.yaml", ["spec", "headGroupSpec", "rayStartParams", "num-cpus"], 0,
-     "spec.headGroupSpec.rayStartParams.num-cpus"),
-    ("kuberay-raycluster.yaml", ["spec", "workerGroupSpecs", 0, "minReplicas"], 9,
-     "minReplicas == 9 > maxReplicas"),
+    (
+        "kuberay-raycluster.yaml",
+        ["spec", "workerGroupSpecs", 0, "maxReplicas"],
+        _DELETE,
+        "maxReplicas",
+    ),
+    (
+        "kuberay-raycluster.yaml",
+        ["spec", "headGroupSpec", "rayStartParams", "num-cpus"],
+        0,
+        "spec.headGroupSpec.rayStartParams.num-cpus",
+    ),
+    (
+        "kuberay-raycluster.yaml",
+        ["spec", "workerGroupSpecs", 0, "minReplicas"],
+        9,
+        "minReplicas == 9 > maxReplicas",
+    ),
     ("kuberay-raycluster.yaml", ["apiVersion"], "ray.io/v1alpha1", "use apiVersion ray.io/v1"),
     ("kuberay-rayjob.yaml", ["spec", "entrypoint"], _DELETE, "'entrypoint' is a required"),
     ("kuberay-rayjob.yaml", ["spec", "rayClusterSpec"], _DELETE, "exactly one of rayClusterSpec"),
-    ("kuberay-rayjob.yaml", ["spec", "clusterSelector"], {"ray.io/cluster": "x"},
-     "exactly one of rayClusterSpec"),
+    (
+        "kuberay-rayjob.yaml",
+        ["spec", "clusterSelector"],
+        {"ray.io/cluster": "x"},
+        "exactly one of rayClusterSpec",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "path", "value", "says"), BROKEN,
-                         ids=[f"{b[0]}:{'.'.join(map(str, b[1]))}" for b in BROKEN])
+@pytest.mark.parametrize(
+    ("name", "path", "value", "says"),
+    BROKEN,
+    ids=[f"{b[0]}:{'.'.join(map(str, b[1]))}" for b in BROKEN],
+)
 def test_a_broken_cluster_file_is_refused_with_one_line(tmp_path, name, path, value, says):
     body = copy.deepcopy(yaml.safe_load((CLUSTERS / name).read_text()))
     _set(body, path, value)
@@ -116,8 +139,9 @@ def test_a_broken_cluster_file_is_refused_with_one_line(tmp_path, name, path, va
     assert says in message and "\n" not in message and str(broken) in message
 
 
-@pytest.mark.parametrize(("text", "says"), [("- a\n- b\n", "must be a YAML mapping"),
-                                            ("a: [1\n", "not valid YAML")])
+@pytest.mark.parametrize(
+    ("text", "says"), [("- a\n- b\n", "must be a YAML mapping"), ("a: [1\n", "not valid YAML")]
+)
 def test_a_file_that_is_no_cluster_config_is_refused(tmp_path, text, says):
     path = tmp_path / "c.yaml"
     path.write_text(text)

@@ -30,8 +30,9 @@ def small_quick(folder: Path, name: str) -> Path:
     """quick.yaml with 2 trials of 100 steps, a report and a checkpoint every 50 steps."""
     space = yaml.safe_load(QUICK.read_text())
     space["name"] = name
-    space["budget"].update(steps_per_trial=STEPS, eval_interval=INTERVAL, num_trials=2,
-                           max_concurrent=2)
+    space["budget"].update(
+        steps_per_trial=STEPS, eval_interval=INTERVAL, num_trials=2, max_concurrent=2
+    )
     space["base"]["training"]["checkpoint_interval"] = INTERVAL
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
@@ -48,17 +49,37 @@ def rendered_data():
 
 
 def launch(cluster, project: Path, space: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "deft_tune", "launch", "--address", cluster.cluster.job_server,
-            "--working-dir", str(project), "--space", str(space), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "deft_tune",
+        "launch",
+        "--address",
+        cluster.cluster.job_server,
+        "--working-dir",
+        str(project),
+        "--space",
+        str(space),
+        *extra,
+    ]
 
 
 @pytest.mark.slow
 def test_a_local_tracking_store_is_refused_on_two_nodes(two_nodes, tmp_path):
     project = tmp_path / "project"
     space = small_quick(project, "refused")
-    done = two_nodes.run(launch(two_nodes, project, space, "--storage", str(tmp_path / "runs"),
-                                "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"),
-                         timeout=240)
+    done = two_nodes.run(
+        launch(
+            two_nodes,
+            project,
+            space,
+            "--storage",
+            str(tmp_path / "runs"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ),
+        timeout=240,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "job raysubmit_" in done.stdout and ": FAILED" in done.stdout
     refusal = [line for line in done.stdout.splitlines() if "deft-tune: error:" in line]
@@ -68,10 +89,14 @@ def test_a_local_tracking_store_is_refused_on_two_nodes(two_nodes, tmp_path):
 
     # The job afterwards: --status, --logs, --stop (one process: Ray's import costs seconds).
     job_id = re.search(r"submitted job (raysubmit_\w+)", done.stdout).group(1)
-    calls = "; ".join(f"print('=>', main(['launch', '--address', {two_nodes.cluster.job_server!r}, "
-                      f"'{flag}', {job_id!r}]))" for flag in ("--status", "--logs", "--stop"))
-    asked = two_nodes.run([sys.executable, "-c", f"from deft_tune.cli import main; {calls}"],
-                          timeout=120)
+    calls = "; ".join(
+        f"print('=>', main(['launch', '--address', {two_nodes.cluster.job_server!r}, "
+        f"'{flag}', {job_id!r}]))"
+        for flag in ("--status", "--logs", "--stop")
+    )
+    asked = two_nodes.run(
+        [sys.executable, "-c", f"from deft_tune.cli import main; {calls}"], timeout=120
+    )
     status, logs, stop = asked.stdout.split("=> 0\n")[:3]
     assert f"job {job_id}: FAILED" in status, asked.stdout + asked.stderr
     assert refusal[0] in logs and f"job {job_id}: FAILED" in logs
@@ -85,15 +110,32 @@ def test_search_job_survives_a_lost_node(two_nodes, rendered_data, tmp_path):
     log = tmp_path / "launch.log"
     with log.open("w") as sink:
         job = subprocess.Popen(
-            launch(two_nodes, project, space, "--storage", str(storage), "--tracking-uri",
-                   two_nodes.mlflow.uri, "--no-asha", "--no-ifp-stopper"),
-            env=two_nodes.env, stdout=sink, stderr=subprocess.STDOUT)
+            launch(
+                two_nodes,
+                project,
+                space,
+                "--storage",
+                str(storage),
+                "--tracking-uri",
+                two_nodes.mlflow.uri,
+                "--no-asha",
+                "--no-ifp-stopper",
+            ),
+            env=two_nodes.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         started = time.monotonic()
         # Both trials run on w1 (the only node with CPUs); lose it once both have checkpointed.
-        wait_for(lambda: job.poll() is not None
-                 or len(list(storage.glob("lostnode/*/checkpoint_000000"))) == 2,
-                 300, "a first checkpoint of both trials")
+        wait_for(
+            lambda: (
+                job.poll() is not None
+                or len(list(storage.glob("lostnode/*/checkpoint_000000"))) == 2
+            ),
+            300,
+            "a first checkpoint of both trials",
+        )
         assert job.poll() is None, log.read_text()[-3000:]
         two_nodes.cluster.nodes[1].kill()
         killed_at = time.monotonic() - started
@@ -105,8 +147,10 @@ def test_search_job_survives_a_lost_node(two_nodes, rendered_data, tmp_path):
     output = log.read_text()
     assert returncode == 0, output[-4000:]
     assert "submitted job raysubmit_" in output and ": SUCCEEDED" in output
-    print(f"node lost {killed_at:.0f} s after submission; job done after "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"node lost {killed_at:.0f} s after submission; job done after "
+        f"{time.monotonic() - started:.0f} s"
+    )
 
     trial_dirs = [p for p in (storage / "lostnode").glob("train_trial_*") if p.is_dir()]
     assert len(trial_dirs) == 2

@@ -33,12 +33,15 @@ def test_remote_storage_and_server_are_trusted_without_asking_the_nodes():
     assert calls == []
 
 
-@pytest.mark.parametrize(("storage", "uri", "says"), [
-    (None, REMOTE[1], "needs --storage that every node reaches"),
-    (REMOTE[0], "sqlite:////tmp/mlflow.db", "use --tracking-uri http://HOST:5000"),
-    (REMOTE[0], None, "(default: sqlite in the working directory)"),
-    (REMOTE[0], "file:///tmp/mlruns", "is a file on one node"),
-])
+@pytest.mark.parametrize(
+    ("storage", "uri", "says"),
+    [
+        (None, REMOTE[1], "needs --storage that every node reaches"),
+        (REMOTE[0], "sqlite:////tmp/mlflow.db", "use --tracking-uri http://HOST:5000"),
+        (REMOTE[0], None, "(default: sqlite in the working directory)"),
+        (REMOTE[0], "file:///tmp/mlruns", "is a file on one node"),
+    ],
+)
 def test_local_stores_are_refused_on_several_nodes_with_what_to_use(storage, uri, says):
     with pytest.raises(ConfigError) as error:
         require_shared_resources(storage, uri, 2, probe=answers()[0])
@@ -58,5 +61,9 @@ def test_a_local_path_is_accepted_only_when_every_node_sees_it(tmp_path):
 def test_a_loopback_server_is_accepted_only_when_every_node_reaches_it():
     cut_off = NodeReport("10.0.0.2 (bbbb)", True, False)
     with pytest.raises(ConfigError, match="mlflow server --host 0.0.0.0"):
-        require_shared_resources(REMOTE[0], "http://127.0.0.1:5000", 2,
-                                 probe=answers(NodeReport("x", True, True), cut_off)[0])
+        require_shared_resources(
+            REMOTE[0],
+            "http://127.0.0.1:5000",
+            2,
+            probe=answers(NodeReport("x", True, True), cut_off)[0],
+        )

@@ -17,8 +17,11 @@ from deft_tune.search.tracking.writer import (
 
 
 def test_run_params_dotted_keys_through_dicts_and_lists_of_dicts():
-    raw = {"model": {"groups": 2}, "schedule": {"stages": [{"beta": 4.0}, {"beta": 1.0}]},
-           "evaluation": {"metrics": ["mig", "sap"]}}
+    raw = {
+        "model": {"groups": 2},
+        "schedule": {"stages": [{"beta": 4.0}, {"beta": 1.0}]},
+        "evaluation": {"metrics": ["mig", "sap"]},
+    }
     assert run_params(raw) == {
         "model.groups": "2",
         "schedule.stages.0.beta": "4.0",
@@ -63,10 +66,10 @@ def test_with_retry_retries_locked_store_and_reraises_other_errors(monkeypatch):
 def _exercise_layout(uri: str) -> None:
     """The whole life of a search's runs against one tracking URI."""
     search = SearchTracking(uri, "layout")
-    parent = search.start_parent({"seed": 3, "space": {"name": "quick"}},
-                                 {"search_space.yaml": "name: quick\n"})
-    first = TrialRun.open(uri, search.experiment_id, parent, "t1",
-                          params={"model": {"groups": 2}})
+    parent = search.start_parent(
+        {"seed": 3, "space": {"name": "quick"}}, {"search_space.yaml": "name: quick\n"}
+    )
+    first = TrialRun.open(uri, search.experiment_id, parent, "t1", params={"model": {"groups": 2}})
     first.log_text("model: {groups: 2}\n", "run_config.yaml")
     assert first.log_metrics({"train/loss": 3.0, "step": 10, "note": "x"}, step=10)
     assert first.log_metrics({"train/loss": 2.0}, step=20)
@@ -120,4 +123,3 @@ def test_layout_on_embedded_sqlite_store(tmp_path, monkeypatch):
 def test_layout_through_mlflow_server_on_loopback(mlflow_server):
     assert mlflow_server.uri.startswith("http://127.0.0.1:")
     _exercise_layout(mlflow_server.uri)
-
