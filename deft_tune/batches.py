@@ -9,12 +9,12 @@ the protocol falls back to ``sample_observations_from_factors`` with a numpy gen
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from deft_tune.data.base import GroundTruthData, stored_rows
+from deft_tune.data.base import GroundTruthData, StoredData, stored_rows
 
 __all__ = ["BatchSource", "probe_batch"]
 
@@ -26,6 +26,7 @@ class BatchSource:
         self, data: GroundTruthData, batch_size: int, seed: int, device: torch.device
     ) -> None:
         self.data = data
+        self.stored = cast(StoredData, data)  # used only when it has stored rows
         self.batch_size = batch_size
         self.device = device
         rows = stored_rows(data)
@@ -39,7 +40,7 @@ class BatchSource:
         with warnings.catch_warnings():  # read-only memory map: we never write to it
             warnings.simplefilter("ignore", UserWarning)
             self.storage = torch.from_numpy(rows).to(device)
-        weights = data.sampling_weights() if hasattr(data, "sampling_weights") else None
+        weights = self.stored.sampling_weights() if hasattr(data, "sampling_weights") else None
         self.weights = None if weights is None else torch.as_tensor(weights, device=device)
         self.indices = torch.empty(batch_size, dtype=torch.int64, device=device)
 
@@ -66,7 +67,7 @@ class BatchSource:
                 out=self.indices,
             )
         raw = self.storage.index_select(0, self.indices)
-        return self.data.decode_batch(raw, self.decode_generator)
+        return self.stored.decode_batch(raw, self.decode_generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -155,7 +155,7 @@ class RunConfig:
 
     def stage_steps(self) -> tuple[int, ...]:
         """Steps of each stage under the fixed rule (the open last stage gets the rest)."""
-        fixed = [s.steps for s in self.schedule.stages[:-1]]
+        fixed = [s.steps or 0 for s in self.schedule.stages[:-1]]  # validated: all set
         last = self.schedule.stages[-1].steps
         rest = self.training.steps - sum(fixed)
         return (*fixed, last if last is not None else rest)
@@ -238,7 +238,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -36,7 +36,7 @@ _UMASK = _read_umask()
 
 
 def atomic_write(
-    path: str | os.PathLike, write: Callable[[str], None], *, durable: bool = False
+    path: str | os.PathLike, write: Callable[[str], object], *, durable: bool = False
 ) -> Path:
     """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it into place."""
     path = Path(path)

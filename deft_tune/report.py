@@ -83,6 +83,14 @@ def finished(trials: Sequence[Any], metric: str) -> list[Any]:
     return [t for t in trials if t.status != "RUNNING" and objective_value(t, metric) is not None]
 
 
+def _score(trial: Any, metric: str) -> float:
+    """:func:`objective_value` of a trial :func:`finished` kept (so it has one)."""
+    value = objective_value(trial, metric)
+    if value is None:
+        raise ValueError(f"trial {trial.trial_id} has no value of {metric}")
+    return value
+
+
 def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
     """Best first (``mode`` "max" or "min"), as the search chooses its best: the trials scored
     in the standard setting (they ran to the end) before those stopped early."""
@@ -90,7 +98,7 @@ def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
 
     def order(trial: Any) -> tuple[int, float]:
         standard = objective_setting(trial, metric) == "standard"
-        return (0 if standard else 1, sign * objective_value(trial, metric))
+        return (0 if standard else 1, sign * _score(trial, metric))
 
     return sorted(finished(trials, metric), key=order)
 
@@ -236,7 +244,7 @@ def seeds_robust(trials: Sequence[Any], metric: str, mode: str) -> list[tuple[fl
     for members in groups.values():
         if len(members) < 2:
             continue
-        values = [objective_value(t, metric) for t in members]
+        values = [_score(t, metric) for t in members]
         spread = statistics.stdev(values)
         mean = statistics.fmean(values)
         scored.append((mean - spread if mode == "max" else mean + spread, members))

@@ -104,7 +104,7 @@ def information_per_group(histories: dict[str, dict[str, list[tuple[int, float]]
 def stop_reasons(trials: Sequence[Any], steps_per_trial: int) -> Figure:
     """How many trials each stop reason ended, and the trial-steps early stops saved."""
     counts = Counter(t.stop_reason for t in trials)
-    saved = Counter()
+    saved: Counter[str] = Counter()
     for trial in trials:
         saved[trial.stop_reason] += max(0, steps_per_trial - trial.steps)
     reasons = sorted(counts)
@@ -130,17 +130,16 @@ def write_all(
     histories: Callable[..., dict] | None = None,
 ) -> list[Path]:
     """Write the four figures of ``search`` to ``directory``; returns their paths."""
-    if histories is None:
-        from deft_tune.search.tracking.reader import metric_histories as histories
     directory = Path(directory)
     steps = int((search.space.get("budget") or {}).get("steps_per_trial", 0)) or max(
         (t.steps for t in search.trials), default=0
     )
     top = report.ranked(search.trials, metric, search.mode)[:TOP_TRIALS]
     per_group = {}
+    read = histories if histories is not None else _stored_histories()
     for trial in top:
         group_keys = [k for k in trial.metrics if k.startswith(keys.KL_GROUP_PREFIX)]
-        per_group[trial.trial_id] = histories(uri, trial.run_id, group_keys)
+        per_group[trial.trial_id] = read(uri, trial.run_id, group_keys)
     figures = {
         "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
         "objective_vs_params.png": objective_vs_params(search.trials, metric),
@@ -150,3 +149,9 @@ def write_all(
         "stop_reasons.png": stop_reasons(search.trials, steps),
     }
     return [save_figure(figure, directory / name) for name, figure in figures.items()]
+
+
+def _stored_histories() -> Callable[..., dict]:
+    from deft_tune.search.tracking.reader import metric_histories  # MLflow, when it is needed
+
+    return metric_histories

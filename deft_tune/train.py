@@ -93,7 +93,8 @@ def _default_hooks(config: RunConfig, data: GroundTruthData) -> list[EvalHook]:
     from deft_tune.freezing import InformationTracker  # a library room beside this one
 
     names = tuple(getattr(data, "factor_names", ()) or ()) or None
-    return [InformationTracker(config.model.groups, names)]
+    tracker: EvalHook = InformationTracker(config.model.groups, names)
+    return [tracker]
 
 
 class Trainer:
@@ -137,7 +138,7 @@ class Trainer:
     def _build_model(self) -> GroupedVAE:
         model = build_model(self.config, self.data.observation_shape).to(self.device)
         if self._channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
 
     @property

@@ -68,13 +68,14 @@ def _as_number(value: Any, name: str, kind: type) -> float | int:
         raise ConfigError(f"{name} == {value!r}, must be {what}")
     if not math.isfinite(value):
         raise ConfigError(f"{name} == {value!r}, must be a finite number")
+    number = float(value)
     if kind is int:
         if isinstance(value, numbers.Integral):
-            return int(value)
-        if float(value).is_integer():
-            return int(value)
+            return int(value)  # exact, also beyond float precision
+        if number.is_integer():
+            return int(number)
         raise ConfigError(f"{name} == {value!r}, must be a whole number")
-    return float(value)
+    return number
 
 
 def _bounds(low: float | None, high: float | None, left: bool, right: bool) -> str:

@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def run_list(args: argparse.Namespace) -> int:
     width = max(map(len, names()))
     for name in names():
         try:
-            description = dataset_class(name).description
+            description = getattr(dataset_class(name), "description", "")
         except (ImportError, AttributeError) as exc:  # a family whose module is not there
             description = f"(unavailable: {exc})"
         print(f"{name:<{width}}  {description}")
@@ -90,7 +91,7 @@ def run_render(args: argparse.Namespace) -> int:
     data = _dataset(args)
     start = time.perf_counter()
     if hasattr(data, "build_cache"):
-        bars = []  # opened at the first progress report: a cached set shows no bar
+        bars: list[Any] = []  # opened at the first progress report: a cached set shows no bar
 
         def progress(done: int, total: int) -> None:
             if not bars:
@@ -121,8 +122,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"name: {data.name}")
     print(f"description: {getattr(data, 'description', '')}")
     print(f"factors: {sizes}")
-    nuisance = zip(getattr(data, "nuisance_names", ()), getattr(data, "nuisance_sizes", ()))
-    if nuisance := ", ".join(f"{n}={s}" for n, s in nuisance):
+    pairs = zip(getattr(data, "nuisance_names", ()), getattr(data, "nuisance_sizes", ()))
+    if nuisance := ", ".join(f"{n}={s}" for n, s in pairs):
         print(f"nuisance: {nuisance}")
     if hasattr(data, "num_samples"):
         print(f"samples: {data.num_samples:,}")

@@ -77,14 +77,15 @@ def representation_from_model_dir(
         )
     config, model = load_model(path)
     data = get_dataset(config.data.name, **config.data.options)
-    device = resolve_device(device)
-    model = model.to(device).eval()
+    torch_device = resolve_device(device)
+    model = model.to(torch_device).eval()
 
     @torch.no_grad()
     def encoder_mean(observations: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
         means = [
-            model.encoder(chunk.to(device))[0].float().cpu() for chunk in x.split(ENCODE_BATCH)
+            model.encoder(chunk.to(torch_device))[0].float().cpu()
+            for chunk in x.split(ENCODE_BATCH)
         ]
         return torch.cat(means).numpy()
 

@@ -135,7 +135,8 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     trainer.save_checkpoint(out / "checkpoints" / "last.pt")
     save_model(out / MODEL_FILE, trainer.config, trainer.model, trainer.data.observation_shape)
     last = last or history[-1]  # a resumed run that had already finished trains nothing
-    results = {"final": {k: _json_number(v) for k, v in last.items()}, "metrics": _metrics(trainer)}
+    metrics = _metrics(trainer)
+    results = {"final": {k: _json_number(v) for k, v in last.items()}, "metrics": metrics}
     atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
     probe_codes = trainer.representation(trainer.probe[0][:256])
     base = np.median(probe_codes, axis=0)
@@ -146,7 +147,7 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     plots.save_figure(
         plots.plot_kl_per_group(history, trainer.num_groups), out / "kl_per_group.png"
     )
-    for name, value in results["metrics"].items():
+    for name, value in metrics.items():
         print(f"metrics/{name}: {value:.4f}")
 
 

@@ -149,6 +149,19 @@ class GridData:
         return None
 
 
+class StoredData(GroundTruthData, Protocol):
+    """A data set whose samples are stored rows the training loop gathers and decodes itself
+    (:class:`GridData` and its subclasses)."""
+
+    def stored_images(self) -> np.ndarray: ...
+
+    def decode_batch(
+        self, raw: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
+
+    def sampling_weights(self) -> np.ndarray | None: ...
+
+
 def stored_rows(data: GroundTruthData) -> np.ndarray | None:
     """The data set's stored rows (:meth:`GridData.stored_images`), or None if it has none."""
     stored = getattr(data, "stored_images", None)

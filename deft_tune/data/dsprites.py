@@ -20,6 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -200,6 +201,7 @@ def read_real_file(
     renderer agree on factor order.
     """
     suffix = path.suffix.lower()
+    opener: Callable[..., Any]
     if suffix == ".npz":
         opener = _open_npz
     elif suffix in (".h5", ".hdf5"):

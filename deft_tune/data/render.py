@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
-FACTOR_SIZES = (3, 6, 40, 32, 32)
+FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
+FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
 SIDE = 64
 SHAPE_NAMES = ("square", "ellipse", "heart")
 

@@ -14,11 +14,12 @@ once through ``sample_observations_from_factors``; such a view stores float32 ob
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 import torch
 
-from deft_tune.data.base import GridData, GroundTruthData, stored_rows
+from deft_tune.data.base import GridData, GroundTruthData, StoredData, stored_rows
 from deft_tune.errors import ConfigError
 from deft_tune.validation import RandomLike, check_random_state
 
@@ -49,7 +50,7 @@ class SingleFactorView(GridData):
         self.description = f"{base.name} with only {name} varying"
         self.factor_names = (name,)
         self.factor_sizes = (int(base.factor_sizes[factor]),)
-        self.observation_shape = tuple(base.observation_shape)
+        self.observation_shape = cast(tuple[int, int, int], tuple(base.observation_shape))
         self._stored = stored
         self._decodes = decodes  # False: stored rows are already float observations
 
@@ -65,7 +66,7 @@ class SingleFactorView(GridData):
         self, raw: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         if self._decodes:
-            return self.base.decode_batch(raw, generator)
+            return cast(StoredData, self.base).decode_batch(raw, generator)
         return raw.to(torch.float32)
 
 
@@ -94,7 +95,8 @@ def single_factor_view(
         images = np.asarray(data.sample_observations_from_factors(factors, rng), np.float32)
         return SingleFactorView(data, index, fixed, images, decodes=False)
     # A copy of the few swept rows: small, and no longer tied to the base's memory map.
-    stored = np.ascontiguousarray(rows[data.factors_to_index(factors)])
+    grid = cast(GridData, data)
+    stored = np.ascontiguousarray(rows[grid.factors_to_index(factors)])
     return SingleFactorView(data, index, fixed, stored, decodes=True)
 
 

@@ -21,11 +21,12 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 
-from deft_tune.data.base import GridData, GroundTruthData
+from deft_tune.data.base import GridData, GroundTruthData, StoredData, stored_rows
 from deft_tune.data.views import single_factor_view
 from deft_tune.errors import ConfigError, DataError
 from deft_tune.freezing.detect import FreezingPoint, default_window, find_freezing_point
@@ -106,7 +107,7 @@ def annealing_runs(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} == {value!r}, must be an integer >= 1")
     _check_images_shape(tuple(data.observation_shape), data.name)
-    runs = []
+    runs: list[AnnealingRun] = []
     for factor in chosen:
         j = names.index(factor)
         for draw in range(draws):
@@ -259,12 +260,7 @@ def _full_data_sampler(
     data: GroundTruthData, batch_size: int, seed: int
 ) -> Callable[[torch.Generator], torch.Tensor]:
     """Batches of the full data set: stored rows by index where the data has them."""
-    stored = None
-    if isinstance(data, GridData):
-        try:
-            stored = data.stored_images()
-        except NotImplementedError:
-            stored = None
+    stored = stored_rows(data) if isinstance(data, GridData) else None
     if stored is None:
         rng = np.random.default_rng(run_seed(seed, 1))
 
@@ -273,7 +269,8 @@ def _full_data_sampler(
             return torch.from_numpy(data.sample_observations_from_factors(factors, rng))
 
         return sample_protocol
-    weights = data.sampling_weights()
+    rows = cast(StoredData, data)
+    weights = rows.sampling_weights()
     probs = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
 
     def sample_rows(generator: torch.Generator) -> torch.Tensor:
@@ -282,7 +279,7 @@ def _full_data_sampler(
         else:
             index = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
         raw = torch.from_numpy(np.ascontiguousarray(stored[np.sort(index.numpy())]))
-        return data.decode_batch(raw, generator)
+        return rows.decode_batch(raw, generator)
 
     return sample_rows
 

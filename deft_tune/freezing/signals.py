@@ -45,16 +45,24 @@ __all__ = ["FreezingEvent", "InformationTracker"]
 
 
 class _Context(Protocol):
-    """The members of ``deft_tune.train.EvalContext`` the tracker reads."""
+    """The members of ``deft_tune.train.EvalContext`` the tracker reads (read-only)."""
 
-    step: int
-    stage: int
-    beta: float
-    kl_per_latent: np.ndarray
-    group_of_latent: np.ndarray
-    probe_codes: np.ndarray
-    probe_factors: np.ndarray | None
-    factor_names: Sequence[str]
+    @property
+    def step(self) -> int: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def kl_per_latent(self) -> np.ndarray: ...
+    @property
+    def group_of_latent(self) -> np.ndarray: ...
+    @property
+    def probe_codes(self) -> np.ndarray: ...
+    @property
+    def probe_factors(self) -> np.ndarray | None: ...
+    @property
+    def factor_names(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)

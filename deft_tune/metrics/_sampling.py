@@ -77,7 +77,7 @@ def sample_train_test(
     num_test: int,
     seed_rng: np.random.Generator,
     encode_batch: int = ENCODE_BATCH,
-):
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Train codes/factors then test codes/factors from one generator, in that order.
 
     MIG, DCI, SAP and Modularity all draw their samples this way, so one draw serves them all

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,12 +108,12 @@ def _shared_scores(representation_fn, data, names, seed: int, s: MetricSettings)
         if needs_test
         else None
     )
-    scorers = {
-        "mig": lambda: mig(*train, bins=s.bins),
-        "dci": lambda: dci(*train, *test, classifier=s.dci_classifier, n_jobs=s.n_jobs),
-        "sap": lambda: sap(*train, *test),
-        "modularity": lambda: modularity_explicitness(*train, *test, bins=s.bins),
-    }
+    scorers: dict[str, Callable[[], dict[str, float]]] = {"mig": lambda: mig(*train, bins=s.bins)}
+    if test is not None:
+        both = (*train, *test)
+        scorers["dci"] = lambda: dci(*both, classifier=s.dci_classifier, n_jobs=s.n_jobs)
+        scorers["sap"] = lambda: sap(*both)
+        scorers["modularity"] = lambda: modularity_explicitness(*both, bins=s.bins)
     return {name: scorers[name] for name in names if name in scorers}
 
 

@@ -48,7 +48,9 @@ def active_latents(mu: np.ndarray, threshold: float = 0.01) -> int:
     return int(np.sum(np.var(mu, axis=0) > threshold))
 
 
-def gaussian_log_density(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+def gaussian_log_density(
+    z: np.ndarray, mu: np.ndarray | float, logvar: np.ndarray | float
+) -> np.ndarray:
     """Elementwise log N(z; mu, exp(logvar)) with broadcasting."""
     return -0.5 * (_LOG_2PI + logvar + (z - mu) ** 2 * np.exp(-logvar))
 

@@ -214,10 +214,11 @@ def _log_artifacts(
 ) -> None:
     """Latent traversals around one observation and the KL per group over the trial."""
     data = trainer.data
-    _, observation = data.sample(1, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    observation = data.sample_observations_from_factors(data.sample_factors(1, rng), rng)
     code = trainer.representation(observation)[0]
     images = plots.traversal_images(trainer.model.decoder, code)
-    groups = trainer.model.encoder.group_of_latent().numpy()
+    groups = trainer.model.encoder.group_of_latent().tolist()
     kl = [history[-1].get(keys.kl_latent(i), float("nan")) for i in range(len(code))]
     run.log_figure(plots.plot_traversals(images, groups, kl if history else None), "traversals.png")
     if history:

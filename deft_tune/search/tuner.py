@@ -250,9 +250,12 @@ def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str,
 
 
 def _summarise(tracking: SearchTracking, outcome: SearchOutcome) -> None:
-    metrics = {"search/trials": outcome.trials, "search/completed": outcome.completed}
+    metrics: dict[str, float] = {
+        "search/trials": outcome.trials,
+        "search/completed": outcome.completed,
+    }
     tags = {INTERRUPTED_TAG: str(outcome.interrupted).lower()}
-    if outcome.best_value is not None:
+    if outcome.best_value is not None and outcome.best_trial_id is not None:
         metrics["search/best_objective"] = outcome.best_value
         tags[BEST_TRIAL_TAG] = outcome.best_trial_id
     tracking.log_summary(metrics, tags)

@@ -238,7 +238,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None
         if process.poll() is not None:
             raise ClusterError(
                 f"ray dashboard exited ({process.returncode}): "
-                f"{(process.stderr.read() or '').strip()[-300:]}"
+                f"{(process.stderr.read() if process.stderr else '').strip()[-300:]}"
             )
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:

@@ -80,7 +80,7 @@ def dry_run_lines(
     if cluster is not None:
         lines += bring_up_commands(cluster.path, port)
         address = f"http://127.0.0.1:{port}"
-    return [*lines, job.submit_command(address)]
+    return [*lines, job.submit_command(_required(address))]
 
 
 @contextmanager
@@ -89,12 +89,18 @@ def job_server(
 ) -> Iterator[str]:
     """The job server's address: ``address``, or a tunnel to the launcher cluster's head."""
     if cluster is None:
-        yield address
+        yield _required(address)
         return
     if up:
         bring_up(cluster.path)
     with dashboard_tunnel(cluster.path, port) as url:
         yield url
+
+
+def _required(address: str | None) -> str:
+    if address is None:  # the CLI asks for exactly one of --cluster and --address
+        raise ConfigError("give --cluster FILE or --address http://HEAD:8265")
+    return address
 
 
 def submit(

@@ -142,7 +142,7 @@ def probe_nodes(
         refs = [
             task.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-            ).remote(marker and str(marker), token, tracking_uri)
+            ).remote(str(marker) if marker else None, token, tracking_uri)
             for n in nodes
         ]
         answers = ray.get(refs, timeout=timeout)

@@ -213,7 +213,8 @@ class _ProbeTrial:
     """Stands in for an Optuna trial: every parameter at one end of its range, or overridden."""
 
     def __init__(self, end: int, overrides: dict[str, Any]) -> None:
-        self.end, self.overrides, self.params = end, overrides, {}
+        self.end, self.overrides = end, overrides
+        self.params: dict[str, Any] = {}
 
     def _pick(self, name: str, values: list[Any]) -> Any:
         self.params[name] = self.overrides.get(name, values[self.end])

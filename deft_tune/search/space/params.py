@@ -99,7 +99,8 @@ class Param:
         if self.kind == "choices":
             return trial.suggest_categorical(name, list(self.choices))
         if self.type == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+            low, high = self.bounds
+            return trial.suggest_int(name, int(low), int(high), log=self.log)
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
     def describe(self) -> str:

@@ -143,7 +143,7 @@ def positions_from_betas(betas: list[float]) -> list[float]:
 def ifp_param(space: SearchSpace, n: int) -> Param:
     """The categorical over decreasing choices of n-1 IFP candidates (the last beta is fixed)."""
     combos = [",".join(f"{b:g}" for b in combo)
-              for combo in itertools.combinations(space.ifp_betas, n - 1)]  # fmt: skip
+              for combo in itertools.combinations(space.ifp_betas or (), n - 1)]  # fmt: skip
     if len(combos) == 1:
         return Param("fixed", "str", value=combos[0])
     return Param("choices", "str", choices=tuple(combos))
@@ -161,8 +161,8 @@ def _sections(space: SearchSpace, v: dict[str, Any], seed: int) -> dict[str, dic
     }
     if space.method != "deft":
         sections["model"] = {"groups": 1, "latents_per_group": v["num_latents"]}
-        objective = {k: v[k] for k in ("beta", "capacity_max", "capacity_weight",
-                                       "capacity_steps") if k in v}  # fmt: skip
+        names = ("beta", "capacity_max", "capacity_weight", "capacity_steps")
+        objective: dict[str, Any] = {k: v[k] for k in names if k in v}
         sections["objective"] = {"kind": space.method, **objective}
         return sections
     n = v["num_stages"]

@@ -32,7 +32,7 @@ __all__ = [
 
 METHODS = OBJECTIVES  # deft and the three baselines
 
-_POSITIVE = {"low": 0.0, "open_low": True}
+_POSITIVE: dict[str, Any] = {"low": 0.0, "open_low": True}
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class SearchSpace:
 
 def param_domains(method: str) -> dict[str, tuple[Domain, Any]]:
     """Domain and default of every parameter of ``method``."""
-    common = {
+    common: dict[str, tuple[Domain, Any]] = {
         "lr": (Domain("float", log=True, **_POSITIVE), 5e-4),
     }
     if method != "deft":
@@ -124,7 +124,7 @@ def param_domains(method: str) -> dict[str, tuple[Domain, Any]]:
             "capacity_weight": (Domain("float", **_POSITIVE), 100.0),
             "capacity_steps": (Domain("int", low=1), None),  # None: half of steps_per_trial
         }
-    fraction = {"low": 0.0, "high": 1.0, "open_low": True, "open_high": True}
+    fraction: dict[str, Any] = {"low": 0.0, "high": 1.0, "open_low": True, "open_high": True}
     return {
         **common,
         "rule": (Domain("str", choices=SWITCH_RULES), "fixed"),

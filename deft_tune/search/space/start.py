@@ -40,9 +40,13 @@ def start_point(space: SearchSpace, raw: Any, where: str) -> dict[str, Any]:
     for key in _DEFT_SCALARS:
         if key in raw:
             put(key, key, raw[key])
-    n = _stage_count(space, raw, where)
-    if n is not None:
-        put("num_stages", "num_stages", n)
+    counted = _stage_count(space, raw, where)
+    if counted is None:  # no per-stage values: Optuna samples the stage count and the rest
+        if "betas" in raw:  # given, but not as a list: say so
+            _put_betas(space, put, raw["betas"], 0, where)
+        return out
+    n = counted
+    put("num_stages", "num_stages", n)
     if "betas" in raw:
         _put_betas(space, put, raw["betas"], n, where)
     if "stage_fracs" in raw:
@@ -83,8 +87,8 @@ class _Putter:
 def _snap(value: float, param: Param) -> float:
     """Undo round-off of a converted value (a beta position of 0.85000000001) at a bound."""
     for bound in (param.low, param.high):
-        if math.isclose(value, bound, rel_tol=1e-9):
-            return bound
+        if bound is not None and math.isclose(value, bound, rel_tol=1e-9):
+            return float(bound)
     return value
 
 

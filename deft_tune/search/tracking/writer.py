@@ -58,8 +58,10 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def with_retry(call: Callable[[], T], attempts: int = 8, base_delay: float = 0.05) -> T:
-    """Run ``call``, retrying when a shared sqlite store is locked by another trial process.
+def with_retry(
+    call: Callable[..., T], *args: Any, attempts: int = 8, base_delay: float = 0.05, **kwargs: Any
+) -> T:
+    """``call(*args, **kwargs)``, retried when a shared sqlite store is locked by another trial.
 
     The embedded sqlite store serialises writers; with several trials reporting at once a
     write can fail with "database is locked". Backing off with jitter resolves it; for many
@@ -67,7 +69,7 @@ def with_retry(call: Callable[[], T], attempts: int = 8, base_delay: float = 0.0
     """
     for attempt in range(attempts):
         try:
-            return call()
+            return call(*args, **kwargs)
         except MlflowException as exc:
             if "locked" not in str(exc).lower() or attempt == attempts - 1:
                 raise
@@ -91,13 +93,12 @@ def find_trial_runs(
     token = None
     while True:
         page = with_retry(
-            lambda token=token: client.search_runs(
-                [experiment_id],
-                query,
-                max_results=1000,
-                order_by=["attributes.start_time ASC"],
-                page_token=token,
-            )
+            client.search_runs,
+            [experiment_id],
+            query,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
         )
         runs.extend(page)
         token = page.token
@@ -109,7 +110,7 @@ def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) ->
     items = [Param(key, value) for key, value in params.items()]
     for i in range(0, len(items), _MAX_PARAMS):
         chunk = items[i : i + _MAX_PARAMS]
-        with_retry(lambda chunk=chunk: client.log_batch(run_id, params=chunk))
+        with_retry(client.log_batch, run_id, params=chunk)
 
 
 class SearchTracking:
@@ -149,25 +150,28 @@ class SearchTracking:
                 self.experiment_id, tags={ROLE_TAG: ROLE_SEARCH}, run_name=run_name
             )
         )
-        self.parent_run_id = run.info.run_id
-        _log_params(self.client, self.parent_run_id, run_params(params))
+        parent = self.parent_run_id = run.info.run_id
+        _log_params(self.client, parent, run_params(params))
         for name, text in artifacts.items():
-            with_retry(
-                lambda name=name, text=text: self.client.log_text(self.parent_run_id, text, name)
-            )
+            with_retry(self.client.log_text, parent, text, name)
+        return parent
+
+    @property
+    def parent(self) -> str:
+        """The parent run's id (once :meth:`start_parent` made or resumed it)."""
+        if self.parent_run_id is None:
+            raise RuntimeError("the search has no parent run yet: call start_parent first")
         return self.parent_run_id
 
     def log_summary(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         """Search-level results (best objective, trial counts) on the parent run."""
-        assert self.parent_run_id is not None
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         tag_list = [RunTag(k, str(v)) for k, v in tags.items()]
-        with_retry(lambda: self.client.log_batch(self.parent_run_id, metrics=batch, tags=tag_list))
+        with_retry(self.client.log_batch, self.parent, metrics=batch, tags=tag_list)
 
     def trial_runs(self, trial_id: str | None = None) -> list[Any]:
-        assert self.parent_run_id is not None
-        return find_trial_runs(self.client, self.experiment_id, self.parent_run_id, trial_id)
+        return find_trial_runs(self.client, self.experiment_id, self.parent, trial_id)
 
     def finish_trial(self, trial_id: str, status: str, stop_reason: str) -> bool:
         """Tag the trial's run with its stop reason and end it; False if it has no run yet.
@@ -176,9 +180,8 @@ class SearchTracking:
         """
         runs = self.trial_runs(trial_id)
         for run in runs:
-            run_id = run.info.run_id
-            with_retry(lambda run_id=run_id: self.client.set_tag(run_id, STOP_TAG, stop_reason))
-            with_retry(lambda run_id=run_id: self.client.set_terminated(run_id, status))
+            with_retry(self.client.set_tag, run.info.run_id, STOP_TAG, stop_reason)
+            with_retry(self.client.set_terminated, run.info.run_id, status)
         return bool(runs)
 
     def end_open_trials(self, status: str = "KILLED", stop_reason: str = "interrupted") -> int:
@@ -186,15 +189,14 @@ class SearchTracking:
         count = 0
         for run in self.trial_runs():
             if run.info.status == "RUNNING":
-                run_id = run.info.run_id
-                with_retry(lambda run_id=run_id: self.client.set_tag(run_id, STOP_TAG, stop_reason))
-                with_retry(lambda run_id=run_id: self.client.set_terminated(run_id, status))
+                with_retry(self.client.set_tag, run.info.run_id, STOP_TAG, stop_reason)
+                with_retry(self.client.set_terminated, run.info.run_id, status)
                 count += 1
         return count
 
     def finish_parent(self, status: str = "FINISHED") -> None:
         if self.parent_run_id is not None:
-            with_retry(lambda: self.client.set_terminated(self.parent_run_id, status))
+            with_retry(self.client.set_terminated, self.parent_run_id, status)
 
 
 class TrialRun:
@@ -250,7 +252,7 @@ class TrialRun:
         batch = [Metric(k, v, now, int(step)) for k, v in numeric_metrics(metrics).items()]
         for i in range(0, len(batch), _MAX_METRICS):
             chunk = batch[i : i + _MAX_METRICS]
-            with_retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk))
+            with_retry(self.client.log_batch, self.run_id, metrics=chunk)
         return True
 
     def log_text(self, text: str, artifact_file: str) -> None:
