@@ -39,6 +39,7 @@ from deft_tune.validation import check_scalar
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
+EARLIER_MODES = ("scale", "freeze")
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,17 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    # Fixed rule: the stage's beta. Annealed rule: the threshold at which the stage ends.
-    beta: float
+    # Fixed rule: the stage's beta. Annealed rule: the threshold at which the stage ends (the
+    # last stage may omit it: it runs to the end, as the authors' fifth group does).
+    beta: float | None = None
     # Fixed rule: stage length; None on the last stage means "until training ends".
     steps: int | None = None
-    # Learning-rate scale of the groups opened before this stage (0 freezes, 1 leaves alone).
+    # How the groups opened before this stage are treated: "scale" trains them at lr_scale x
+    # the base rate (0 stops their updates, 1 leaves them alone); "freeze" (the authors' latest
+    # code) stops their gradients, detaches their outputs and passes each frozen latent through
+    # a learnable per-latent projection (mean * exp(w1), log-variance + w2) trained at the base
+    # rate, so the decoder can rescale a frozen latent but no new information enters it.
+    earlier: Literal["scale", "freeze"] = "scale"
     lr_scale: float = 1.0
 
 
@@ -356,15 +363,6 @@ def _check_evaluation(evaluation: EvaluationConfig) -> None:
 
 def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
     stages = schedule.stages
-    for i, stage in enumerate(stages):
-        check_scalar(stage.beta, f"schedule.stages[{i}].beta", min_val=0)
-        check_scalar(
-            stage.lr_scale,
-            f"schedule.stages[{i}].lr_scale",
-            min_val=0,
-            max_val=1,
-            hint="0 freezes earlier groups, 1 leaves them alone",
-        )
     _require(
         len(stages) >= 1,
         "schedule.stages is empty: objective 'deft' needs one stage per encoder group",
@@ -374,10 +372,52 @@ def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
         f"schedule.stages has {len(stages)} stages but model.groups == {groups}: "
         "DEFT opens one group per stage, so make them equal",
     )
+    for i, stage in enumerate(stages):
+        _check_stage(stage, i, last=i == len(stages) - 1, rule=schedule.rule)
+    _check_earlier_modes(stages)
     if schedule.rule == "fixed":
         _check_fixed_lengths(stages, steps)
     else:
         _check_annealed(schedule)
+
+
+def _check_stage(stage: StageConfig, i: int, *, last: bool, rule: str) -> None:
+    where = f"schedule.stages[{i}]"
+    if stage.beta is None:
+        _require(
+            rule == "annealed" and last,
+            f"{where}.beta is missing: every stage needs its beta"
+            + (
+                ""
+                if rule == "fixed"
+                else " (only the last stage under the annealed rule may omit its threshold)"
+            ),
+        )
+    else:
+        check_scalar(stage.beta, f"{where}.beta", min_val=0)
+    check_scalar(
+        stage.lr_scale,
+        f"{where}.lr_scale",
+        min_val=0,
+        max_val=1,
+        hint="0 stops the earlier groups' updates, 1 leaves them alone",
+    )
+    _require(
+        stage.earlier == "scale" or stage.lr_scale == 1.0,
+        f"{where}.lr_scale == {stage.lr_scale} with earlier: freeze: lr_scale applies to "
+        "earlier: scale (frozen groups get no gradient); remove lr_scale",
+    )
+
+
+def _check_earlier_modes(stages: tuple[StageConfig, ...]) -> None:
+    frozen = [i for i, s in enumerate(stages) if i > 0 and s.earlier == "freeze"]
+    for i in range(frozen[0] + 1, len(stages)) if frozen else ():
+        _require(
+            stages[i].earlier == "freeze",
+            f"schedule.stages[{i}].earlier == 'scale' after stage {frozen[0]} froze the "
+            "earlier groups: their projections would be dropped; use earlier: freeze for "
+            "every later stage",
+        )
 
 
 def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
@@ -412,7 +452,7 @@ def _check_annealed(schedule: ScheduleConfig) -> None:
     check_scalar(schedule.beta_max, "schedule.beta_max", min_val=1)
     check_scalar(schedule.gamma, "schedule.gamma", min_val=0, include_boundaries="neither")
     check_scalar(schedule.anneal_steps, "schedule.anneal_steps", int, min_val=1)
-    betas = [s.beta for s in schedule.stages]
+    betas = [s.beta for s in schedule.stages if s.beta is not None]
     _require(
         all(a > b for a, b in zip(betas, betas[1:])),
         f"schedule.stages betas {betas} must decrease under the annealed rule "

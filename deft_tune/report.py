@@ -20,7 +20,7 @@ from deft_tune import report_keys as keys
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
 
-_STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps)$")
+_STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps|earlier)$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
     ">": operator.gt, "<": operator.lt,
@@ -32,13 +32,28 @@ _WHERE = re.compile(r"^\s*([\w/.\-]+)\s*(>=|<=|==|!=|>|<)\s*([-+\w.]+)\s*$")
 
 
 def stage_values(params: dict[str, str], field: str) -> list[float]:
-    """The per-stage values of ``field`` (beta, lr_scale, steps) from flattened params."""
+    """The per-stage values of ``field`` (beta, lr_scale, steps) from flattened params; a stage
+    without a value (an open last stage's steps, an annealed last stage's threshold) is left out.
+    """
     found = {}
     for key, value in params.items():
         match = _STAGE_PARAM.match(key)
         if match and match.group(2) == field and value not in ("None", ""):
             found[int(match.group(1))] = float(value)
     return [found[i] for i in sorted(found)]
+
+
+def stage_count(params: dict[str, str]) -> int:
+    """How many stages a trial's flattened run config has."""
+    found = {int(m.group(1)) for key in params if (m := _STAGE_PARAM.match(key))}
+    return max(found) + 1 if found else 0
+
+
+def earlier_mode(params: dict[str, str]) -> str | None:
+    """How a DEFT trial treated its earlier groups ("scale" or "freeze"; stage 2's setting)."""
+    return params.get("schedule.stages.1.earlier") or (
+        "scale" if params.get("objective.kind", "deft") == "deft" and stage_count(params) else None
+    )
 
 
 def resolve_metric(name: str, available: Iterable[str]) -> str:
@@ -143,8 +158,9 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "objective": objective_value(trial, metric),
         "setting": objective_setting(trial, metric),
         "method": trial.params.get("objective.kind", ""),
-        "stages": len(betas) or None,
+        "stages": stage_count(trial.params) or None,
         "betas": betas,
+        "earlier": earlier_mode(trial.params),
         "lr_scales": stage_values(trial.params, "lr_scale")[1:],
         "lr": _float(trial.params.get("training.lr")),
         "steps": trial.steps,
@@ -305,14 +321,17 @@ def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
             seen["num_latents"].append(int(float(p["model.latents_per_group"])))
         return dict(seen)
     seen["rule"].append(p.get("schedule.rule", "fixed"))
-    seen["num_stages"].append(len(betas))
+    seen["num_stages"].append(stage_count(p))
+    if earlier_mode(p) is not None:
+        seen["earlier"].append(earlier_mode(p))
     seen["latents_per_group"].append(int(float(p.get("model.latents_per_group", 1))))
     if betas:
         seen["beta_first"].append(betas[0])
     seen["beta_pos"].extend(_positions(betas))
-    fixed_lengths = stage_values(p, "steps")[: len(betas) - 1]  # the last stage takes the rest
+    fixed_lengths = stage_values(p, "steps")[: stage_count(p) - 1]  # the last takes the rest
     seen["stage_frac"].extend(s / steps_per_trial for s in fixed_lengths)
-    seen["lr_scale"].extend(stage_values(p, "lr_scale")[1:])
+    if earlier_mode(p) == "scale":  # frozen trials' lr_scale is not a sampled value
+        seen["lr_scale"].extend(stage_values(p, "lr_scale")[1:])
     return dict(seen)
 
 

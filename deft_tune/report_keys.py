@@ -62,6 +62,15 @@ NMI1_MEAN = "info/nmi1_mean"
 NMI2_MEAN = "info/nmi2_mean"
 
 
+GAIN_GROUP_PREFIX = "info/gain/group"
+
+
+def gain_group(group: int) -> str:
+    """Nats group ``group`` gained since the current stage began (an earlier group's share is
+    information that diffused into it)."""
+    return f"{GAIN_GROUP_PREFIX}{group}"
+
+
 def nmi1(factor: str) -> str:
     return f"info/nmi1/{factor}"
 
@@ -113,7 +122,9 @@ FIXED_KEYS = (
     LAST_FREEZING_BETA, NMI1_MEAN, NMI2_MEAN,
 )  # fmt: skip
 # Keys with an index or a factor name in them.
-PATTERNS = (r"kl/latent\d+", r"kl/group\d+", r"lr/group\d+", r"info/nmi[12]/.+")
+PATTERNS = (
+    r"kl/latent\d+", r"kl/group\d+", r"lr/group\d+", r"info/gain/group\d+", r"info/nmi[12]/.+",
+)  # fmt: skip
 
 
 def is_report_key(key: str) -> bool:

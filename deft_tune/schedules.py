@@ -4,11 +4,15 @@ Stage i opens encoder group i. Under the ``fixed`` rule stage i lasts ``stages[i
 and its loss beta is ``stages[i].beta``. Under the ``annealed`` rule (the authors'
 examples/deft.py) the loss beta at step t is ``max(beta_max * exp(-gamma * t / anneal_steps), 1)``
 and stage i ends when that beta falls to ``stages[i].beta``; the boundary is solved in closed form
-so that the stage never depends on float round-off accumulated over a run.
+so that the stage never depends on float round-off accumulated over a run. The authors' rule is
+five groups with thresholds [70, 30, 15, 1] and no threshold on the fifth: beta_max 150, gamma
+20, anneal_steps 200,000 switch at steps 7,622, 16,095, 23,026 and 50,107 (beta reaches its
+floor of 1 there, and the last group trains to the end).
 
 Per-group learning-rate scales: the active group trains at the base rate (1), the groups opened
-before it at the stage's ``lr_scale``, groups not yet opened at 0. Baselines (no stages) have
-every group open from step 0 at the base rate.
+before it at the stage's ``lr_scale`` (or not at all when the stage freezes them: ``earlier:
+freeze``), groups not yet opened at 0. Baselines (no stages) have every group open from step 0
+at the base rate.
 
 :func:`position` puts it together for a whole run config: the training loop reads the stage,
 the loss weight, the stage's span and the learning-rate scales of a step from it and never
@@ -40,8 +44,8 @@ def _stage_starts(schedule: ScheduleConfig) -> list[float]:
         for stage in schedule.stages[:-1]:
             starts.append(starts[-1] + (stage.steps or 0))
         return starts
-    for stage in schedule.stages[:-1]:
-        starts.append(_annealed_crossing(schedule, stage.beta))
+    for stage in schedule.stages[:-1]:  # only the last stage may lack its threshold
+        starts.append(math.inf if stage.beta is None else _annealed_crossing(schedule, stage.beta))
     return starts
 
 
@@ -95,18 +99,23 @@ def beta_at(schedule: ScheduleConfig, total_steps: int, step: int) -> float:
         raise ValueError("schedule has no stages: a baseline's beta is objective.beta")
     if schedule.rule == "annealed":
         return _annealed_beta(schedule, step)
-    return float(schedule.stages[stage_at(schedule, total_steps, step)].beta)
+    beta = schedule.stages[stage_at(schedule, total_steps, step)].beta
+    if beta is None:  # refused by the config's validation
+        raise ValueError("a fixed-rule stage has no beta")
+    return float(beta)
 
 
 def lr_scales_at(schedule: ScheduleConfig, groups: int, step: int) -> tuple[float, ...]:
-    """Learning-rate scale of each encoder group at ``step`` (1 active, 0 not yet open)."""
+    """Learning-rate scale of each encoder group at ``step`` (1 active, 0 not yet open; 0 for
+    the earlier groups of a stage that freezes them)."""
     _check_step(step)
     if not schedule.stages:
         return (1.0,) * groups
     if len(schedule.stages) != groups:
         raise ValueError(f"groups == {groups} but the schedule has {len(schedule.stages)} stages")
     stage = stage_at(schedule, 0, step)
-    earlier = float(schedule.stages[stage].lr_scale)
+    current = schedule.stages[stage]
+    earlier = 0.0 if current.earlier == "freeze" else float(current.lr_scale)
     return tuple(earlier if g < stage else 1.0 if g == stage else 0.0 for g in range(groups))
 
 
@@ -126,6 +135,7 @@ class Position:
     stage_end: int  # the step the stage ends at (the run's end for the last stage)
     lr_scales: tuple[float, ...]  # per encoder group
     capacity: float | None = None  # AnnealedVAE's target KL at this step
+    freeze: bool = False  # the groups before the stage are frozen (earlier: freeze)
 
     @property
     def progress(self) -> float:
@@ -159,4 +169,5 @@ def position(config: RunConfig, step: int) -> Position:
         stage_start=bounds[stage],
         stage_end=bounds[stage + 1] if stage + 1 < len(bounds) else total,
         lr_scales=lr_scales_at(schedule, groups, step),
+        freeze=stage > 0 and schedule.stages[stage].earlier == "freeze",
     )

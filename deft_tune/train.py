@@ -169,7 +169,7 @@ class Trainer:
         if at.stage == self._stage:
             return
         self._stage = at.stage
-        self.model.encoder.set_stage(at.stage)
+        self.model.encoder.set_stage(at.stage, freeze=at.freeze)
         apply_lr_scales(self.optimizer, at.lr_scales)
         log.info(
             "step %d: stage %d, parameter groups\n%s",

@@ -56,6 +56,29 @@ def test_scientific_notation_string_is_read_as_float():
             "schedule.stages has 1 stages but model.groups == 2",
         ),
         (
+            {"schedule": {"stages": [{"steps": 300}, {"beta": 1}]}},
+            "schedule.stages[0].beta is missing: every stage needs its beta",
+        ),
+        (
+            {"schedule": {"stages": [{"beta": 5, "steps": 300}, {}]}},
+            "schedule.stages[1].beta is missing",
+        ),
+        (
+            {
+                "schedule": {
+                    "stages": [
+                        {"beta": 5, "steps": 300},
+                        {"beta": 1, "earlier": "freeze", "lr_scale": 0.1},
+                    ]
+                }
+            },
+            "lr_scale == 0.1 with earlier: freeze",
+        ),
+        (
+            {"schedule": {"stages": [{"beta": 5, "steps": 300}, {"beta": 1, "earlier": "thaw"}]}},
+            "schedule.stages[1].earlier == 'thaw', must be one of ['scale', 'freeze']",
+        ),
+        (
             {"schedule": {"stages": [{"beta": 5, "steps": 600}, {"beta": 1, "steps": 600}]}},
             "schedule stage steps sum to 1200 but training.steps == 1000",
         ),
@@ -82,3 +105,25 @@ def test_unreadable_and_non_yaml_files_name_the_file(tmp_path):
     bad.write_text("training: {steps: [1,\n")
     with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML at line"):
         load_config(bad)
+
+
+def test_a_frozen_group_stays_frozen_and_the_annealed_last_stage_may_omit_its_threshold():
+    three = {"model": {"groups": 3}, "training": {"steps": 1000}}
+    stages = [{"beta": 9, "steps": 300}, {"beta": 3, "steps": 300, "earlier": "freeze"},
+              {"beta": 1, "earlier": "scale", "lr_scale": 0.1}]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stages\[2\].earlier == 'scale' after stage 1 froze"):
+        RunConfig.from_dict({**three, "schedule": {"stages": stages}})
+    stages[2] = {"beta": 1, "earlier": "freeze"}
+    assert RunConfig.from_dict({**three, "schedule": {"stages": stages}})
+    annealed = {"rule": "annealed", "stages": [{"beta": 9}, {"beta": 3}, {}]}
+    config = RunConfig.from_dict({**three, "schedule": annealed})
+    assert config.schedule.stages[-1].beta is None
+
+
+def test_freeze_and_an_open_annealed_last_stage_survive_the_yaml_round_trip(tmp_path):
+    raw = {"model": {"groups": 3}, "schedule": {"rule": "annealed", "stages": [
+        {"beta": 9}, {"beta": 3, "earlier": "freeze"}, {"earlier": "freeze"}]}}  # fmt: skip
+    config = RunConfig.from_dict(raw)
+    path = dump_config(config, tmp_path / "run.yaml")
+    assert load_config(path) == config
+    assert "earlier: freeze" in path.read_text()

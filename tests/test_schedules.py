@@ -20,14 +20,16 @@ FIXED = ScheduleConfig(
         StageConfig(beta=1, lr_scale=0.5),
     ),
 )
-# The authors' examples/deft.py rule with thresholds [70, 30, 15, 1].
+# The authors' examples/deft.py rule: FracEncoder's five groups, thresholds [70, 30, 15, 1]; the
+# fifth group opens when beta reaches 1 and has no threshold of its own.
 ANNEALED = ScheduleConfig(
     rule="annealed",
     stages=(
         StageConfig(beta=70),
-        StageConfig(beta=30, lr_scale=0.1),
-        StageConfig(beta=15, lr_scale=0.1),
-        StageConfig(beta=1, lr_scale=0.1),
+        StageConfig(beta=30, earlier="freeze"),
+        StageConfig(beta=15, earlier="freeze"),
+        StageConfig(beta=1, earlier="freeze"),
+        StageConfig(earlier="freeze"),
     ),
     beta_max=150,
     gamma=20,
@@ -72,14 +74,15 @@ def test_lr_scales_active_one_earlier_stage_scale_later_zero(step, scales):
     assert lr_scales_at(FIXED, 4, step) == scales
 
 
-def test_annealed_boundaries_match_the_closed_form_by_hand():
+def test_annealed_boundaries_are_the_authors_switch_steps():
     # t_i = ceil(200000 * ln(150 / threshold) / 20): ln(150/70) = 0.762140 -> 7621.4,
-    # ln 5 = 1.609438 -> 16094.4, ln 10 = 2.302585 -> 23025.9.
-    assert stage_boundaries(ANNEALED, 100_000) == (0, 7622, 16095, 23026)
+    # ln 5 = 1.609438 -> 16094.4, ln 10 = 2.302585 -> 23025.9, ln 150 = 5.010635 -> 50106.4.
+    assert stage_boundaries(ANNEALED, 200_000) == (0, 7622, 16095, 23026, 50107)
+    assert stage_at(ANNEALED, 200_000, 200_000) == 4  # the fifth group trains to the end
 
 
 def test_annealed_stage_switches_exactly_when_beta_falls_to_the_threshold():
-    for start, threshold in zip((7622, 16095, 23026), (70, 30, 15)):
+    for start, threshold in zip((7622, 16095, 23026, 50107), (70, 30, 15, 1)):
         assert beta_at(ANNEALED, 100_000, start - 1) > threshold
         assert beta_at(ANNEALED, 100_000, start) <= threshold
         assert stage_at(ANNEALED, 100_000, start) == stage_at(ANNEALED, 100_000, start - 1) + 1
@@ -156,3 +159,11 @@ def test_position_of_baselines_opens_every_group_for_the_whole_run():
 def test_negative_step_is_refused():
     with pytest.raises(ValueError, match="step == -1"):
         stage_at(FIXED, 400, -1)
+
+
+def test_freeze_zeroes_the_earlier_groups_rate_and_marks_the_position():
+    assert lr_scales_at(ANNEALED, 5, 20_000) == (0.0, 0.0, 1.0, 0.0, 0.0)
+    run = RunConfig.from_dict({"model": {"groups": 5}, "schedule": ANNEALED,
+                               "training": {"steps": 200_000}})  # fmt: skip
+    assert not position(run, 7621).freeze and position(run, 7622).freeze
+    assert position(run, 60_000).stage_end == 200_000

@@ -40,6 +40,13 @@ def deft_config(**training):
     return RunConfig.from_dict({**DEFT, "training": {**DEFT["training"], **training}})
 
 
+def frozen_config():
+    """DEFT's schedule with the groups before each stage frozen behind their projections."""
+    stages = [{"beta": 8, "steps": 6}, {"beta": 4, "steps": 6, "earlier": "freeze"},
+              {"beta": 1, "earlier": "freeze"}]  # fmt: skip
+    return RunConfig.from_dict({**DEFT, "schedule": {"stages": stages}})
+
+
 def collect(trainer, until=None):
     reports = []
     trainer.run(report=reports.append, until=until)
@@ -59,7 +66,8 @@ def test_per_group_learning_rates_follow_the_schedule_exactly():
     assert [r["step"] for r in reports] == [3, 6, 9, 12, 15, 18]
     for report, (step, lrs) in zip(reports, seen):
         scales = lr_scales_at(config.schedule, 3, step - 1)  # the last step trained
-        assert lrs == [1e-3 * s for s in scales] + [1e-3]  # encoder groups, then the decoder
+        # encoder groups, then the decoder and the projections at the base rate
+        assert lrs == [1e-3 * s for s in scales] + [1e-3, 1e-3]
         assert [report[f"lr/group{g}"] for g in range(3)] == [1e-3 * s for s in scales]
     assert [r["train/stage"] for r in reports] == [0, 0, 1, 1, 2, 2]
     assert [r["train/beta"] for r in reports] == [8, 8, 4, 4, 1, 1]
@@ -107,8 +115,9 @@ def _comparable(report):
     return {k: v for k, v in report.items() if k != "train/images_per_sec"}
 
 
-def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path):
-    config = deft_config()
+@pytest.mark.parametrize("make_config", [deft_config, frozen_config], ids=["scale", "freeze"])
+def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path, make_config):
+    config = make_config()
     path = tmp_path / "ckpt.pt"
     straight = collect(Trainer(config, data=Squares()))
 
@@ -193,3 +202,18 @@ def test_same_seed_same_run_and_different_seed_different_run():
     b = Trainer(deft_config(), data=Squares()).run(until=3)
     c = Trainer(deft_config(seed=4), data=Squares()).run(until=3)
     assert a["train/loss"] == b["train/loss"] != c["train/loss"]
+
+
+def test_frozen_groups_keep_their_weights_while_their_projections_learn():
+    trainer = Trainer(frozen_config(), data=Squares())
+    reports = collect(trainer, until=6)  # stage 0 ends at step 6
+    group0 = [p.detach().clone() for p in trainer.model.encoder.encoders[0].parameters()]
+    reports += collect(trainer)
+    after = trainer.model.encoder.encoders[0].parameters()
+    assert all(torch.equal(a, b) for a, b in zip(group0, after))
+    projection = trainer.model.encoder.projections[0]
+    assert projection.log_scale.abs().sum() > 0  # rescaled while frozen
+    assert [r["lr/group0"] for r in reports] == [1e-3, 1e-3, 0.0, 0.0, 0.0, 0.0]
+    # The tracker reports, per open group, the nats gained since the stage began.
+    stage2 = reports[-1]
+    assert {"info/gain/group0", "info/gain/group1", "info/gain/group2"} <= set(stage2)

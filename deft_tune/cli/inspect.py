@@ -20,6 +20,7 @@ TRIAL_COLUMNS = (
     "method",
     "stages",
     "betas",
+    "earlier",
     "lr_scales",
     "lr",
     "steps",

@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,15 @@ def _load_history(path: Path, step: int) -> list[dict[str, float]]:
     return [row for row in rows if row["step"] <= step]
 
 
+def _json_clean(value: Any) -> Any:
+    """Nested lists and dicts with NaN and inf as None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clean(v) for v in value]
+    return _json_number(value) if isinstance(value, float) else value
+
+
 def _json_number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None  # JSON has no NaN
 
@@ -135,8 +145,15 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     trainer.save_checkpoint(out / "checkpoints" / "last.pt")
     save_model(out / MODEL_FILE, trainer.config, trainer.model, trainer.data.observation_shape)
     last = last or history[-1]  # a resumed run that had already finished trains nothing
+    from deft_tune.freezing import stage_gains
+
     metrics = _metrics(trainer)
-    results = {"final": {k: _json_number(v) for k, v in last.items()}, "metrics": metrics}
+    results = {
+        "final": {k: _json_number(v) for k, v in last.items()},
+        "metrics": metrics,
+        # Per stage: nats the active group took in, and those that entered earlier groups.
+        "stages": _json_clean(stage_gains(history)),
+    }
     atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
     probe_codes = trainer.representation(trainer.probe[0][:256])
     base = np.median(probe_codes, axis=0)

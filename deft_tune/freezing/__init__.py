@@ -25,7 +25,7 @@ from deft_tune.freezing.detect import (
     running_median,
 )
 from deft_tune.freezing.loop import AnnealingConfig, Curve, anneal
-from deft_tune.freezing.signals import FreezingEvent, InformationTracker
+from deft_tune.freezing.signals import FreezingEvent, InformationTracker, stage_gains
 from deft_tune.freezing.suggest import Suggestion, suggest_schedule, summarize
 
 __all__ = [
@@ -48,5 +48,6 @@ __all__ = [
     "run_local",
     "running_median",
     "suggest_schedule",
+    "stage_gains",
     "summarize",
 ]

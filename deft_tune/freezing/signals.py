@@ -10,6 +10,8 @@ early stopper reads (all keys under ``info/``):
 - ``info/frozen_gain``: nats gained by the groups opened before, each measured from its value at
   the last evaluation before the stage began. Gains are clipped at 0 per group: information one
   frozen group loses does not cancel what another takes in.
+- ``info/gain/group{g}``: the same gain for each open group g (the active one and each earlier
+  one), so a report says which earlier group the new information went into.
 - ``info/diffusion``: frozen_gain / (active_gain + frozen_gain), or 0 while the total gain is
   within ``noise`` nats of nothing (the probe KL wobbles by a few thousandths between evals).
 - ``info/active_captured``: 1.0 once the active gain exceeded ``capture_threshold`` this stage.
@@ -41,7 +43,7 @@ import numpy as np
 from deft_tune import report_keys as keys
 from deft_tune.metrics import entropies, mutual_info_matrix, normalized_top2
 
-__all__ = ["FreezingEvent", "InformationTracker"]
+__all__ = ["FreezingEvent", "InformationTracker", "stage_gains"]
 
 
 class _Context(Protocol):
@@ -162,15 +164,20 @@ class InformationTracker:
     def _gains(self, stage: int, group_kl: np.ndarray) -> dict[str, float]:
         gains = np.maximum(group_kl - self._baseline, 0.0)
         active = float(gains[stage]) if 0 <= stage < self.num_groups else 0.0
-        frozen = float(gains[: max(min(stage, self.num_groups), 0)].sum())
+        opened = max(min(stage, self.num_groups), 0)
+        frozen = float(gains[:opened].sum())
         total = active + frozen
         self._captured = self._captured or active > self.capture_threshold
-        return {
+        out = {
             keys.ACTIVE_GAIN: active,
             keys.FROZEN_GAIN: frozen,
             keys.DIFFUSION: frozen / total if total > self.noise else 0.0,
             keys.ACTIVE_CAPTURED: float(self._captured),
         }
+        out.update(
+            {keys.gain_group(g): float(gains[g]) for g in range(min(opened + 1, self.num_groups))}
+        )
+        return out
 
     def _detect_events(self, ctx: _Context, kl: np.ndarray, groups: np.ndarray) -> None:
         if self._armed is None or self._armed.shape != kl.shape:
@@ -237,3 +244,24 @@ class InformationTracker:
         armed = state["armed"]
         self._armed = None if armed is None else np.asarray(armed, dtype=bool)
         self._events = [FreezingEvent(**e) for e in state["events"]]
+
+
+def stage_gains(history: Sequence[dict[str, float]]) -> list[dict[str, Any]]:
+    """Per stage of a run's reports: its last report's step, the nats its active group took in
+    and the nats that entered each earlier group (``info/gain/group{g}`` at the stage's last
+    report; gains are measured from the stage's start)."""
+    last: dict[int, dict[str, float]] = {}
+    for report in history:
+        if keys.STAGE in report:
+            last[int(report[keys.STAGE])] = report
+    out = []
+    for stage, report in sorted(last.items()):
+        earlier = {f"group{g}": report.get(keys.gain_group(g), math.nan) for g in range(stage)}
+        out.append({
+            "stage": stage,
+            "last_step": int(report.get(keys.STEP, -1)),
+            "active_gain": report.get(keys.ACTIVE_GAIN, math.nan),
+            "entered_earlier": earlier,
+            "entered_earlier_total": float(sum(earlier.values())) if earlier else 0.0,
+        })  # fmt: skip
+    return out

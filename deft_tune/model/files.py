@@ -64,12 +64,20 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         shape = get_dataset(config.data.name, **config.data.options).observation_shape
     model = build_model(config, shape)
     try:
-        model.load_state_dict(saved["model"])
+        _load_weights(model, saved["model"])
     except (RuntimeError, TypeError) as exc:
         raise DataError(
             f"{path}: the weights do not match the model in its config ({exc})"
         ) from None
     return config, model.eval()
+
+
+def _load_weights(model: GroupedVAE, state: dict[str, Any]) -> None:
+    """Load ``state``; a file written before frozen groups had projections lacks them, and
+    their identity initialisation is what such a model computed."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(".projections." not in key for key in missing):
+        raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
 
 def _read(path: Path) -> dict[str, Any]:

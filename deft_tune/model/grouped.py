@@ -6,6 +6,12 @@ output mean 0 and log-variance 0, so they carry no information and cost no KL (t
 are not even run). Each group's parameters form their own optimizer parameter group named
 ``group{g}`` (the decoder is ``decoder``): DEFT's per-group learning rates are set on the
 optimizer, because a gradient hook's scale is normalised away by Adam.
+
+Frozen groups (``set_stage(stage, freeze=True)``, the authors' FracEncoder): the groups before
+the stage run without gradients, and each of their latents passes through a learnable
+:class:`Projection` (mean * exp(w1), log-variance + w2; identity at w = 0), so the decoder can
+rescale a frozen latent but no new information enters it. The projections are the parameter
+group ``projection`` at the base rate; they receive gradients only while their group is frozen.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from deft_tune.model.networks import Decoder, Encoder
 
 __all__ = [
     "GroupedEncoder",
+    "Projection",
     "GroupedVAE",
     "apply_lr_scales",
     "describe_parameter_groups",
@@ -27,6 +34,20 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class Projection(nn.Module):
+    """Per-latent affine map of a frozen group's output: (mean * exp(w1), logvar + w2)."""
+
+    def __init__(self, latents: int) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(latents))  # w1: identity at 0
+        self.logvar_shift = nn.Parameter(torch.zeros(latents))  # w2
+
+    def forward(
+        self, mean: torch.Tensor, logvar: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return mean * self.log_scale.exp(), logvar + self.logvar_shift
 
 
 class GroupedEncoder(nn.Module):
@@ -39,19 +60,33 @@ class GroupedEncoder(nn.Module):
         self.encoders = nn.ModuleList(
             Encoder(in_channels, latents_per_group, width) for _ in range(groups)
         )
+        # Zero-initialised: creating them draws no random numbers, so adding them changed no
+        # run's initialisation.
+        self.projections = nn.ModuleList(Projection(latents_per_group) for _ in range(groups))
         self.stage = groups - 1  # everything open unless a schedule says otherwise
+        self.freeze = False  # the groups before the stage are frozen
 
     @property
     def num_latents(self) -> int:
         return self.groups * self.latents_per_group
 
-    def set_stage(self, stage: int) -> None:
+    def set_stage(self, stage: int, freeze: bool = False) -> None:
+        """Open groups 0..``stage``; ``freeze``: the groups before it run frozen, projected."""
         if not 0 <= stage < self.groups:
             raise ValueError(f"stage == {stage}, must lie in [0, {self.groups})")
         self.stage = stage
+        self.freeze = freeze
+
+    def _group(self, g: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = self.encoders[g]
+        if not (self.freeze and g < self.stage):
+            return encoder(images)
+        with torch.no_grad():  # frozen: no gradient into the encoder, its output detached
+            mean, logvar = encoder(images)
+        return self.projections[g](mean, logvar)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [encoder(images) for encoder in self.encoders[: self.stage + 1]]
+        outputs = [self._group(g, images) for g in range(self.stage + 1)]
         means = [m for m, _ in outputs]
         logvars = [lv for _, lv in outputs]
         closed = (self.groups - self.stage - 1) * self.latents_per_group
@@ -96,7 +131,8 @@ class GroupedVAE(nn.Module):
 
 
 def parameter_groups(model: GroupedVAE, lr: float) -> list[dict]:
-    """Optimizer parameter groups: ``group0``..``group{G-1}`` then ``decoder``, all at ``lr``."""
+    """Optimizer parameter groups: ``group0``..``group{G-1}``, ``decoder``, ``projection``, all
+    at ``lr``. A group whose parameters get no gradient (closed, frozen) is left alone by Adam."""
     groups = [
         {"name": f"group{g}", "params": list(encoder.parameters()), "lr": lr, "base_lr": lr}
         for g, encoder in enumerate(model.encoder.encoders)
@@ -104,6 +140,8 @@ def parameter_groups(model: GroupedVAE, lr: float) -> list[dict]:
     groups.append(
         {"name": "decoder", "params": list(model.decoder.parameters()), "lr": lr, "base_lr": lr}
     )
+    projections = list(model.encoder.projections.parameters())
+    groups.append({"name": "projection", "params": projections, "lr": lr, "base_lr": lr})
     return groups
 
 

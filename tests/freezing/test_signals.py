@@ -46,6 +46,7 @@ def test_diffusion_is_one_when_only_frozen_groups_gain():
     out = tracker(ctx(300, 2, [2.5, 0.5, 1.0, 0.25, 0, 0]))
     assert out["info/active_gain"] == 0.0
     assert out["info/frozen_gain"] == 0.75  # 0.5 in group 0, 0.25 in group 1
+    assert [out[f"info/gain/group{g}"] for g in range(3)] == [0.5, 0.25, 0.0]
     assert out["info/diffusion"] == 1.0
     assert out["info/active_captured"] == 0.0
 
@@ -56,6 +57,7 @@ def test_mixed_gains_and_losses_do_not_cancel():
     # Stage 2: group 0 loses 1 nat, group 1 gains 1, the active group 2 gains 3.
     out = tracker(ctx(200, 2, [1.0, 0, 2.0, 0, 1.5, 1.5]))
     assert (out["info/active_gain"], out["info/frozen_gain"]) == (3.0, 1.0)
+    assert [out[f"info/gain/group{g}"] for g in range(3)] == [0.0, 1.0, 3.0]  # loss clipped
     assert out["info/diffusion"] == 0.25
 
 
@@ -148,6 +150,7 @@ def test_no_labels_no_nmi_keys():
         "info/active_captured",
         "info/freezing_events",
         "info/last_freezing_beta",
+        "info/gain/group0",
     }
 
 

@@ -130,6 +130,12 @@ def _fixed_betas(raw: Any, raw_params: dict, params: dict[str, Param]) -> tuple[
             f"params.betas has {len(betas)} stages but params.num_stages is "
             f"{stages.describe()}: the list fixes the stage count; drop num_stages"
         )
+    if "annealed" in params["rule"].values():
+        raise ConfigError(
+            "params.betas is a list of per-stage loss betas, which the annealed rule does not "
+            "use (it needs thresholds): set params.rule: fixed, or give beta_first/beta_pos/"
+            "beta_last for the annealed thresholds"
+        )
     params["num_stages"] = Param("fixed", "int", value=len(betas))
     return betas
 

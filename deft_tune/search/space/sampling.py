@@ -7,14 +7,20 @@ Suggest names (flat; OptunaSearch turns "stage2/frac" into ``{"stage2": {"frac":
 - DEFT: ``rule``, ``num_stages``, ``latents_per_group``; betas ``stage1/beta`` (the first),
   ``beta_last`` and ``stage{i}/beta_pos`` for the middle stages i = 2..n-1 (or
   ``ifp/betas_n{n}`` with an IFP table); ``stage{i}/frac`` for i = 1..n-1 under the fixed
-  rule; ``beta_max``, ``gamma``, ``anneal_steps`` under the annealed rule; ``stage{i}/lr_scale``
-  for i = 2..n.
+  rule; ``beta_max``, ``gamma``, ``anneal_steps`` under the annealed rule; ``earlier`` (how
+  the groups opened before a stage are treated: "scale" or "freeze", one choice per trial) and,
+  under "scale", ``stage{i}/lr_scale`` for i = 2..n.
 
 Betas decrease by construction, never by rejection: a middle stage's beta sits at position u in
 (0, 1) between the previous beta and the last one on a log scale,
 ``log b_i = log b_last + u_i (log b_{i-1} - log b_last)``, and the first beta's range lies above
 the last's. Parameters keep one meaning whatever the stage count, which is what TPE needs to
 learn across trials with different counts.
+
+Under the fixed rule a trial of n stages has n betas (each stage's loss beta). Under the
+annealed rule it has n - 1 thresholds, built the same way (the first, the middle positions,
+``beta_last``): stage i ends when the annealed beta falls to threshold i, and the last stage has
+none and trains to the end, as in the authors' code (thresholds [70, 30, 15, 1]: five groups).
 """
 
 from __future__ import annotations
@@ -99,23 +105,36 @@ def _walk(space: SearchSpace, take: Take) -> dict[str, Any]:
     values["rule"] = rule = take("rule", "rule")
     values["num_stages"] = n = take("num_stages", "num_stages")
     values["latents_per_group"] = take("latents_per_group", "latents_per_group")
-    values["betas"] = _stage_betas(space, n, take)
+    if rule == "fixed":
+        values["betas"] = _stage_betas(space, n, take)
+    else:  # n - 1 thresholds; the last stage has none
+        values["betas"] = [*_stage_betas(space, n - 1, take, thresholds=True), None]
     if rule == "fixed":
         values["fracs"] = [take("stage_frac", f"stage{i}/frac") for i in range(1, n)]
     else:
         for key in ("beta_max", "gamma", "anneal_steps"):
             values[key] = take(key, key)
-    values["lr_scales"] = [1.0] + [take("lr_scale", f"stage{i}/lr_scale") for i in range(2, n + 1)]
+    values["earlier"] = earlier = take("earlier", "earlier")
+    scales = [1.0] * (n - 1)  # frozen earlier groups take no rate
+    if earlier == "scale":
+        scales = [take("lr_scale", f"stage{i}/lr_scale") for i in range(2, n + 1)]
+    values["lr_scales"] = [1.0, *scales]
     return values
 
 
-def _stage_betas(space: SearchSpace, n: int, take: Take) -> list[float]:
-    if space.betas is not None:  # a fixed list: reported as constants
+def _stage_betas(space: SearchSpace, n: int, take: Take, thresholds: bool = False) -> list[float]:
+    """``n`` decreasing betas; ``thresholds``: the annealed rule's, which an IFP table gives
+    directly (its candidates are boundaries between factors) without ``beta_last``."""
+    if n == 0:
+        return []
+    if space.betas is not None:  # a fixed list (fixed rule only): reported as constants
         return [take("", f"stage{i}/beta", Param("fixed", "float", value=b))
                 for i, b in enumerate(space.betas, start=1)]  # fmt: skip
     if space.ifp_betas is not None:
-        label = take("", f"ifp/betas_n{n}", ifp_param(space, n))
-        return [float(b) for b in label.split(",")] + [space.params["beta_last"].bounds[0]]
+        count = n + 1 if thresholds else n  # the stage count the label is named after
+        label = take("", f"ifp/betas_n{count}", ifp_param(space, count))
+        chosen = [float(b) for b in label.split(",")]
+        return chosen if thresholds else [*chosen, space.params["beta_last"].bounds[0]]
     first = take("beta_first", "stage1/beta")
     if n == 1:
         return [first]
@@ -173,7 +192,7 @@ def _sections(space: SearchSpace, v: dict[str, Any], seed: int) -> dict[str, dic
     else:  # the annealed beta decides when stages end
         lengths = [None] * n
     stages = [
-        {"beta": beta, "steps": length, "lr_scale": scale}
+        {"beta": beta, "steps": length, "lr_scale": scale, "earlier": v["earlier"]}
         for beta, length, scale in zip(v["betas"], lengths, v["lr_scales"])
     ]
     sections["schedule"] = {"rule": v["rule"], "stages": stages}

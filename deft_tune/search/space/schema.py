@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from deft_tune.config import OBJECTIVES, SWITCH_RULES
+from deft_tune.config import EARLIER_MODES, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
@@ -134,6 +134,7 @@ def param_domains(method: str) -> dict[str, tuple[Domain, Any]]:
         "beta_last": (Domain("float", log=True, **_POSITIVE), 1.0),
         "beta_pos": (Domain("float", **fraction), {"low": 0.15, "high": 0.85}),
         "stage_frac": (Domain("float", **fraction), {"low": 0.1, "high": 0.4}),
+        "earlier": (Domain("str", choices=EARLIER_MODES), "scale"),
         "lr_scale": (Domain("float", low=0.0, high=1.0), {"low": 0.01, "high": 1.0, "log": True}),
         "beta_max": (Domain("float", low=1.0), 150.0),
         "gamma": (Domain("float", **_POSITIVE), 20.0),

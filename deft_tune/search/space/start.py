@@ -21,8 +21,9 @@ from deft_tune.validation import check_keys
 __all__ = ["start_point"]
 
 _DEFT_KEYS = ("rule", "num_stages", "betas", "stage_fracs", "lr_scales", "lr",
-              "latents_per_group", "beta_max", "gamma", "anneal_steps")  # fmt: skip
-_DEFT_SCALARS = ("rule", "lr", "latents_per_group", "beta_max", "gamma", "anneal_steps")
+              "latents_per_group", "beta_max", "gamma", "anneal_steps", "earlier")  # fmt: skip
+_DEFT_SCALARS = ("rule", "lr", "latents_per_group", "beta_max", "gamma", "anneal_steps",
+                 "earlier")  # fmt: skip
 
 
 def start_point(space: SearchSpace, raw: Any, where: str) -> dict[str, Any]:
@@ -43,15 +44,16 @@ def start_point(space: SearchSpace, raw: Any, where: str) -> dict[str, Any]:
     counted = _stage_count(space, raw, where)
     if counted is None:  # no per-stage values: Optuna samples the stage count and the rest
         if "betas" in raw:  # given, but not as a list: say so
-            _put_betas(space, put, raw["betas"], 0, where)
+            _put_betas(space, put, raw["betas"], 0, where, raw.get("rule"))
         return out
     n = counted
     put("num_stages", "num_stages", n)
     if "betas" in raw:
-        _put_betas(space, put, raw["betas"], n, where)
+        _put_betas(space, put, raw["betas"], n, where, raw.get("rule"))
     if "stage_fracs" in raw:
         _put_fracs(space, put, raw, n, where)
     if "lr_scales" in raw:
+        _check_scaled(space, raw, where)
         scales = raw["lr_scales"]
         scales = scales if isinstance(scales, list) else [scales] * (n - 1)
         for i, scale in enumerate(scales, start=2):
@@ -92,19 +94,31 @@ def _snap(value: float, param: Param) -> float:
     return value
 
 
+def _check_scaled(space: SearchSpace, raw: dict, where: str) -> None:
+    earlier = space.params["earlier"]
+    mode = raw.get("earlier", earlier.value if earlier.fixed else "scale")
+    if mode != "scale":
+        raise ConfigError(
+            f"{where}.lr_scales is given but earlier is {mode!r}: learning-rate scales belong to "
+            "earlier: scale (frozen groups take no rate); drop lr_scales or set earlier: scale"
+        )
+
+
 def _stage_count(space: SearchSpace, raw: dict, where: str) -> int | None:
     counts = {}
     if "num_stages" in raw:
         counts["num_stages"] = raw["num_stages"]
-    if isinstance(raw.get("betas"), list):
-        counts["betas"] = len(raw["betas"])
+    if isinstance(raw.get("betas"), list):  # the annealed rule's are the n - 1 thresholds
+        annealed = _rule(space, raw.get("rule")) == "annealed"
+        counts["betas"] = len(raw["betas"]) + (1 if annealed else 0)
     for key in ("stage_fracs", "lr_scales"):
         if isinstance(raw.get(key), list):
             counts[key] = len(raw[key]) + 1
     if len(set(counts.values())) > 1:
         raise ConfigError(
             f"{where} disagrees on the stage count: {counts} (betas has one entry "
-            "per stage, stage_fracs and lr_scales one per stage after the first)"
+            "per stage (annealed: one threshold per stage but the last), stage_fracs and "
+            "lr_scales one per stage after the first)"
         )
     if counts:
         return next(iter(counts.values()))
@@ -116,7 +130,9 @@ def _stage_count(space: SearchSpace, raw: dict, where: str) -> int | None:
     return None
 
 
-def _put_betas(space: SearchSpace, put: _Putter, betas: Any, n: int, where: str) -> None:
+def _put_betas(
+    space: SearchSpace, put: _Putter, betas: Any, n: int, where: str, raw_rule: Any = None
+) -> None:
     if not isinstance(betas, list) or not all(
         isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in betas
     ):
@@ -134,23 +150,29 @@ def _put_betas(space: SearchSpace, put: _Putter, betas: Any, n: int, where: str)
                 f"{list(space.betas)}: drop betas from the starting point"
             )
         return
+    thresholds = _rule(space, raw_rule) == "annealed"  # betas are the n - 1 thresholds
     if space.ifp_betas is not None:
-        put("beta_last", "beta_last", betas[-1], f"{where}.betas[-1]")
-        label = ",".join(f"{b:g}" for b in betas[:-1])
+        if not thresholds:
+            put("beta_last", "beta_last", betas[-1], f"{where}.betas[-1]")
+        label = ",".join(f"{b:g}" for b in (betas if thresholds else betas[:-1]))
         put("", f"ifp/betas_n{n}", label, f"{where}.betas", ifp_param(space, n))
         return
     put("beta_first", "stage1/beta", betas[0], f"{where}.betas[0]")
-    if n >= 2:
+    if len(betas) >= 2:
         put("beta_last", "beta_last", betas[-1], f"{where}.betas[-1]")
-    for i, u in enumerate(positions_from_betas(betas) if n >= 3 else [], start=2):
+    for i, u in enumerate(positions_from_betas(betas) if len(betas) >= 3 else [], start=2):
         put("beta_pos", f"stage{i}/beta_pos", u, f"{where}.betas[{i - 1}] (as position {u:.3g})")
+
+
+def _rule(space: SearchSpace, raw_rule: Any) -> str:
+    """The start point's rule: its own, the space's fixed one, else the fixed rule."""
+    rules = space.params["rule"]
+    return raw_rule if raw_rule is not None else rules.value if rules.fixed else "fixed"
 
 
 def _put_fracs(space: SearchSpace, put: _Putter, raw: dict, n: int, where: str) -> None:
     fracs = raw["stage_fracs"]
-    rules = space.params["rule"]
-    rule = raw.get("rule", rules.value if rules.fixed else "fixed")
-    if rule != "fixed" or not isinstance(fracs, list):
+    if _rule(space, raw.get("rule")) != "fixed" or not isinstance(fracs, list):
         raise ConfigError(
             f"{where}.stage_fracs must be a list and needs rule 'fixed' "
             "(the annealed beta decides when stages end)"

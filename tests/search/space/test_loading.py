@@ -87,6 +87,9 @@ def test_shipped_space_loads_and_compiles(path):
         assert config.data.name == space.data["name"]
         if space.method == "deft":
             betas = [s.beta for s in config.schedule.stages]
+            if config.schedule.rule == "annealed":  # thresholds; the last stage has none
+                assert betas[-1] is None
+                betas = betas[:-1]
             assert all(a > b for a, b in zip(betas, betas[1:]))
             if config.schedule.rule == "fixed":
                 assert sum(config.stage_steps()) == space.budget.steps_per_trial
@@ -121,6 +124,59 @@ def test_authors_starting_point_reproduces_their_schedule():
     assert [s.lr_scale for s in stages] == [1.0, 0.1, 0.1, 0.1]
     assert (config.model.groups, config.model.latents_per_group) == (4, 2)
     assert config.training.lr == 5e-4 and config.schedule.rule == "fixed"
+
+
+def test_authors_annealed_freeze_rule_is_the_second_starting_point():
+    space = load_space(SPACES / "dsprites_full.yaml")
+    study = optuna.create_study()
+    study.enqueue_trial(points_to_evaluate(space)[1])
+    config = run_config_from_params(space, _nested(_ask(study, define_by_run(space))), seed=0)
+    schedule = config.schedule
+    assert schedule.rule == "annealed" and config.model.groups == 5
+    assert [s.beta for s in schedule.stages] == pytest.approx([70, 30, 15, 1, None])
+    assert {s.earlier for s in schedule.stages} == {"freeze"}
+    assert (schedule.beta_max, schedule.gamma) == (150, 20)
+
+
+def test_both_earlier_modes_are_sampled_and_freeze_samples_no_lr_scale():
+    space = space_from_dict(_space(num_stages=3, earlier={"choices": ["scale", "freeze"]},
+                                   rule="fixed"))  # fmt: skip
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    fn = define_by_run(space)
+    seen = set()
+    for _ in range(12):
+        params = _ask(study, fn)
+        config = run_config_from_params(space, params, seed=0)
+        mode = params["earlier"]
+        seen.add(mode)
+        assert {s.earlier for s in config.schedule.stages} == {mode}
+        has_scales = any(key.endswith("/lr_scale") for key in params)
+        assert has_scales == (mode == "scale")
+        if mode == "freeze":
+            assert [s.lr_scale for s in config.schedule.stages] == [1.0, 1.0, 1.0]
+    assert seen == {"scale", "freeze"}
+
+
+def test_annealed_trials_sample_thresholds_and_leave_the_last_stage_without_one():
+    space = space_from_dict(_space(rule="annealed", num_stages=4, beta_first=60, beta_last=2,
+                                   beta_pos=0.5, beta_max=150, gamma=20, lr_scale=0.1,
+                                   lr=1e-3, latents_per_group=2))  # fmt: skip
+    config = run_config_from_params(space, {}, seed=0)
+    # three thresholds: 60, then halfway between 60 and 2 in log (sqrt(120)), then 2.
+    betas = [s.beta for s in config.schedule.stages]
+    assert betas[:3] == pytest.approx([60, math.sqrt(120), 2]) and betas[3] is None
+
+
+def test_a_fixed_betas_list_is_refused_with_the_annealed_rule():
+    with pytest.raises(ConfigError, match="params.betas is a list of per-stage loss betas"):
+        space_from_dict(_space(betas=[20, 5, 1], rule={"choices": ["fixed", "annealed"]}))
+
+
+def test_start_points_with_lr_scales_need_earlier_scale():
+    raw = {**_space(earlier={"choices": ["scale", "freeze"]}),
+           "start": [{"betas": [20, 5, 1], "earlier": "freeze", "lr_scales": 0.1}]}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"start\[0\].lr_scales is given but earlier is"):
+        space_from_dict(raw)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -166,12 +222,14 @@ def test_define_by_run_has_the_right_stage_parameters_for_every_count(rule):
         def count(suffix, params=params):
             return sum(1 for key in params if key.startswith("stage") and key.endswith(suffix))
 
+        # fixed: n loss betas; annealed: n - 1 thresholds (the last stage has none)
+        betas = n if rule == "fixed" else n - 1
         assert params["num_stages"] == n and params["rule"] == rule
-        assert "stage1/beta" in params
-        assert count("/beta_pos") == max(n - 2, 0)
+        assert ("stage1/beta" in params) == (betas >= 1)
+        assert count("/beta_pos") == max(betas - 2, 0)
         assert count("/lr_scale") == n - 1
         assert count("/frac") == (n - 1 if rule == "fixed" else 0)
-        assert ("beta_last" in params) == (n >= 2)
+        assert ("beta_last" in params) == (betas >= 2)
         assert ("gamma" in params) == (rule == "annealed")
         config = run_config_from_params(space, params, seed=0)
         assert config.model.groups == len(config.schedule.stages) == n
