@@ -26,7 +26,15 @@ from deft_tune.metrics.mutual_info import (
     normalized_top2,
 )
 from deft_tune.metrics.sap import compute_sap, sap, sap_from_scores
-from deft_tune.metrics.suite import FAST, METRIC_KEYS, METRICS, STANDARD, MetricSettings, evaluate
+from deft_tune.metrics.suite import (
+    FAST,
+    METRIC_KEYS,
+    METRICS,
+    STANDARD,
+    MetricSettings,
+    evaluate,
+    evaluate_blocks,
+)
 from deft_tune.metrics.unsupervised import active_latents, kl_per_latent, tc_decomposition
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "disentanglement",
     "entropies",
     "evaluate",
+    "evaluate_blocks",
     "factor_vae_score",
     "kl_per_latent",
     "mig",

@@ -85,3 +85,15 @@ def sample_train_test(
     """
     train = sample_codes(data, representation_fn, num_train, seed_rng, encode_batch)
     return train, sample_codes(data, representation_fn, num_test, seed_rng, encode_batch)
+
+
+def split_blocks(codes: np.ndarray, blocks: int) -> list[np.ndarray]:
+    """The codes of ``blocks`` representations encoded side by side: (n, blocks * d) -> ``blocks``
+    arrays (n, d). Several replicas of a model are scored on one sample this way: the sampling
+    is done once and each replica's score sees exactly its own columns."""
+    blocks = check_positive_int(blocks, "blocks")
+    if codes.shape[-1] % blocks:
+        raise ValueError(
+            f"codes have {codes.shape[-1]} columns, not a multiple of blocks == {blocks}"
+        )
+    return np.split(codes, blocks, axis=-1)

@@ -13,10 +13,15 @@ import numpy as np
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_codes, check_positive_int
 from deft_tune.metrics._classifiers import fit_logistic_regression
-from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, codes_of_factors
+from deft_tune.metrics._sampling import (
+    ENCODE_BATCH,
+    RepresentationFn,
+    codes_of_factors,
+    split_blocks,
+)
 from deft_tune.validation import RandomLike, check_random_state
 
-__all__ = ["beta_vae_features", "beta_vae_score", "compute_beta_vae"]
+__all__ = ["beta_vae_blocks", "beta_vae_features", "beta_vae_score", "compute_beta_vae"]
 
 
 def beta_vae_features(codes1: np.ndarray, codes2: np.ndarray) -> np.ndarray:
@@ -108,6 +113,24 @@ def compute_beta_vae(
     encode_batch: int = ENCODE_BATCH,
 ) -> dict[str, float]:
     """``beta_vae/train_accuracy`` and ``beta_vae/eval_accuracy`` (disentanglement_lib sizes)."""
+    return beta_vae_blocks(
+        representation_fn, data, 1, seed, batch_size, num_train, num_eval, encode_batch
+    )[0]
+
+
+def beta_vae_blocks(
+    representation_fn: RepresentationFn,
+    data: GroundTruthData,
+    blocks: int,
+    seed: RandomLike = 0,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    encode_batch: int = ENCODE_BATCH,
+) -> list[dict[str, float]]:
+    """:func:`compute_beta_vae` of ``blocks`` representations encoded side by side (see
+    ``split_blocks``), all on one sample; the features are per code, so each block's score is
+    exactly what its representation alone would get."""
     rng = check_random_state(seed)
     batch_size = check_positive_int(batch_size, "batch_size")
     train = _sample_points(
@@ -126,4 +149,9 @@ def compute_beta_vae(
         rng,
         encode_batch,
     )
-    return beta_vae_score(*train, *evaluation)
+    return [
+        beta_vae_score(train_block, train[1], eval_block, evaluation[1])
+        for train_block, eval_block in zip(
+            split_blocks(train[0], blocks), split_blocks(evaluation[0], blocks)
+        )
+    ]

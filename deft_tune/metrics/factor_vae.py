@@ -13,10 +13,21 @@ import numpy as np
 
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_positive_int
-from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, codes_of_factors
+from deft_tune.metrics._sampling import (
+    ENCODE_BATCH,
+    RepresentationFn,
+    codes_of_factors,
+    split_blocks,
+)
 from deft_tune.validation import RandomLike, check_random_state
 
-__all__ = ["compute_factor_vae", "factor_vae_score", "prune_dims", "vote_matrix"]
+__all__ = [
+    "compute_factor_vae",
+    "factor_vae_blocks",
+    "factor_vae_score",
+    "prune_dims",
+    "vote_matrix",
+]
 
 
 def prune_dims(variances: np.ndarray, threshold: float = 0.05) -> np.ndarray:
@@ -116,46 +127,60 @@ def compute_factor_vae(
     ``num_active_dims`` counts the codes kept after pruning (disentanglement_lib reports the
     length of its boolean mask there, i.e. all codes, which is a known slip).
     """
+    return factor_vae_blocks(
+        representation_fn, data, 1, seed, batch_size, num_train, num_eval,
+        num_variance_estimate, encode_batch,
+    )[0]  # fmt: skip
+
+
+_NOTHING_ACTIVE = {
+    "factor_vae/train_accuracy": 0.0,
+    "factor_vae/eval_accuracy": 0.0,
+    "factor_vae/num_active_dims": 0.0,
+}
+
+
+def factor_vae_blocks(
+    representation_fn: RepresentationFn,
+    data: GroundTruthData,
+    blocks: int,
+    seed: RandomLike = 0,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    num_variance_estimate: int = 10_000,
+    encode_batch: int = ENCODE_BATCH,
+) -> list[dict[str, float]]:
+    """:func:`compute_factor_vae` of ``blocks`` representations encoded side by side (see
+    ``split_blocks``), all on one sample: variances, pruning and votes are per block."""
     rng = check_random_state(seed)
     batch_size = check_positive_int(batch_size, "batch_size", minimum=2)
-    factors = np.asarray(
-        data.sample_factors(
-            check_positive_int(num_variance_estimate, "num_variance_estimate", 2), rng
-        )
-    )
+    count = check_positive_int(num_variance_estimate, "num_variance_estimate", 2)
+    factors = np.asarray(data.sample_factors(count, rng))
     codes = codes_of_factors(data, representation_fn, factors, rng, encode_batch)
     # Variances in float64 where disentanglement_lib keeps an encoder's float32 (docs/metrics.md).
-    global_variances = np.var(codes.astype(np.float64), axis=0, ddof=1)
-    active = prune_dims(global_variances)
-    if not active.any():
-        return {
-            "factor_vae/train_accuracy": 0.0,
-            "factor_vae/eval_accuracy": 0.0,
-            "factor_vae/num_active_dims": 0.0,
-        }
+    global_variances = split_blocks(np.var(codes.astype(np.float64), axis=0, ddof=1), blocks)
+    active = [prune_dims(v) for v in global_variances]
+    if not any(a.any() for a in active):
+        return [dict(_NOTHING_ACTIVE) for _ in range(blocks)]
+    points = (check_positive_int(num_train, "num_train"), check_positive_int(num_eval, "num_eval"))
+    train, evaluation = (
+        _local_variances(data, representation_fn, n, batch_size, rng, encode_batch) for n in points
+    )
+    train_blocks, eval_blocks = split_blocks(train[0], blocks), split_blocks(evaluation[0], blocks)
     k = len(data.factor_sizes)
-    train = _local_variances(
-        data,
-        representation_fn,
-        check_positive_int(num_train, "num_train"),
-        batch_size,
-        rng,
-        encode_batch,
-    )
-    evaluation = _local_variances(
-        data,
-        representation_fn,
-        check_positive_int(num_eval, "num_eval"),
-        batch_size,
-        rng,
-        encode_batch,
-    )
-    train_acc, eval_acc = factor_vae_score(
-        vote_matrix(*train, global_variances, active, k),
-        vote_matrix(*evaluation, global_variances, active, k),
-    )
-    return {
-        "factor_vae/train_accuracy": train_acc,
-        "factor_vae/eval_accuracy": eval_acc,
-        "factor_vae/num_active_dims": float(active.sum()),
-    }
+    out = []
+    for b in range(blocks):
+        if not active[b].any():
+            out.append(dict(_NOTHING_ACTIVE))
+            continue
+        train_acc, eval_acc = factor_vae_score(
+            vote_matrix(train_blocks[b], train[1], global_variances[b], active[b], k),
+            vote_matrix(eval_blocks[b], evaluation[1], global_variances[b], active[b], k),
+        )
+        out.append({
+            "factor_vae/train_accuracy": train_acc,
+            "factor_vae/eval_accuracy": eval_acc,
+            "factor_vae/num_active_dims": float(active[b].sum()),
+        })  # fmt: skip
+    return out

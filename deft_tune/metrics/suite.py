@@ -18,17 +18,25 @@ import numpy as np
 
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
-from deft_tune.metrics._sampling import RepresentationFn, sample_codes
-from deft_tune.metrics.beta_vae import compute_beta_vae
+from deft_tune.metrics._sampling import RepresentationFn, sample_codes, split_blocks
+from deft_tune.metrics.beta_vae import beta_vae_blocks
 from deft_tune.metrics.dci import CLASSIFIERS, dci
-from deft_tune.metrics.factor_vae import compute_factor_vae
+from deft_tune.metrics.factor_vae import factor_vae_blocks
 from deft_tune.metrics.mig import mig
 from deft_tune.metrics.modularity import modularity_explicitness
 from deft_tune.metrics.sap import sap
 from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.validation import RandomLike, check_random_state, check_scalar
 
-__all__ = ["FAST", "METRICS", "METRIC_KEYS", "STANDARD", "MetricSettings", "evaluate"]
+__all__ = [
+    "FAST",
+    "METRICS",
+    "METRIC_KEYS",
+    "STANDARD",
+    "MetricSettings",
+    "evaluate",
+    "evaluate_blocks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +105,9 @@ def _resolve(names, settings: MetricSettings, sizes: dict) -> tuple[list[str], M
     return list(dict.fromkeys(names)), settings
 
 
-def _shared_scores(representation_fn, data, names, seed: int, s: MetricSettings) -> dict:
+def _shared_scores(
+    representation_fn, data, names, seed: int, s: MetricSettings, blocks: int
+) -> dict[str, Callable[[], list[dict[str, float]]]]:
     if not any(name in _SHARED for name in names):
         return {}
     rng = np.random.default_rng(seed)
@@ -108,12 +118,17 @@ def _shared_scores(representation_fn, data, names, seed: int, s: MetricSettings)
         if needs_test
         else None
     )
-    scorers: dict[str, Callable[[], dict[str, float]]] = {"mig": lambda: mig(*train, bins=s.bins)}
+    trains = [(codes, train[1]) for codes in split_blocks(train[0], blocks)]
+    scorers: dict[str, Callable[[], list[dict[str, float]]]] = {
+        "mig": lambda: [mig(*t, bins=s.bins) for t in trains]
+    }
     if test is not None:
-        both = (*train, *test)
-        scorers["dci"] = lambda: dci(*both, classifier=s.dci_classifier, n_jobs=s.n_jobs)
-        scorers["sap"] = lambda: sap(*both)
-        scorers["modularity"] = lambda: modularity_explicitness(*both, bins=s.bins)
+        both = [(*t, codes, test[1]) for t, codes in zip(trains, split_blocks(test[0], blocks))]
+        scorers["dci"] = lambda: [
+            dci(*b, classifier=s.dci_classifier, n_jobs=s.n_jobs) for b in both
+        ]
+        scorers["sap"] = lambda: [sap(*b) for b in both]
+        scorers["modularity"] = lambda: [modularity_explicitness(*b, bins=s.bins) for b in both]
     return {name: scorers[name] for name in names if name in scorers}
 
 
@@ -130,33 +145,39 @@ def evaluate(
     ``sizes`` override fields of ``settings`` (``num_train=5000``...). Returns one flat dict;
     every key starts with its metric's name (``mig``, ``dci/completeness``...).
     """
+    return evaluate_blocks(representation_fn, data, 1, names, seed, settings, **sizes)[0]
+
+
+def evaluate_blocks(
+    representation_fn: RepresentationFn,
+    data: GroundTruthData,
+    blocks: int,
+    names: list[str] | tuple[str, ...] | None = None,
+    seed: RandomLike = 0,
+    settings: MetricSettings = STANDARD,
+    **sizes,
+) -> list[dict[str, float]]:
+    """:func:`evaluate` of ``blocks`` representations at once: ``representation_fn`` returns
+    their codes side by side, (n, blocks * d) (the replicas of a run), and every metric scores
+    each block on ONE shared sample (drawn and encoded once). Block b's dict equals what
+    ``evaluate`` gives its representation alone with the same seed."""
     names, s = _resolve(names, settings, sizes)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         # A generator or None: draw one integer so every metric derives from the same seed.
         seed = int(check_random_state(seed).integers(2**63))
-    results: dict[str, float] = {}
-    timed = _shared_scores(representation_fn, data, names, seed, s)
-    timed["beta_vae"] = lambda: compute_beta_vae(
-        representation_fn,
-        data,
-        seed,
-        s.batch_size,
-        s.beta_vae_train,
-        s.beta_vae_eval,
+    results: list[dict[str, float]] = [{} for _ in range(blocks)]
+    timed = _shared_scores(representation_fn, data, names, seed, s, blocks)
+    timed["beta_vae"] = lambda: beta_vae_blocks(
+        representation_fn, data, blocks, seed, s.batch_size, s.beta_vae_train, s.beta_vae_eval,
         s.encode_batch,
-    )
-    timed["factor_vae"] = lambda: compute_factor_vae(
-        representation_fn,
-        data,
-        seed,
-        s.batch_size,
-        s.factor_vae_train,
-        s.factor_vae_eval,
-        s.factor_vae_variance,
-        s.encode_batch,
-    )
+    )  # fmt: skip
+    timed["factor_vae"] = lambda: factor_vae_blocks(
+        representation_fn, data, blocks, seed, s.batch_size, s.factor_vae_train,
+        s.factor_vae_eval, s.factor_vae_variance, s.encode_batch,
+    )  # fmt: skip
     for name in names:
         start = time.perf_counter()
-        results.update(timed[name]())
+        for result, scores in zip(results, timed[name]()):
+            result.update(scores)
         logger.debug("metric %s (%s) took %.2f s", name, s.name, time.perf_counter() - start)
     return results

@@ -15,7 +15,7 @@ from deft_tune.metrics import (
     evaluate,
 )
 from deft_tune.report_keys import METRIC_KEYS
-from tests.doubles import identity_codes
+from tests.doubles import identity_codes, permuted_codes
 
 TINY = {
     "num_train": 600,
@@ -125,3 +125,27 @@ def test_each_metric_returns_the_keys_report_keys_declares():
     assert set(mig(codes, factors)) == set(METRIC_KEYS["mig"])
     assert set(sap(*half)) == set(METRIC_KEYS["sap"])
     assert set(modularity_explicitness(*half)) == set(METRIC_KEYS["modularity"])
+
+
+def test_blocks_score_each_representation_on_one_shared_sample(oracle_data):
+    from deft_tune.metrics import evaluate_blocks
+
+    # Two representations encoded side by side, as the replicas of a run are.
+    def both(observations):
+        return np.concatenate([identity_codes(observations), permuted_codes(observations)], 1)
+
+    calls = []
+
+    def counted(observations):
+        calls.append(len(observations))
+        return both(observations)
+
+    sizes = {"num_train": 300, "num_test": 200, "beta_vae_train": 60, "beta_vae_eval": 30,
+             "factor_vae_train": 60, "factor_vae_eval": 30, "factor_vae_variance": 200}  # fmt: skip
+    together = evaluate_blocks(counted, oracle_data, 2, seed=5, **sizes)
+    alone = [evaluate(fn, oracle_data, seed=5, **sizes) for fn in (identity_codes, permuted_codes)]
+    assert together == alone
+    encoded_once = sum(calls)
+    calls.clear()
+    evaluate(counted, oracle_data, seed=5, **sizes)
+    assert encoded_once == sum(calls)  # both blocks from one sample: no second pass
