@@ -16,30 +16,36 @@ import torch
 
 from deft_tune.data.base import GroundTruthData, StoredData, stored_rows
 
-__all__ = ["BatchSource", "probe_batch"]
+__all__ = ["BatchSource", "device_storage", "probe_batch"]
 
 
 class BatchSource:
     """Endless seeded training batches of ``batch_size`` observations on ``device``."""
 
     def __init__(
-        self, data: GroundTruthData, batch_size: int, seed: int, device: torch.device
+        self,
+        data: GroundTruthData,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        storage: torch.Tensor | None = None,
     ) -> None:
+        """``storage``: the data set's rows already on ``device`` (:func:`device_storage`), so
+        that the replicas of a run share one copy; made here when not given."""
         self.data = data
         self.stored = cast(StoredData, data)  # used only when it has stored rows
         self.batch_size = batch_size
         self.device = device
-        rows = stored_rows(data)
-        self.on_device = rows is not None
+        if storage is None:
+            storage = device_storage(data, device)
+        self.on_device = storage is not None
         # Three independent streams: indices, decode nuisances, and the protocol fallback.
         self.index_generator = torch.Generator(device).manual_seed(seed)
         self.decode_generator = torch.Generator(device).manual_seed(seed + 1)
         self.rng = np.random.default_rng([seed, 2])
-        if not self.on_device:
+        if storage is None:
             return
-        with warnings.catch_warnings():  # read-only memory map: we never write to it
-            warnings.simplefilter("ignore", UserWarning)
-            self.storage = torch.from_numpy(rows).to(device)
+        self.storage = storage
         weights = self.stored.sampling_weights() if hasattr(data, "sampling_weights") else None
         self.weights = None if weights is None else torch.as_tensor(weights, device=device)
         self.indices = torch.empty(batch_size, dtype=torch.int64, device=device)
@@ -80,6 +86,18 @@ class BatchSource:
         self.index_generator.set_state(state["index"])
         self.decode_generator.set_state(state["decode"])
         self.rng.bit_generator.state = state["rng"]
+
+
+def _to_device(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    with warnings.catch_warnings():  # read-only memory map: we never write to it
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(rows).to(device)
+
+
+def device_storage(data: GroundTruthData, device: torch.device) -> torch.Tensor | None:
+    """The data set's stored rows on ``device`` (on the CPU the memory map itself), or None."""
+    rows = stored_rows(data)
+    return None if rows is None else _to_device(rows, device)
 
 
 def probe_batch(

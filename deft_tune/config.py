@@ -120,6 +120,13 @@ class TrainingConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"
     checkpoint_interval: int = 1000
+    # Copies of the model trained side by side in one process, replica r with seed `seed + r`
+    # (its own initialisation, batch order and noise): the run's scores are over seeds.
+    replicas: int = 1
+    # Tensor layout of images and convolution weights: it changes the numbers a little, so a
+    # run records the one it used; "auto" is resolved by a fixed rule per device
+    # (deft_tune.train.resolve_run), never by timing.
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -343,6 +350,7 @@ def _check_training(training: TrainingConfig) -> None:
         check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
     check_scalar(training.seed, "training.seed", int, min_val=0)
+    check_scalar(training.replicas, "training.replicas", int, min_val=1)
     device = training.device
     _require(
         device in ("auto", "cpu") or device.startswith(("cuda", "mps")),

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from deft_tune import report_keys as keys
+from deft_tune.aggregate import aggregate, replica_key, split_objective_key
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
 
@@ -156,6 +157,7 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "status": trial.status,
         "stop_reason": trial.stop_reason,
         "objective": objective_value(trial, metric),
+        "mean ± std": objective_spread(trial, metric),
         "setting": objective_setting(trial, metric),
         "method": trial.params.get("objective.kind", ""),
         "stages": stage_count(trial.params) or None,
@@ -168,9 +170,26 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "run_id": trial.run_id,
     }
     for key, value in sorted(trial.metrics.items()):
-        if key.startswith(("metrics/", "final/")) and key != metric:
-            row[key] = value
+        plain = split_objective_key(key)[0] == key and not key.endswith("_std")
+        if key.startswith((keys.METRIC_PREFIX, keys.FINAL_PREFIX)) and key != metric and plain:
+            row[key] = value  # the run's scores; per-replica values and statistics stay out
     return row
+
+
+def objective_spread(trial: Any, metric: str) -> str | None:
+    """Mean ± std of the objective's metric over a trial's replicas (None for one replica),
+    in the setting :func:`objective_value` reads."""
+    count = int(_float(trial.params.get("training.replicas")) or 1)
+    if count < 2:
+        return None
+    base, _ = split_objective_key(metric)
+    if objective_setting(trial, metric) == "standard":
+        base = keys.final_key(base)
+    values = [trial.metrics.get(replica_key(r, base)) for r in range(count)]
+    found = [v for v in values if v is not None]
+    if not found:
+        return None
+    return f"{aggregate(found, 'mean'):.4g} ± {aggregate(found, 'std'):.4g} ({len(found)})"
 
 
 def trials_table(

@@ -32,6 +32,7 @@ STAGE_PROGRESS = "train/stage_progress"
 CAPACITY = "train/capacity"  # AnnealedVAE only
 KL_TOTAL = "kl/total"
 ACTIVE_LATENTS = "info/active_latents"
+REPLICAS = "train/replicas"  # how many replicas (seeds) the run trains side by side
 
 
 KL_LATENT_PREFIX = "kl/latent"
@@ -111,13 +112,18 @@ def metric_key(name: str) -> str:
     return f"{METRIC_PREFIX}{name}"
 
 
+def is_final(key: str) -> bool:
+    """A trial's end-of-run score: ``final/<key>``, or one replica's ``replica{r}/final/<key>``."""
+    return key.startswith(FINAL_PREFIX) or f"/{FINAL_PREFIX}" in key
+
+
 def final_key(metric: str) -> str:
     """``metrics/mig`` (or ``mig``) -> ``final/mig``: the standard score at a trial's end."""
     return FINAL_PREFIX + metric.removeprefix(METRIC_PREFIX)
 
 
 FIXED_KEYS = (
-    LOSS, RECON, KL, BETA, STAGE, STAGE_PROGRESS, IMAGES_PER_SEC, CAPACITY, KL_TOTAL,
+    LOSS, RECON, KL, BETA, STAGE, STAGE_PROGRESS, IMAGES_PER_SEC, CAPACITY, KL_TOTAL, REPLICAS,
     ACTIVE_LATENTS, ACTIVE_GAIN, FROZEN_GAIN, DIFFUSION, ACTIVE_CAPTURED, FREEZING_EVENTS,
     LAST_FREEZING_BETA, NMI1_MEAN, NMI2_MEAN,
 )  # fmt: skip

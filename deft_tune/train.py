@@ -6,6 +6,12 @@ one flat dict of numbers to a ``report`` callback. Batches are gathered by index
 lives on the device (:mod:`deft_tune.batches`); losses are accumulated on the device and read
 only at report time, so a step never waits for the host.
 
+A run trains ``training.replicas`` R copies of its model side by side (:mod:`deft_tune.replica`),
+replica r with seed ``seed + r``, on one schedule; the report holds each replica's signals under
+``replica{r}/`` and their aggregates under the plain keys (:mod:`deft_tune.aggregate`). On the
+CPU, several replicas step on Python threads with one torch thread each (at most
+``torch.get_num_threads()`` of them), so each computes exactly as a one-thread, one-replica run.
+
     trainer = Trainer(load_config("run.yaml"))
     last = trainer.run(report=print)
     codes = trainer.representation(images)
@@ -13,65 +19,45 @@ only at report time, so a step never waits for the host.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 
 from deft_tune import report_keys as keys
-from deft_tune.batches import BatchSource, probe_batch
+from deft_tune.aggregate import combine
+from deft_tune.batches import device_storage
 from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import TrainingError
 from deft_tune.fileio import atomic_write
-from deft_tune.model import (
-    GroupedVAE,
-    apply_lr_scales,
-    build_model,
-    describe_parameter_groups,
-    kl_per_latent,
-    objective_loss,
-    parameter_groups,
-    reconstruction_loss,
-)
+from deft_tune.model import GroupedVAE
+from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
 
-__all__ = ["EvalContext", "EvalHook", "Trainer", "resolve_device"]
+__all__ = [
+    "EvalContext",
+    "EvalHook",
+    "Trainer",
+    "default_memory_format",
+    "resolve_device",
+    "resolve_run",
+]
 
 log = logging.getLogger(__name__)
 
-ACTIVE_KL = 0.1  # nats on the probe batch above which a latent counts as active
-ENCODE_BATCH = 512
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What an eval hook sees at one evaluation (arrays are host numpy)."""
-
-    step: int
-    stage: int
-    beta: float
-    stage_start: int
-    stage_end: int
-    kl_per_latent: np.ndarray
-    group_of_latent: np.ndarray
-    num_groups: int
-    probe_codes: np.ndarray
-    probe_factors: np.ndarray | None
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-
-
-EvalHook = Callable[[EvalContext], dict[str, float]]
 Report = Callable[[dict[str, float]], None]
+T = TypeVar("T")
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -89,16 +75,38 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return torch.device(name)
 
 
-def _default_hooks(config: RunConfig, data: GroundTruthData) -> list[EvalHook]:
-    from deft_tune.freezing import InformationTracker  # a library room beside this one
+MemoryFormat = Literal["contiguous", "channels_last"]
 
-    names = tuple(getattr(data, "factor_names", ()) or ()) or None
-    tracker: EvalHook = InformationTracker(config.model.groups, names)
-    return [tracker]
+
+def default_memory_format(device: torch.device) -> MemoryFormat:
+    """The layout "auto" means on ``device``: a fixed rule from the hardware, never a timing.
+
+    channels_last on CUDA (cuDNN's preferred layout) and on CPUs without AVX-512 (measured
+    1.5x the contiguous step on an AVX2 CPU); contiguous on AVX-512 CPUs, where channels_last
+    measured no gain (docs/training.md, benchmarks/train_throughput.py).
+    """
+    if device.type == "cuda":
+        return "channels_last"
+    if device.type == "cpu":
+        capability = torch.backends.cpu.get_cpu_capability()
+        return "contiguous" if capability.startswith("AVX512") else "channels_last"
+    return "contiguous"
+
+
+def resolve_run(config: RunConfig, device: torch.device) -> RunConfig:
+    """``config`` with its "auto" layout made concrete for ``device``: what the run records."""
+    training = config.training
+    if training.memory_format != "auto":
+        return config
+    chosen = dataclasses.replace(training, memory_format=default_memory_format(device))
+    return dataclasses.replace(config, training=chosen)
 
 
 class Trainer:
-    """Trains one run described by a :class:`RunConfig`; see the module docstring."""
+    """Trains one run described by a :class:`RunConfig`; see the module docstring.
+
+    ``hooks`` are extra eval hooks, called once per replica (their context says which).
+    """
 
     def __init__(
         self,
@@ -108,52 +116,37 @@ class Trainer:
         hooks: Sequence[EvalHook] = (),
         device: str | torch.device | None = None,
     ) -> None:
-        self.config = config
         self.data = (
             data if data is not None else get_dataset(config.data.name, **config.data.options)
         )
         self.device = resolve_device(device if device is not None else config.training.device)
-        self.hooks = [*_default_hooks(config, self.data), *hooks]
+        self.config = resolve_run(config, self.device)
         self.step = 0
-        self.model = self._build_model()
-        lr = config.training.lr
-        self.optimizer = torch.optim.Adam(parameter_groups(self.model, lr), lr=lr)
-        self.batches = BatchSource(
-            self.data, config.training.batch_size, config.training.seed, self.device
-        )
-        self.noise_generator = torch.Generator(self.device).manual_seed(config.training.seed + 3)
-        probe, factors = probe_batch(self.data, config.evaluation.probe_size, config.training.seed)
-        self._probe = torch.from_numpy(probe)
-        self._probe_factors = factors
-        self._total = config.training.steps
-        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-        self._steps_summed = 0
-        self._bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
-        self._stage: int | None = None
+        storage = device_storage(self.data, self.device)
+        self.replicas = [
+            Replica(self.config, self.data, self.device, r, hooks, storage)
+            for r in range(self.config.training.replicas)
+        ]
+        self._workers = self._worker_count()
         self._clock: tuple[float, int] | None = None
         self._enter_stage(self.position(0))
 
-    # --- setup ------------------------------------------------------------------------------
-
-    def _build_model(self) -> GroupedVAE:
-        model = build_model(self.config, self.data.observation_shape).to(self.device)
-        if self._channels_last:
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return model
+    def _worker_count(self) -> int:
+        """Python threads to step the replicas on (1: one after the other)."""
+        if self.device.type != "cpu" or len(self.replicas) < 2:
+            return 1
+        return max(1, min(len(self.replicas), torch.get_num_threads()))
 
     @property
-    def _channels_last(self) -> bool:
-        return self.device.type == "cuda"  # measured: a loss on CPU for these small convs
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.config.training.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def model(self) -> GroupedVAE:
+        """The first replica's model (a one-replica run's only one)."""
+        return self.replicas[0].model
 
     @property
     def probe(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """The fixed probe batch: observations (n, C, H, W) and factors (n, k) or None."""
-        return self._probe.numpy(), self._probe_factors
+        """The first replica's fixed probe batch: observations (n, C, H, W), factors or None."""
+        first = self.replicas[0]
+        return first.probe.numpy(), first.probe_factors
 
     @property
     def num_groups(self) -> int:
@@ -166,107 +159,75 @@ class Trainer:
         return position(self.config, step)
 
     def _enter_stage(self, at: Position) -> None:
-        if at.stage == self._stage:
-            return
-        self._stage = at.stage
-        self.model.encoder.set_stage(at.stage, freeze=at.freeze)
-        apply_lr_scales(self.optimizer, at.lr_scales)
-        log.info(
-            "step %d: stage %d, parameter groups\n%s",
-            at.step,
-            at.stage,
-            describe_parameter_groups(self.optimizer),
-        )
+        for replica in self.replicas:
+            replica.enter_stage(at)
 
     # --- training ---------------------------------------------------------------------------
 
-    def _train_step(self) -> None:
-        step = self.step
-        at = self.position(step)
-        self._enter_stage(at)
-        images = self.batches.next()
-        if self._channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            output, mean, logvar, z = self.model(images, self.noise_generator)
-        mean, logvar, z = mean.float(), logvar.float(), z.float()
-        recon = reconstruction_loss(output, images, self.config.model.loss)
-        kl = kl_per_latent(mean, logvar)
-        loss = objective_loss(
-            self.config.objective, recon, kl, z, mean, logvar, beta=at.beta, step=step
-        )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        terms = torch.stack([loss.detach(), recon.detach().mean(), kl.detach().sum(1).mean()])
-        self._sums += terms
-        # Remember the first non-finite step on the device; checked at report time.
-        bad = ~torch.isfinite(terms).all() & (self._bad_step < 0)
-        self._bad_step = torch.where(bad, step, self._bad_step)
-        self._steps_summed += 1
-        self.step += 1
+    @contextmanager
+    def _each(self) -> Iterator[Callable[[Callable[[Replica], T]], list[T]]]:
+        """A map over the replicas: on worker threads with one torch thread each, or in turn."""
+        if self._workers == 1:
+            yield lambda fn: [fn(replica) for replica in self.replicas]
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # each replica's ops single-threaded, on its own worker
+        try:
+            with ThreadPoolExecutor(self._workers, thread_name_prefix="replica") as pool:
+                yield lambda fn: list(pool.map(fn, self.replicas))
+        finally:
+            torch.set_num_threads(threads)
 
     def run(self, report: Report | None = None, until: int | None = None) -> dict[str, float]:
         """Train up to step ``until`` (default training.steps); return the last report."""
-        until = self._total if until is None else until
+        total = self.config.training.steps
+        until = total if until is None else until
         if until < self.step:
             raise ValueError(f"until == {until} lies before the current step {self.step}")
         interval = self.config.evaluation.interval
-        self.model.train()
         self._clock = (time.perf_counter(), self.step)
         last: dict[str, float] = {}
-        while self.step < until:
-            self._train_step()
-            if self.step % interval == 0 or self.step == until:
-                last = self._report(report)
+        with self._each() as each:
+            while self.step < until:
+                at = self.position(self.step)
+                self._enter_stage(at)
+                each(partial(Replica.train_step, at=at))
+                self.step += 1
+                if self.step % interval == 0 or self.step == until:
+                    last = self._report(report, each)
         return last
 
-    def _report(self, report: Report | None) -> dict[str, float]:
-        sums = self._sums.tolist()  # the one host sync per interval
-        bad_step = int(self._bad_step)
-        if bad_step >= 0:
-            raise TrainingError(
-                f"the loss became NaN or inf at step {bad_step}: lower "
-                "training.lr or check the data (try precision 'fp32')"
-            )
+    def _report(self, report: Report | None, each: Callable) -> dict[str, float]:
         now = time.perf_counter()
         start_time, start_step = self._clock or (now, self.step)
-        images = (self.step - start_step) * self.config.training.batch_size
-        n = max(self._steps_summed, 1)
+        at = self.position(max(self.step - 1, 0))  # the state of the last step trained
+        step = self.step
+        per_replica = each(lambda replica: {**replica.losses(), **replica.evaluate(at, step)})
+        images = (self.step - start_step) * self.config.training.batch_size * len(self.replicas)
         out = {
             keys.STEP: float(self.step),
-            keys.LOSS: sums[0] / n,
-            keys.RECON: sums[1] / n,
-            keys.KL: sums[2] / n,
-            keys.IMAGES_PER_SEC: images / max(now - start_time, 1e-9),
+            keys.IMAGES_PER_SEC: images / max(now - start_time, 1e-9),  # all replicas
+            keys.REPLICAS: float(len(self.replicas)),
+            **combine(per_replica),
         }
-        out.update(self.evaluate())
-        self._sums.zero_()
-        self._steps_summed = 0
         if report is not None:
             report(out)
-        self.model.train()
         self._clock = (time.perf_counter(), self.step)  # evaluation time is not training time
         return out
 
     # --- evaluation -------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def _encode(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.model.eval()
-        means, logvars = [], []
-        for chunk in observations.split(ENCODE_BATCH):
-            chunk = chunk.to(self.device, non_blocking=True)
-            if self._channels_last:
-                chunk = chunk.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                mean, logvar = self.model.encoder(chunk)
-            means.append(mean.float())
-            logvars.append(logvar.float())
-        return torch.cat(means), torch.cat(logvars)
+    def evaluate(self) -> dict[str, float]:
+        """Every replica's probe-batch signals at the current step, combined."""
+        at = self.position(max(self.step - 1, 0))
+        return combine([r.evaluate(at, self.step) for r in self.replicas])
 
-    def representation(self, observations: np.ndarray) -> np.ndarray:
-        """Encoder means (n, d) of observations (n, C, H, W) float32: the metrics' input."""
+    def representation(self, observations: np.ndarray, replica: int | None = None) -> np.ndarray:
+        """Encoder means of observations (n, C, H, W) float32: the metrics' input.
+
+        One replica's (n, d), or with ``replica`` None every replica's side by side,
+        (n, R * d), for :func:`deft_tune.metrics.evaluate_blocks`.
+        """
         observations = np.asarray(observations, dtype=np.float32)
         expected = tuple(self.data.observation_shape)
         if observations.ndim != 4 or observations.shape[1:] != expected:
@@ -274,52 +235,9 @@ class Trainer:
                 f"observations must have shape (n, {', '.join(map(str, expected))})"
                 f", got {observations.shape}"
             )
-        mean, _ = self._encode(torch.from_numpy(observations))
-        return mean.cpu().numpy()
-
-    def evaluate(self) -> dict[str, float]:
-        """KL per latent and group on the probe batch, schedule position, hooks' numbers."""
-        mean, logvar = self._encode(self._probe)
-        kl = kl_per_latent(mean, logvar).mean(0).double().cpu().numpy()
-        groups = self.model.encoder.group_of_latent().numpy()
-        at = self.position(max(self.step - 1, 0))  # the state of the last step trained
-        out: dict[str, float] = {
-            keys.BETA: at.beta,
-            keys.STAGE: float(at.stage),
-            keys.STAGE_PROGRESS: at.progress,
-        }
-        for g, group in enumerate(self._encoder_param_groups()):
-            out[keys.lr_group(g)] = float(group["lr"])
-        if at.capacity is not None:
-            out[keys.CAPACITY] = at.capacity
-        out.update({keys.kl_latent(i): float(v) for i, v in enumerate(kl)})
-        group_kl = np.bincount(groups, weights=kl, minlength=self.num_groups)
-        out.update({keys.kl_group(g): float(v) for g, v in enumerate(group_kl)})
-        out[keys.KL_TOTAL] = float(kl.sum())
-        out[keys.ACTIVE_LATENTS] = float((kl > ACTIVE_KL).sum())
-        ctx = self._context(at, kl, groups, mean)
-        for hook in self.hooks:
-            out.update(hook(ctx))
-        return out
-
-    def _encoder_param_groups(self) -> list[dict[str, Any]]:
-        return [g for g in self.optimizer.param_groups if g["name"].startswith("group")]
-
-    def _context(self, at: Position, kl, groups, mean) -> EvalContext:
-        return EvalContext(
-            step=self.step,
-            stage=at.stage,
-            beta=at.beta,
-            stage_start=at.stage_start,
-            stage_end=at.stage_end,
-            kl_per_latent=kl,
-            group_of_latent=groups,
-            num_groups=self.num_groups,
-            probe_codes=mean.cpu().numpy(),
-            probe_factors=self._probe_factors,
-            factor_names=tuple(getattr(self.data, "factor_names", ())),
-            factor_sizes=tuple(getattr(self.data, "factor_sizes", ())),
-        )
+        images = torch.from_numpy(observations)
+        chosen = self.replicas if replica is None else [self.replicas[replica]]
+        return np.concatenate([r.encode(images)[0].cpu().numpy() for r in chosen], axis=1)
 
     # --- checkpoints ------------------------------------------------------------------------
 
@@ -327,14 +245,7 @@ class Trainer:
         return {
             "config": self.config.to_dict(),
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "batches": self.batches.state_dict(),
-            "noise": self.noise_generator.get_state(),
-            "sums": self._sums.cpu(),
-            "steps_summed": self._steps_summed,
-            "bad_step": int(self._bad_step),
-            "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
+            "replicas": [replica.state_dict() for replica in self.replicas],
         }
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
@@ -353,7 +264,7 @@ class Trainer:
     ) -> Trainer:
         """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`."""
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError) as exc:
             raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
         trainer = cls(RunConfig.from_dict(state["config"]), data=data, hooks=hooks, device=device)
@@ -362,15 +273,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
-        self.model.load_state_dict(state["model"])
-        self._stage = None
-        self._enter_stage(self.position(self.step))  # close groups, set lrs; then the optimizer
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.batches.load_state_dict(state["batches"])
-        self.noise_generator.set_state(state["noise"])
-        self._sums = state["sums"].to(self.device)
-        self._steps_summed = int(state["steps_summed"])
-        self._bad_step = torch.tensor(int(state["bad_step"]), device=self.device)
-        for hook, hook_state in zip(self.hooks, state["hooks"]):
-            if hook_state is not None and hasattr(hook, "load_state_dict"):
-                hook.load_state_dict(hook_state)
+        at = self.position(self.step)
+        if len(state["replicas"]) != len(self.replicas):
+            raise TrainingError(
+                f"the checkpoint holds {len(state['replicas'])} replicas, the config "
+                f"{len(self.replicas)}"
+            )
+        for replica, replica_state in zip(self.replicas, state["replicas"]):
+            replica.load_state_dict(replica_state, at)

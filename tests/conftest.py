@@ -77,8 +77,9 @@ def ray_session():
 @pytest.fixture(scope="session")
 def recorded_search(tmp_path_factory, ray_session):
     """Four tiny trials on the small dSprites grid, two at a time, tracked in the embedded
-    sqlite store: the search the read-only tests inspect. ASHA is on; the IFP stopper is off,
-    so at least the first trial runs to its end (its own tests are in test_stopping.py).
+    sqlite store: the search the read-only tests inspect. Each trial trains two replicas (seeds).
+    ASHA is on; the IFP stopper is off, so at least the first trial runs to its end (its own
+    tests are in test_stopping.py).
 
     Only tests that read the store (never write to it) may use it.
     """
@@ -87,7 +88,13 @@ def recorded_search(tmp_path_factory, ray_session):
 
     folder = tmp_path_factory.mktemp("recorded-search")
     space = tiny_space(
-        folder / "tiny.yaml", trials=4, steps=40, interval=10, name="tinyx", ifp=False
+        folder / "tiny.yaml",
+        trials=4,
+        steps=40,
+        interval=10,
+        name="tinyx",
+        ifp=False,
+        replicas=2,
     )
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     options = SearchOptions(space=str(space), storage=str(folder / "runs"), tracking_uri=uri)

@@ -166,8 +166,10 @@ def tiny_space(
     ifp: bool = True,
     asha: bool = True,
     name: str = "tiny",
+    replicas: int = 1,
 ) -> Path:
-    """A DEFT space that trains in seconds on Squares (widths 4, batch 16, 2-3 stages)."""
+    """A DEFT space that trains in seconds on Squares (widths 4, batch 16, 2-3 stages), each
+    trial ``replicas`` seeds."""
     space = {
         "name": name,
         "data": {"name": "dsprites_full"},
@@ -186,7 +188,7 @@ def tiny_space(
         },
         "base": {
             "model": {"encoder_width": 4, "decoder_width": 4},
-            "training": {"batch_size": 16},
+            "training": {"batch_size": 16, "replicas": replicas},
             "evaluation": {"probe_size": 64},
         },
         "params": {

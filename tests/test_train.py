@@ -58,7 +58,7 @@ def test_per_group_learning_rates_follow_the_schedule_exactly():
     seen = []
 
     def hook(ctx: EvalContext):
-        seen.append((ctx.step, [g["lr"] for g in trainer.optimizer.param_groups]))
+        seen.append((ctx.step, [g["lr"] for g in trainer.replicas[0].optimizer.param_groups]))
         return {}
 
     trainer = Trainer(config, data=Squares(), hooks=[hook])
@@ -153,7 +153,7 @@ def test_nan_loss_stops_the_run_naming_the_step():
 
 def test_protocol_only_data_trains_through_the_numpy_fallback():
     trainer = Trainer(deft_config(), data=SquaresProtocolOnly())
-    assert not trainer.batches.on_device
+    assert not trainer.replicas[0].batches.on_device
     last = trainer.run(until=6)
     assert last["step"] == 6 and math.isfinite(last["train/loss"])
     assert "info/nmi1/size" in last
@@ -217,3 +217,41 @@ def test_frozen_groups_keep_their_weights_while_their_projections_learn():
     # The tracker reports, per open group, the nats gained since the stage began.
     stage2 = reports[-1]
     assert {"info/gain/group0", "info/gain/group1", "info/gain/group2"} <= set(stage2)
+
+
+def _equivalence_config(**training):
+    stages = [{"beta": 8, "steps": 40}, {"beta": 4, "steps": 30, "earlier": "freeze"},
+              {"beta": 1, "earlier": "freeze"}]  # fmt: skip
+    base = {**DEFT["training"], "steps": 100, **training}
+    return RunConfig.from_dict({**DEFT, "schedule": {"stages": stages}, "training": base,
+                                "evaluation": {"interval": 20, "probe_size": 48}})  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2], ids=["in-turn", "two-workers"])
+def test_replica_r_of_a_run_is_the_one_replica_run_with_seed_plus_r(threads):
+    from deft_tune.metrics import FAST, evaluate, evaluate_blocks
+
+    torch.set_num_threads(threads)  # 2: the replicas step on two workers, one thread each
+    run = Trainer(_equivalence_config(replicas=3), data=Squares())
+    reports = collect(run)
+    torch.set_num_threads(1)
+    assert [r["train/replicas"] for r in reports] == [3.0] * 5
+    sizes = {"num_train": 200, "num_test": 100}
+    together = evaluate_blocks(run.representation, run.data, 3, ["mig", "sap"], seed=7,
+                               settings=FAST, **sizes)  # fmt: skip
+    for r in range(3):
+        alone = Trainer(_equivalence_config(seed=DEFT["training"]["seed"] + r), data=Squares())
+        single = collect(alone)
+        for mine, theirs in zip(run.replicas[r].model.parameters(), alone.model.parameters()):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+        assert [x[f"replica{r}/train/stage"] for x in reports] == [x["train/stage"] for x in single]
+        for key in ("train/loss", "kl/group0", "info/active_gain"):
+            assert [x[f"replica{r}/{key}"] for x in reports] == pytest.approx(
+                [x[key] for x in single], rel=1e-5, abs=1e-6
+            )
+        scores = evaluate(alone.representation, alone.data, ["mig", "sap"], seed=7,
+                          settings=FAST, **sizes)  # fmt: skip
+        assert together[r] == pytest.approx(scores, abs=1e-6)
+    mean_kl = sum(reports[-1][f"replica{r}/kl/total"] for r in range(3)) / 3
+    assert reports[-1]["kl/total"] == pytest.approx(mean_kl)

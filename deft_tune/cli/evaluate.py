@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deft_tune.aggregate import aggregate, combine_scores
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
-from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate
+from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate_blocks
 from deft_tune.tables import format_table
 
 ENCODE_BATCH = 512
@@ -64,32 +65,40 @@ def register(subparsers) -> None:
 
 def representation_from_model_dir(
     model_dir: Path, device: str = "auto"
-) -> tuple[Callable[[np.ndarray], np.ndarray], GroundTruthData, RunConfig]:
-    """Encoder-mean function, data set and config of a `deft-tune train` output folder."""
-    from deft_tune.model import MODEL_FILE, load_model
+) -> tuple[Callable[[np.ndarray], np.ndarray], GroundTruthData, RunConfig, int]:
+    """Encoder means of every replica of a `deft-tune train` output folder side by side
+    ((n, R * d), for evaluate_blocks), its data set, its config and R."""
+    from deft_tune.model import load_model, model_files
     from deft_tune.train import resolve_device  # checks that a requested GPU exists
 
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
+    paths = model_files(model_dir)
+    if not paths:
         raise ConfigError(
-            f"--model {model_dir}: no {MODEL_FILE} there; pass the --out folder of "
-            f"a finished `deft-tune train`"
+            f"--model {model_dir}: no model.pt or model-replica*.pt there; pass the --out "
+            "folder of a finished `deft-tune train`"
         )
-    config, model = load_model(path)
+    loaded = [load_model(path) for path in paths]
+    config = loaded[0][0]
     data = get_dataset(config.data.name, **config.data.options)
     torch_device = resolve_device(device)
-    model = model.to(torch_device).eval()
+    models = [model.to(torch_device).eval() for _, model in loaded]
+    channels_last = config.training.memory_format == "channels_last"  # as the run encoded
 
     @torch.no_grad()
-    def encoder_mean(observations: np.ndarray) -> np.ndarray:
+    def encoder_means(observations: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
-        means = [
-            model.encoder(chunk.to(torch_device))[0].float().cpu()
-            for chunk in x.split(ENCODE_BATCH)
-        ]
-        return torch.cat(means).numpy()
+        codes = []
+        for model in models:
+            means = []
+            for chunk in x.split(ENCODE_BATCH):
+                chunk = chunk.to(torch_device)
+                if channels_last:
+                    chunk = chunk.contiguous(memory_format=torch.channels_last)
+                means.append(model.encoder(chunk)[0].float().cpu())
+            codes.append(torch.cat(means))
+        return torch.cat(codes, dim=1).numpy()
 
-    return encoder_mean, data, config
+    return encoder_means, data, config, len(models)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,10 +109,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
     apply_threads(args.threads)
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
-    representation_fn, data, config = representation_from_model_dir(args.model, args.device)
+    representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
     seed = config.training.seed if args.seed is None else args.seed
     start = time.perf_counter()
-    scores = evaluate(representation_fn, data, names=args.metrics, seed=seed, settings=settings)
+    per_replica = evaluate_blocks(
+        representation_fn, data, count, names=args.metrics, seed=seed, settings=settings
+    )
+    scores = combine_scores(per_replica)
     seconds = time.perf_counter() - start
     out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     payload = {
@@ -115,6 +127,24 @@ def run(args: argparse.Namespace) -> int:
         "scores": {k: (v if math.isfinite(v) else None) for k, v in scores.items()},
     }
     atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
-    print(format_table([{"metric": k, "value": f"{v:.4f}"} for k, v in scores.items()]))
-    print(f"deft-tune: {settings.name} metrics in {seconds:.1f} s; written to {out}")
+    print(format_table(score_rows(per_replica)))
+    print(
+        f"deft-tune: {settings.name} metrics of {count} replica(s) on one sample in "
+        f"{seconds:.1f} s; written to {out}"
+    )
     return 0
+
+
+def score_rows(per_replica: list[dict[str, float]]) -> list[dict[str, str]]:
+    """A row per metric key: its value, or with several replicas mean ± std and each one's."""
+    rows = []
+    for key in per_replica[0]:
+        values = [scores[key] for scores in per_replica]
+        if len(values) == 1:
+            rows.append({"metric": key, "value": f"{values[0]:.4f}"})
+            continue
+        row = {"metric": key, "mean ± std": f"{aggregate(values, 'mean'):.4f} ± "
+               f"{aggregate(values, 'std'):.4f}"}  # fmt: skip
+        row.update({f"replica{r}": f"{v:.4f}" for r, v in enumerate(values)})
+        rows.append(row)
+    return rows

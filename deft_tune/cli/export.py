@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             search.trials, metric, search.mode, args.rank, args.seeds_robust
         )
         config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
-        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri))
+        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri, config))
         print(
             f"wrote {args.out}: trial {trial.trial_id} ({why}); "
             f"train it with: deft-tune train --config {args.out}"
@@ -81,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def provenance(search, trial, metric: str, why: str, uri: str) -> str:
+def provenance(search, trial, metric: str, why: str, uri: str, config: RunConfig) -> str:
     """The comment block that says where an exported config came from."""
     values = {
         k: v for k, v in sorted(trial.metrics.items()) if k.startswith(("metrics/", "final/"))
     }
+    training = config.training
+    seeds = ", ".join(str(training.seed + r) for r in range(training.replicas))
     lines = [
         f"exported by deft-tune {__version__} from search {search.experiment!r}",
         f"tracking uri: {uri}",
@@ -94,11 +96,14 @@ def provenance(search, trial, metric: str, why: str, uri: str) -> str:
         f"stop reason: {trial.stop_reason}; steps run: {trial.steps}",
         f"chosen: {why}",
         f"objective {metric} = {report.objective_value(trial, metric)!r} "
-        f"({report.objective_setting(trial, metric)} setting)",
+        f"({report.objective_setting(trial, metric)} setting)"
+        + (f"; over replicas {report.objective_spread(trial, metric)}"
+           if training.replicas > 1 else ""),
+        f"replicas: {training.replicas} (seeds {seeds}), each trained as the trial trained it",
         *(f"  {k} = {v:.6g}" for k, v in values.items()),
         f"code version: {search.versions or 'not recorded'}",
         "train it with: deft-tune train --config THIS_FILE",
-    ]
+    ]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ TRIAL_COLUMNS = (
     "status",
     "stop_reason",
     "objective",
+    "mean ± std",
     "setting",
     "method",
     "stages",

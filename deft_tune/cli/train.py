@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     trainer = _open_trainer(config, checkpoint, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "config.yaml")
+    dump_config(trainer.config, out / "config.yaml")  # as run: "auto" made concrete
     history = _load_history(out / "history.jsonl", trainer.step)
     report = _Reporter(trainer, out, history, progress=not args.no_progress)
     try:
@@ -54,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
-    from deft_tune.train import Trainer
+    from deft_tune.train import Trainer, resolve_run
 
     if resume:
         if not checkpoint.exists():
             raise TrainingError(f"--resume but {checkpoint} does not exist: drop --resume")
         trainer = Trainer.from_checkpoint(checkpoint)
-        if trainer.config != config:
+        if trainer.config != resolve_run(config, trainer.device):  # "auto" as the run chose
             raise ConfigError(
                 f"--resume: the config differs from the one in {checkpoint}; "
                 "resume with the same config or train into a new --out"
@@ -139,41 +139,61 @@ class _Reporter:
 
 
 def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
-    from deft_tune import plots
-    from deft_tune.model import MODEL_FILE, save_model
+    from deft_tune.freezing import stage_gains
+    from deft_tune.model import model_file, save_model
 
     trainer.save_checkpoint(out / "checkpoints" / "last.pt")
-    save_model(out / MODEL_FILE, trainer.config, trainer.model, trainer.data.observation_shape)
+    count = len(trainer.replicas)
+    for r, replica in enumerate(trainer.replicas):
+        path = model_file(out, r, count)
+        save_model(path, trainer.config, replica.model, trainer.data.observation_shape, r)
     last = last or history[-1]  # a resumed run that had already finished trains nothing
-    from deft_tune.freezing import stage_gains
-
     metrics = _metrics(trainer)
     results = {
         "final": {k: _json_number(v) for k, v in last.items()},
         "metrics": metrics,
-        # Per stage: nats the active group took in, and those that entered earlier groups.
+        # Per stage: nats the active group took in, and those that entered earlier groups
+        # (the mean over replicas).
         "stages": _json_clean(stage_gains(history)),
     }
     atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
-    probe_codes = trainer.representation(trainer.probe[0][:256])
-    base = np.median(probe_codes, axis=0)
-    groups = trainer.model.encoder.group_of_latent().numpy()
-    kl = [last.get(keys.kl_latent(i), math.nan) for i in range(len(groups))]
-    images = plots.traversal_images(trainer.model.decoder, base)
-    plots.save_figure(plots.plot_traversals(images, groups, kl), out / "traversals.png")
+    _figures(trainer, out, history, last)
+    for name, value in metrics.items():
+        if "/" not in name or count == 1:  # per-replica scores stay in metrics.json
+            print(f"metrics/{name}: {value:.4f}")
+
+
+def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
+    """Each replica's traversals around its median probe code; KL per group over training."""
+    from deft_tune import plots
+    from deft_tune.aggregate import replica_values
+
+    count = len(trainer.replicas)
+    for r, replica in enumerate(trainer.replicas):
+        codes = trainer.representation(replica.probe.numpy()[:256], replica=r)
+        groups = replica.model.encoder.group_of_latent().numpy()
+        kl = [
+            (replica_values(last, keys.kl_latent(i))[r : r + 1] or [math.nan])[0]
+            for i in range(len(groups))
+        ]
+        images = plots.traversal_images(replica.model.decoder, np.median(codes, axis=0))
+        name = "traversals.png" if count == 1 else f"traversals-replica{r}.png"
+        plots.save_figure(plots.plot_traversals(images, groups, kl), out / name)
     plots.save_figure(
         plots.plot_kl_per_group(history, trainer.num_groups), out / "kl_per_group.png"
     )
-    for name, value in metrics.items():
-        print(f"metrics/{name}: {value:.4f}")
 
 
 def _metrics(trainer) -> dict[str, float]:
+    """The run's scores (standard setting): per replica and their mean ± std, on ONE sample."""
     names = trainer.config.evaluation.metrics
     if not names or not getattr(trainer.data, "factor_sizes", ()):
         return {}
-    from deft_tune.metrics import evaluate
+    from deft_tune.aggregate import combine_scores
+    from deft_tune.metrics import evaluate_blocks
 
-    return evaluate(
-        trainer.representation, trainer.data, names=list(names), seed=trainer.config.training.seed
-    )
+    per_replica = evaluate_blocks(
+        trainer.representation, trainer.data, len(trainer.replicas), list(names),
+        seed=trainer.config.training.seed,
+    )  # fmt: skip
+    return combine_scores(per_replica)

@@ -1,9 +1,10 @@
-"""Building a run's model and the model file (``model.pt``): written by `deft-tune train`, read
-by `deft-tune evaluate` and anyone who wants the trained encoder.
+"""Building a run's model and the model file: written by `deft-tune train`, read by `deft-tune
+evaluate` and anyone who wants the trained encoder.
 
 The file is a ``torch.save`` of plain data: ``{"config": <run config as a dict>, "model":
-<state dict>, "observation_shape": [C, H, W]}``. It loads with ``weights_only=True``, so opening
-a model file never runs code.
+<state dict>, "observation_shape": [C, H, W], "replica": r}``. It loads with
+``weights_only=True``, so opening a model file never runs code. A one-replica run writes
+``model.pt``; a run of R replicas ``model-replica{r}.pt`` for each r.
 """
 
 from __future__ import annotations
@@ -21,30 +22,59 @@ from deft_tune.errors import ConfigError, DataError
 from deft_tune.fileio import atomic_write
 from deft_tune.model.grouped import GroupedVAE
 
-__all__ = ["MODEL_FILE", "build_model", "load_model", "save_model"]
+__all__ = ["MODEL_FILE", "build_model", "load_model", "model_file", "model_files", "save_model"]
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = "model.pt"  # a one-replica run's model; replica r of several: model-replica{r}.pt
 
 
-def build_model(config: RunConfig, observation_shape: Sequence[int]) -> GroupedVAE:
-    """The run's VAE, initialised from its seed without touching the caller's global RNG."""
+def model_file(folder: str | os.PathLike, replica: int, replicas: int) -> Path:
+    """Where `deft-tune train` writes replica ``replica`` of a run of ``replicas``."""
+    name = MODEL_FILE if replicas == 1 else f"model-replica{replica}.pt"
+    return Path(folder) / name
+
+
+def model_files(folder: str | os.PathLike) -> list[Path]:
+    """The model files of a run folder, replica 0 first (empty when there are none)."""
+    folder = Path(folder)
+    replicas = sorted(folder.glob("model-replica*.pt"), key=_replica_number)
+    if replicas:
+        return replicas
+    return [folder / MODEL_FILE] if (folder / MODEL_FILE).is_file() else []
+
+
+def _replica_number(path: Path) -> int:
+    digits = path.stem.removeprefix("model-replica")
+    return int(digits) if digits.isdigit() else 1 << 30
+
+
+def build_model(
+    config: RunConfig, observation_shape: Sequence[int], seed: int | None = None
+) -> GroupedVAE:
+    """The run's VAE, initialised from ``seed`` (default: the run's; replica r of a run uses the
+    run's seed + r) without touching the caller's global RNG."""
     m = config.model
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.training.seed)
+        torch.manual_seed(config.training.seed if seed is None else seed)
         return GroupedVAE(
             observation_shape, m.groups, m.latents_per_group, m.encoder_width, m.decoder_width
         )
 
 
 def save_model(
-    path: str | os.PathLike, config: RunConfig, model: GroupedVAE, observation_shape: Sequence[int]
+    path: str | os.PathLike,
+    config: RunConfig,
+    model: GroupedVAE,
+    observation_shape: Sequence[int],
+    replica: int = 0,
 ) -> Path:
-    """Write the model file atomically (config, weights on the CPU, observation shape)."""
+    """Write the model file atomically: the run's config, the weights (on the CPU), the
+    observation shape and which replica of the run (seed ``training.seed + replica``) it is."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "config": config.to_dict(),
         "model": state,
         "observation_shape": [int(n) for n in observation_shape],
+        "replica": int(replica),
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), durable=True)
 
@@ -62,7 +92,7 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         from deft_tune.data import get_dataset
 
         shape = get_dataset(config.data.name, **config.data.options).observation_shape
-    model = build_model(config, shape)
+    model = build_model(config, shape)  # the weights replace the initialisation
     try:
         _load_weights(model, saved["model"])
     except (RuntimeError, TypeError) as exc:

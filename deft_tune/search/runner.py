@@ -143,7 +143,7 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
     """Run and print the summary; exit code 0, or 130 when interrupted."""
     outcome = run_search(options, data_factory=data_factory)
-    metric = load_space(options.space).objective.metric
+    metric = load_space(options.space).objective.key
     for line in summary_lines(outcome, metric):
         print(line, file=sys.stdout if not outcome.interrupted else sys.stderr)
     return 130 if outcome.interrupted else 0

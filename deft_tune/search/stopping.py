@@ -16,6 +16,12 @@
 - ``"collapse"``: ``kl/total`` below ``collapse_kl`` nats for ``patience`` reports after
   ``collapse_grace_fraction`` of the budget: the posterior collapsed and carries nothing.
 
+A trial of several replicas (``training.replicas``) is judged replica by replica on each one's
+own signals (``replica{r}/...``) and stops for a reason only when more than half of its replicas
+meet that rule at the same report (:func:`majority`): "no_capture" means most seeds captured
+nothing, never one unlucky seed. ASHA compares trials on the objective's aggregate over the
+replicas (``objective.aggregate``).
+
 A Tune stopper cannot edit results, so the reason stays here: :meth:`IFPStopper.reason` gives it
 to the driver-side callback that tags the trial's MLflow run (``deft.stop_reason``).
 
@@ -39,6 +45,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.stopper import Stopper
 
 from deft_tune import report_keys as keys
+from deft_tune.aggregate import replica_key
 from deft_tune.search.space import IFPStopping, SearchSpace
 from deft_tune.search.tracking.layout import IFP_STOP_REASONS
 
@@ -71,18 +78,25 @@ class IFPStopper(Stopper):
             raise ValueError(f"steps_per_trial == {steps_per_trial}, must be >= 1")
         self.config = config
         self.steps_per_trial = int(steps_per_trial)
-        self._trials: dict[str, _TrialState] = {}
+        self._trials: dict[str, list[_TrialState]] = {}  # one state per replica
         self._reasons: dict[str, str] = {}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if trial_id in self._reasons:
             return True
         step = int(_number(result, keys.STEP, _number(result, "training_iteration", 0)))
-        state = self._trials.get(trial_id)
-        if state is None or step <= state.last_step:  # new, or retried from a checkpoint
-            state = self._trials[trial_id] = _TrialState()
-        reason = self._judge(state, step, result)
-        state.last_step = step
+        count = max(1, int(_number(result, keys.REPLICAS, 1)))
+        states = self._trials.get(trial_id)
+        if states is None or len(states) != count or step <= states[0].last_step:
+            # new, or retried from a checkpoint
+            states = self._trials[trial_id] = [_TrialState() for _ in range(count)]
+        verdicts = [
+            self._judge(state, step, _replica_view(result, r, count))
+            for r, state in enumerate(states)
+        ]
+        for state in states:
+            state.last_step = step
+        reason = majority(verdicts)
         if reason is None or step >= self.steps_per_trial:
             return False
         self._reasons[trial_id] = reason
@@ -158,6 +172,29 @@ class IFPStopper(Stopper):
         return gain >= cfg.min_gain and diffusion > cfg.diffusion_threshold
 
 
+def majority(verdicts: list[str | None]) -> str | None:
+    """The reason more than half of a trial's replicas were judged by, or None.
+
+    Each replica is judged on its own signals (``replica{r}/...``); a trial stops only when
+    most of its seeds say its schedule cannot work, never on one unlucky seed.
+    """
+    for reason in STOP_REASONS:
+        if 2 * verdicts.count(reason) > len(verdicts):
+            return reason
+    return None
+
+
+def _replica_view(result: dict[str, Any], replica: int, count: int) -> dict[str, Any]:
+    """Replica ``replica``'s report (its ``replica{r}/`` keys unprefixed), or the result as it
+    is for a one-replica trial."""
+    if count == 1:
+        return result
+    prefix = replica_key(replica, "")
+    view = {k[len(prefix) :]: v for k, v in result.items() if k.startswith(prefix)}
+    view.setdefault(keys.STEP, result.get(keys.STEP))
+    return view
+
+
 def _number(result: dict[str, Any], key: str, default: float) -> float:
     """``result[key]`` as a float; ``default`` when missing, not a number, or NaN."""
     value = result.get(key)
@@ -193,7 +230,7 @@ def make_scheduler(space: SearchSpace) -> ASHAScheduler | None:
         return None
     return ASHAScheduler(
         time_attr=keys.STEP,
-        metric=space.objective.metric,
+        metric=space.objective.key,
         mode=space.objective.mode,
         max_t=last_judged,
         grace_period=min(asha.grace_period * space.budget.eval_interval, last_judged),

@@ -32,14 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from ray import tune
+from ray import cloudpickle, tune
 
 from deft_tune import plots
 from deft_tune import report_keys as keys
+from deft_tune.aggregate import aggregate, combine, replica_values
 from deft_tune.config import RunConfig
+from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
-from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate
-from deft_tune.report_keys import COMPLETED, FINAL_PREFIX, final_key, metric_key
+from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate_blocks
+from deft_tune.report_keys import COMPLETED, final_key, metric_key
 from deft_tune.search.space import SearchSpace, run_config_from_params
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
@@ -69,16 +71,43 @@ def trial_seed(search_seed: int, trial_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def objective_scores(
-    trainer: Trainer, names: tuple[str, ...], seed: int, settings: MetricSettings
-) -> dict[str, float]:
-    """``metrics/<key>`` of the named metrics on the trainer's current representation."""
+def replica_scores(
+    trainer: Trainer, space: SearchSpace, seed: int, settings: MetricSettings
+) -> list[dict[str, float]]:
+    """Every replica's scores of the space's metrics (``metrics/<key>``), all on ONE shared
+    sample drawn from ``seed``: the sampling and the encoding are done once for all."""
+    names = space.objective.metrics
     if not names:
+        return []
+    blocks = evaluate_blocks(
+        trainer.representation, trainer.data, len(trainer.replicas), list(names), seed,
+        settings,
+    )  # fmt: skip
+    return [{metric_key(k): float(v) for k, v in scores.items()} for scores in blocks]
+
+
+def combined_scores(
+    per_replica: list[dict[str, float]],
+    space: SearchSpace,
+    name: Callable[[str], str] = lambda key: key,
+) -> dict[str, float]:
+    """``replica{r}/<key>``, the mean ``<key>`` and, with several replicas, its statistics
+    (``_std``, ``_min``, ...; :mod:`deft_tune.aggregate`); the objective's aggregate always.
+    Every key is renamed by ``name`` (``final_key`` for a trial's last scores)."""
+    if not per_replica:
         return {}
-    scores = evaluate(
-        trainer.representation, trainer.data, names=list(names), seed=seed, settings=settings
-    )
-    return {metric_key(key): float(value) for key, value in scores.items()}
+    renamed = [{name(k): v for k, v in scores.items()} for scores in per_replica]
+    objective = name(space.objective.metric)
+    needs = [objective] if space.objective.aggregate != "mean" else []
+    return combine(renamed, statistics_of=needs)
+
+
+def _add_objective(report: dict[str, float], space: SearchSpace) -> None:
+    """The search's objective key (an aggregate over replicas) when the report lacks it."""
+    objective = space.objective
+    if objective.key not in report:
+        values = replica_values(report, objective.metric)
+        report[objective.key] = aggregate(values, objective.aggregate)
 
 
 class _TrialReporter:
@@ -91,9 +120,9 @@ class _TrialReporter:
 
     def __call__(self, report: dict[str, float]) -> None:
         metrics = dict(report)
-        metrics.update(
-            objective_scores(self.trainer, self.space.objective.metrics, self.seed, FAST)
-        )
+        scores = replica_scores(self.trainer, self.space, self.seed, FAST)
+        metrics.update(combined_scores(scores, self.space))
+        _add_objective(metrics, self.space)
         metrics[COMPLETED] = 0.0
         self.last = metrics
         self.history.append(_history_entry(metrics))
@@ -158,6 +187,26 @@ def _threads(cpus: float) -> None:
     torch.set_num_threads(max(1, math.floor(cpus)))
 
 
+# The data sets this worker process has opened: with Tune reusing the worker between trials,
+# the next trial finds its data (rows memory-mapped or on the device) already there.
+_RESIDENT: dict[str, GroundTruthData] = {}
+
+
+def resident_data(space: SearchSpace, factory: DataFactory | None) -> GroundTruthData:
+    """The space's data set (or the factory's), opened once per worker process."""
+    if factory is not None:
+        key = "factory:" + hashlib.sha256(cloudpickle.dumps(factory)).hexdigest()
+    else:
+        key = "data:" + json.dumps(space.data, sort_keys=True, default=str)
+    if key not in _RESIDENT:
+        _RESIDENT[key] = (
+            factory()
+            if factory is not None
+            else get_dataset(space.data["name"], **space.data["options"])
+        )
+    return _RESIDENT[key]
+
+
 def train_trial(
     config: dict[str, Any],
     *,
@@ -169,7 +218,7 @@ def train_trial(
     _threads(space.budget.cpus_per_trial)
     _write_pid()
     trial_id = tune.get_context().get_trial_id()
-    data = data_factory() if data_factory is not None else None
+    data = resident_data(space, data_factory)
     restored = _restore(data)
     if restored is None:
         seed = trial_seed(space.budget.seed, trial_id)
@@ -186,11 +235,11 @@ def train_trial(
         trainer.run(report=reporter)
         final = _final_report(trainer, space, seed, reporter.last)
         run.log_metrics(
-            {k: v for k, v in final.items() if k.startswith(FINAL_PREFIX)},
+            {k: v for k, v in final.items() if keys.is_final(k)},
             step=trainer.step,
             skip_logged=False,
         )
-        _log_artifacts(run, trainer, reporter.history, seed)
+        _log_artifacts(run, trainer, reporter.history, reporter.last, seed)
         tune.report(final)
         run.end("FINISHED")
     except Exception:
@@ -202,25 +251,32 @@ def train_trial(
 def _final_report(
     trainer: Trainer, space: SearchSpace, seed: int, last: dict[str, float]
 ) -> dict[str, float]:
-    standard = objective_scores(trainer, space.objective.metrics, seed, STANDARD)
-    final = {**last, **standard, COMPLETED: 1.0}
-    final.update({final_key(key): v for key, v in standard.items()})
-    final["step"] = float(trainer.step)
+    standard = replica_scores(trainer, space, seed, STANDARD)
+    # The standard scores under the objective's keys too: Tune hands Optuna the last value.
+    final = {**last, **combined_scores(standard, space), COMPLETED: 1.0}
+    final.update(combined_scores(standard, space, final_key))
+    final[keys.STEP] = float(trainer.step)
     return final
 
 
 def _log_artifacts(
-    run: TrialRun, trainer: Trainer, history: list[dict[str, float]], seed: int
+    run: TrialRun,
+    trainer: Trainer,
+    history: list[dict[str, float]],
+    last: dict[str, float],
+    seed: int,
 ) -> None:
-    """Latent traversals around one observation and the KL per group over the trial."""
+    """The first replica's latent traversals around one observation, and the KL per group
+    over the trial (the mean over replicas)."""
     data = trainer.data
     rng = np.random.default_rng(seed)
     observation = data.sample_observations_from_factors(data.sample_factors(1, rng), rng)
-    code = trainer.representation(observation)[0]
+    code = trainer.representation(observation, replica=0)[0]
     images = plots.traversal_images(trainer.model.decoder, code)
     groups = trainer.model.encoder.group_of_latent().tolist()
-    kl = [history[-1].get(keys.kl_latent(i), float("nan")) for i in range(len(code))]
-    run.log_figure(plots.plot_traversals(images, groups, kl if history else None), "traversals.png")
+    kl = [replica_values(last, keys.kl_latent(i))[:1] or [float("nan")] for i in range(len(code))]
+    labels = [values[0] for values in kl] if last else None
+    run.log_figure(plots.plot_traversals(images, groups, labels), "traversals.png")
     if history:
         run.log_figure(
             plots.plot_kl_per_group(history, trainer.config.model.groups), "information.png"

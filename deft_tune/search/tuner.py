@@ -86,7 +86,7 @@ def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=space.budget.seed)
     search = OptunaSearch(
         space=define_by_run(space),
-        metric=space.objective.metric,
+        metric=space.objective.key,
         mode=space.objective.mode,
         sampler=sampler,
         points_to_evaluate=points_to_evaluate(space) or None,
@@ -118,10 +118,13 @@ def _tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, stopper, asha),
-            LiveTable(space.objective.metric, stopper, asha),
+            LiveTable(space.objective.key, stopper, asha),
         ],
     )
     tune_config = tune.TuneConfig(
+        # A finished trial's worker takes the next one: no new process, torch imported and the
+        # data set opened once per worker (search/trainable.py resident_data).
+        reuse_actors=True,
         num_samples=space.budget.num_trials,
         search_alg=_searcher(space),
         scheduler=make_scheduler(space),
@@ -220,7 +223,7 @@ def _outcome(
     settled = grid.num_terminated + grid.num_errors
     interrupted = settled < len(results) or len(results) < space.budget.num_trials
     best = best_result(
-        [r.metrics or {} for r in results], space.objective.metric, space.objective.mode
+        [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
     return SearchOutcome(
@@ -232,7 +235,7 @@ def _outcome(
         trials=len(results),
         completed=completed,
         best_trial_id=best.get("trial_id") if best else None,
-        best_value=best.get(space.objective.metric) if best else None,
+        best_value=best.get(space.objective.key) if best else None,
         resume_command=resume_command(options, space.name),
     )
 

@@ -95,9 +95,34 @@ def test_bad_arguments_one_line_exit_2(trained_model, capsys, extra, message):
 
 def test_missing_or_corrupt_model(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path)]) == 2
-    assert "no model.pt there" in capsys.readouterr().err
+    assert "no model.pt or model-replica*.pt there" in capsys.readouterr().err
     (tmp_path / "model.pt").write_bytes(b"not a model")
     out = tmp_path / "e.json"
     assert main(["evaluate", "--model", str(tmp_path), "--out", str(out)]) == 2
     assert "not a deft-tune model file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_replicas_are_trained_saved_and_scored_on_one_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(data_registry._REGISTRY, "squares", "tests.doubles:Squares")
+    raw = {**CONFIG, "training": {**CONFIG["training"], "replicas": 2},
+           "evaluation": {**CONFIG["evaluation"], "metrics": ["mig"]}}  # fmt: skip
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    assert sorted(p.name for p in out.glob("model*.pt")) == [
+        "model-replica0.pt",
+        "model-replica1.pt",
+    ]
+    trained = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert {"replica0/mig", "replica1/mig", "mig", "mig_std"} <= set(trained)
+    capsys.readouterr()
+    target = tmp_path / "scores.json"
+    assert main(["evaluate", "--model", str(out), "--metrics", "mig", "--out", str(target)]) == 0
+    printed = capsys.readouterr().out
+    assert "mean ± std" in printed and "replica1" in printed
+    scores = json.loads(target.read_text())["scores"]
+    # The run's seed and the standard setting: evaluate gives train's numbers back.
+    assert scores["replica0/mig"] == trained["replica0/mig"]
+    assert scores["mig"] == pytest.approx((scores["replica0/mig"] + scores["replica1/mig"]) / 2)

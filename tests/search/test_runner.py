@@ -239,3 +239,19 @@ def test_live_table_and_resume_state(finished_search):
     assert state["tracking_uri"] == finished_search.uri
     assert state["parent_run_id"] == finished_search.outcome.parent_run_id
     assert any("4 trials, 2 at a time" in line for line in finished_search.lines)
+
+
+@pytest.mark.slow
+def test_replicated_trials_log_every_replica_and_the_aggregates(finished_search):
+    client, runs = _runs(finished_search.uri, "tinyx")
+    best_id = finished_search.outcome.best_trial_id
+    best = next(r for r in runs if r.data.tags.get("deft.trial_id") == best_id)
+    metrics = best.data.metrics
+    assert best.data.params["training.replicas"] == "2"
+    for key in ("train/loss", "kl/total", "metrics/mig", "final/mig"):
+        assert f"replica0/{key}" in metrics and f"replica1/{key}" in metrics, key
+    # the plain key is the mean over the two seeds, with its spread beside it
+    pair = (metrics["replica0/final/mig"], metrics["replica1/final/mig"])
+    assert metrics["final/mig"] == pytest.approx(sum(pair) / 2)
+    assert metrics["final/mig_min"] == min(pair) and "final/mig_std" in metrics
+    assert metrics["train/replicas"] == 2

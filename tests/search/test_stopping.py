@@ -243,3 +243,33 @@ def test_stopper_inside_a_real_tune_run(ray_session, tmp_path):
     stopped = [r for r in results if r.metrics["step"] == 1500][0]
     assert stopper.reason(stopped.metrics["trial_id"]) == "diffusion"
     assert len(stopper.reasons) == 1
+
+
+def _replicated(*per_replica: list[dict]) -> list[dict]:
+    """Reports of a trial whose replicas report ``per_replica[r]`` (replica{r}/ keys)."""
+    out = []
+    for reports in zip(*per_replica):
+        merged = {"step": reports[0]["step"], "train/replicas": float(len(reports))}
+        for r, report in enumerate(reports):
+            merged.update({f"replica{r}/{k}": v for k, v in report.items() if k != "step"})
+        out.append(merged)
+    return out
+
+
+def test_a_replicated_trial_stops_only_when_most_replicas_meet_the_rule():
+    empty = [_report(250, stage=0, progress=0.5, captured=False),
+             _report(500, stage=0, progress=1.0, captured=False)]  # fmt: skip
+    full = [_report(250, stage=0, progress=0.5), _report(500, stage=0, progress=1.0)]
+    stopper = _stopper()
+    assert _run(stopper, "one", _replicated(empty, full, full)) is None  # one unlucky seed
+    two = _replicated(empty, empty, full)
+    assert _run(stopper, "two", two) == 500 and stopper.reason("two") == "no_capture"
+    assert _run(_stopper(), "half", _replicated(empty, full)) is None  # 1 of 2 is no majority
+
+
+def test_majority_needs_more_than_half_for_one_reason():
+    from deft_tune.search.stopping import majority
+
+    assert majority(["no_capture", "no_capture", None]) == "no_capture"
+    assert majority(["no_capture", "diffusion", None]) is None
+    assert majority([None]) is None and majority(["collapse"]) == "collapse"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from deft_tune.aggregate import objective_key
 from deft_tune.config import EARLIER_MODES, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
@@ -42,6 +43,14 @@ class Objective:
     mode: Literal["max", "min"] = "max"
     # Names for deft_tune.metrics.evaluate (fast setting during trials, standard at the end).
     metrics: tuple[str, ...] = ()
+    # Over a trial's replicas (training.replicas seeds): what the search ranks, ASHA compares
+    # and the best trial is chosen by.
+    aggregate: Literal["mean", "mean_minus_std", "median", "min"] = "mean"
+
+    @property
+    def key(self) -> str:
+        """The reported key the search optimises (``metrics/mig``, ``metrics/mig_min``...)."""
+        return objective_key(self.metric, self.aggregate)
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,14 @@ _TOP_KEYS = ("name", "method", "data", "objective", "budget", "stopping", "base"
              "start")  # fmt: skip
 _BASE_SECTIONS = {  # run config fields a space may fix; the rest is decided by the search
     "model": ("encoder_width", "decoder_width", "loss"),
-    "training": ("batch_size", "precision", "device", "checkpoint_interval"),
+    "training": (
+        "batch_size",
+        "precision",
+        "device",
+        "checkpoint_interval",
+        "replicas",
+        "memory_format",
+    ),
     "evaluation": ("probe_size",),
 }
 
@@ -220,7 +236,7 @@ def _parse_objective(raw: Any) -> Objective:
             f"objective.metric == {metric!r} is not a metric or report key: use "
             f"'metrics/<name>' (e.g. 'metrics/mig') or one of {list(FIXED_KEYS)}"
         )
-    return Objective(metric=metric, mode=obj.mode, metrics=metrics)
+    return Objective(metric=metric, mode=obj.mode, metrics=metrics, aggregate=obj.aggregate)
 
 
 def _parse_budget(raw: Any) -> Budget:

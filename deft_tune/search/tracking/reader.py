@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from deft_tune import report_keys as keys
+from deft_tune.aggregate import objective_key
 from deft_tune.errors import TrackingError
 from deft_tune.search.tracking.layout import (
     RUN_CONFIG_ARTIFACT,
@@ -63,7 +64,10 @@ class SearchRecord:
 
     @property
     def objective(self) -> str:
-        return str((self.space.get("objective") or {}).get("metric", "metrics/mig"))
+        """The key the search ranked on: its metric, with the aggregate over replicas."""
+        objective = self.space.get("objective") or {}
+        metric = str(objective.get("metric", "metrics/mig"))
+        return objective_key(metric, str(objective.get("aggregate", "mean")))
 
     @property
     def mode(self) -> str:

@@ -1,0 +1,146 @@
+"""Replicas in one process against the same number of single-model runs one after another.
+
+For R in --replicas, one process trains a run of ``training.replicas`` R (replica r seed + r,
+stepped side by side: on the CPU on Python threads with one torch thread each), and the
+baseline trains R one-replica runs one after another with every thread; both train the same
+model (the config's grouped VAE, all groups open: DEFT's last and most expensive stage) for the
+same number of steps per model. Rounds alternate the two so that load from other processes
+hits both alike; the table gives img/s per model (images trained per second of wall time,
+divided by R), the ratio one process / sequential, and the FLOP utilisation of the one-process
+run against the peak (as benchmarks/train_throughput.py computes it).
+
+    python benchmarks/replica_throughput.py --write docs/training.md                 # CPU
+    python benchmarks/replica_throughput.py --quick --write docs/training.md   # quick.yaml model
+    python benchmarks/replica_throughput.py --device cuda --replicas 1 8 32 128 --peak-gflops P
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from train_throughput import cpu_ghz, flops_per_image
+
+from deft_tune.config import RunConfig, load_config
+from deft_tune.data import get_dataset
+from deft_tune.tables import markdown_table, write_block
+from deft_tune.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+# The model a search_spaces/quick.yaml trial trains (widths 8, batch 32, 2 groups x 2 latents).
+QUICK = {"groups": 2, "latents_per_group": 2, "encoder_width": 8, "decoder_width": 8}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "dsprites_deft.yaml")
+    p.add_argument("--quick", action="store_true", help="the quick.yaml trial model, batch 32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--steps", type=int, default=20, help="timed steps per model and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--memory-format", default="auto", choices=["auto", "contiguous",
+                                                               "channels_last"])  # fmt: skip
+    p.add_argument("--flops-per-cycle", type=int, default=64)
+    p.add_argument("--peak-gflops", type=float, default=None)
+    p.add_argument("--write", type=Path, default=None, help="markdown file to update")
+    return p.parse_args()
+
+
+def bench_config(args: argparse.Namespace, replicas: int) -> RunConfig:
+    """The config's model with every group open (a beta-VAE loss), ``replicas`` seeds."""
+    raw = load_config(args.config).to_dict()
+    if args.quick:
+        raw["model"].update(QUICK)
+    raw.update(objective={"kind": "beta_vae", "beta": 4.0}, schedule={"stages": []},
+               evaluation={"interval": 10**6, "probe_size": 64, "metrics": []})  # fmt: skip
+    raw["training"].update(
+        device=args.device, replicas=replicas, memory_format=args.memory_format,
+        batch_size=32 if args.quick else raw["training"]["batch_size"], steps=10**7,
+    )  # fmt: skip
+    return RunConfig.from_dict(raw)
+
+
+def _timed(trainers: list[Trainer], steps: int) -> float:
+    """Seconds to train ``steps`` more steps with each trainer in turn."""
+    start = time.perf_counter()
+    for trainer in trainers:
+        trainer.run(until=trainer.step + steps)
+    if trainers[0].device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(args, data, replicas: int) -> dict[str, list[float]]:
+    """img/s per model of one R-replica run and of R one-replica runs, per round."""
+    together = Trainer(bench_config(args, replicas), data=data)
+    apart = [Trainer(bench_config(args, 1), data=data) for _ in range(replicas)]
+    _timed([together], 2)  # warm up both (first-step allocations, kernel choice)
+    _timed(apart, 2)
+    images = args.steps * together.config.training.batch_size
+    rates: dict[str, list[float]] = {"one process": [], "sequential": []}
+    for _ in range(args.rounds):
+        rates["one process"].append(images / _timed([together], args.steps))
+        # every model trained `images` images; the sequential runs took the wall time of all R
+        rates["sequential"].append(images / _timed(apart, args.steps))
+    return rates
+
+
+def main() -> None:
+    args = parse_args()
+    data = get_dataset("dsprites_full")
+    threads = torch.get_num_threads()
+    rows, flops, config = [], None, None
+    for replicas in args.replicas:
+        rates = measure(args, data, replicas)
+        one, seq = (statistics.median(rates[k]) for k in ("one process", "sequential"))
+        if flops is None:
+            probe = Trainer(bench_config(args, 1), data=data)
+            batch = torch.rand(probe.config.training.batch_size, 1, 64, 64, device=probe.device)
+            flops, config = flops_per_image(probe, batch), probe.config
+        peak = _peak(args, threads)
+        rows.append({
+            "replicas R": replicas,
+            "one process: img/s per model (rounds)": ", ".join(f"{v:.0f}" for v in
+                                                               rates["one process"]),
+            "sequential: img/s per model (rounds)": ", ".join(f"{v:.0f}" for v in
+                                                              rates["sequential"]),
+            "one process / sequential": f"{one / seq:.2f}x",
+            "FLOP utilisation (one process)": f"{flops * one * replicas / peak:.1%}",
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    text = _describe(args, config, flops, threads) + "\n\n" + markdown_table(rows)
+    print(text)
+    if args.write:
+        name = "replica-throughput-quick" if args.quick else "replica-throughput"
+        write_block(args.write, f"{name}-{args.device}", text)
+
+
+def _peak(args, threads: int) -> float:
+    if args.device.startswith("cuda"):
+        return args.peak_gflops * 1e9 if args.peak_gflops else float("nan")
+    return threads * cpu_ghz(None) * 1e9 * args.flops_per_cycle
+
+
+def _describe(args, config: RunConfig | None, flops: float | None, threads: int) -> str:
+    assert config is not None and flops is not None
+    m, t = config.model, config.training
+    device = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+              else f"CPU ({threads} threads: R > 1 steps on {threads} workers with 1 thread "
+                   f"each, the sequential runs use all {threads})")  # fmt: skip
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (
+        f"Measured {stamp} by `python benchmarks/replica_throughput.py"
+        f"{' --quick' if args.quick else ''}` on {device}: model {m.groups} groups x "
+        f"{m.latents_per_group} latents, encoder width {m.encoder_width}, decoder width "
+        f"{m.decoder_width}, batch {t.batch_size}, {t.precision}, memory format "
+        f"{t.memory_format}; {args.rounds} rounds of {args.steps} timed steps per model after "
+        f"2 warm-up steps; {flops / 1e6:.1f} MFLOP per image (forward + backward)."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""How a run's replicas are reported: each replica's signals under ``replica{r}/``, and the run's
+under the plain key, aggregated over replicas.
+
+A run of R replicas trains R copies of one schedule with seeds ``seed``, ``seed + 1``, ...
+Every key of a replica's report appears as ``replica{r}/<key>``; the plain ``<key>`` is the mean
+over replicas. Scores (``metrics/*``, ``final/*``) and the search objective also get
+``<key>_std`` (sample standard deviation, 0 for one replica), ``<key>_min``, ``<key>_median`` and
+``<key>_mean_minus_std``, so any of the aggregates a search may rank on is in every report. A
+one-replica run reports as it always did: plain keys, no prefixes and no statistics but the
+objective's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from deft_tune import report_keys as keys
+
+__all__ = [
+    "AGGREGATES",
+    "STATISTICS",
+    "aggregate",
+    "combine",
+    "combine_scores",
+    "objective_key",
+    "replica_key",
+    "replica_values",
+    "split_objective_key",
+]
+
+# What a search may rank on (objective.aggregate): each is a statistic over the replicas.
+AGGREGATES = ("mean", "mean_minus_std", "median", "min")
+STATISTICS = ("std", "min", "median", "mean_minus_std")  # the suffixed keys besides the mean
+RUN_KEYS = (keys.STEP, keys.IMAGES_PER_SEC, keys.REPLICAS)  # one value for the whole run
+
+
+def replica_key(replica: int, key: str) -> str:
+    return f"replica{replica}/{key}"
+
+
+def objective_key(metric: str, aggregate_name: str) -> str:
+    """The key a search optimises: ``metrics/mig`` (mean) or ``metrics/mig_min`` and so on."""
+    return metric if aggregate_name == "mean" else f"{metric}_{aggregate_name}"
+
+
+def split_objective_key(key: str) -> tuple[str, str]:
+    """The inverse of :func:`objective_key`: ``metrics/mig_min`` -> (``metrics/mig``, "min")."""
+    for name in AGGREGATES[1:]:
+        if key.endswith(f"_{name}"):
+            return key[: -len(name) - 1], name
+    return key, "mean"
+
+
+def aggregate(values: Sequence[float], how: str) -> float:
+    """One of :data:`AGGREGATES` (or "std") of the replicas' values; NaN when none is finite."""
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return math.nan
+    mean = statistics.fmean(finite)
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return {
+        "mean": mean,
+        "std": std,
+        "min": min(finite),
+        "median": statistics.median(finite),
+        "mean_minus_std": mean - std,
+    }[how]
+
+
+def _has_statistics(key: str, extra: Sequence[str]) -> bool:
+    return key.startswith((keys.METRIC_PREFIX, keys.FINAL_PREFIX)) or key in extra
+
+
+def combine(
+    reports: Sequence[dict[str, float]], statistics_of: Sequence[str] = ()
+) -> dict[str, float]:
+    """One report of the run from its replicas' reports (see the module docstring).
+
+    ``statistics_of`` names further keys that get the suffixed statistics (the objective when
+    it is not a score). Keys of :data:`RUN_KEYS` are taken from the first report as they are.
+    """
+    if not reports:
+        raise ValueError("combine needs at least one replica's report")
+    if len(reports) == 1:
+        out = dict(reports[0])
+        for key in statistics_of:
+            if key in out:
+                out.update({f"{key}_{s}": aggregate([out[key]], s) for s in STATISTICS})
+        return out
+    out = {k: reports[0][k] for k in RUN_KEYS if k in reports[0]}
+    names = dict.fromkeys(k for report in reports for k in report if k not in RUN_KEYS)
+    for key in names:
+        values = [report.get(key, math.nan) for report in reports]
+        for r, value in enumerate(values):
+            out[replica_key(r, key)] = value
+        out[key] = aggregate(values, "mean")
+        if _has_statistics(key, statistics_of):
+            out.update({f"{key}_{s}": aggregate(values, s) for s in STATISTICS})
+    return out
+
+
+def combine_scores(per_replica: Sequence[dict[str, float]]) -> dict[str, float]:
+    """A run's scores: one replica's as they are; several replicas' as ``replica{r}/<key>``,
+    the mean ``<key>`` and every statistic of every key (metric names carry no prefix)."""
+    many = len(per_replica) > 1
+    return combine(per_replica, statistics_of=list(per_replica[0]) if many else ())
+
+
+def replica_values(report: dict[str, float], key: str) -> list[float]:
+    """Each replica's value of ``key`` in a combined report (the plain value for one replica)."""
+    count = int(report.get(keys.REPLICAS, 1) or 1)
+    if count <= 1:
+        return [report[key]] if key in report else []
+    return [report[replica_key(r, key)] for r in range(count) if replica_key(r, key) in report]
