@@ -78,12 +78,21 @@ def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str]
         build()
 
 
-def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
+def make_sampler(space: SearchSpace) -> Any:
+    """The space's Optuna sampler (``budget.sampler``), seeded by ``budget.seed``: TPE
+    (multivariate, grouped: the space is conditional), or uniform random sampling."""
     import optuna
 
+    seed = space.budget.seed
+    if space.budget.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # multivariate/group TPE is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=space.budget.seed)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+
+
+def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
+    sampler = make_sampler(space)
     search = OptunaSearch(
         space=define_by_run(space),
         metric=space.objective.key,

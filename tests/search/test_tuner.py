@@ -1,4 +1,5 @@
-"""Which Ray a search uses: its own local one unless told to join a cluster.
+"""Which Ray a search uses (its own local one unless told to join a cluster), and which
+Optuna sampler.
 
 Ray's bare ``ray.init()`` joins any cluster `ray start` left running on the machine; these
 tests record what the runner asks Ray for, without starting one.
@@ -46,3 +47,26 @@ def test_a_running_ray_in_this_process_is_reused_and_left_running(monkeypatch):
     monkeypatch.setattr(_tune.ray, "shutdown", lambda: pytest.fail("shutdown called"))
     with _tune.ray_session("auto"):
         pass
+
+
+def _budget_space(**budget):
+    from deft_tune.search import space_from_dict
+
+    return space_from_dict({"data": "dsprites_full", "budget": {"steps_per_trial": 400,
+                                                                 "eval_interval": 100, **budget}})
+
+
+def test_the_sampler_follows_budget_sampler_and_seed():
+    import optuna
+
+    from deft_tune.errors import ConfigError
+
+    tpe = _tune.make_sampler(_budget_space())
+    assert isinstance(tpe, optuna.samplers.TPESampler)
+    random = _tune.make_sampler(_budget_space(sampler="random", seed=3))
+    assert isinstance(random, optuna.samplers.RandomSampler)
+    again = _tune.make_sampler(_budget_space(sampler="random", seed=3))
+    draws = [optuna.create_study(sampler=s).ask().suggest_float("x", 0, 1) for s in (random, again)]
+    assert draws[0] == draws[1]  # seeded by budget.seed
+    with pytest.raises(ConfigError, match=r"budget.sampler == 'grid', must be one of"):
+        _budget_space(sampler="grid")

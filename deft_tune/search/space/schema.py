@@ -62,6 +62,9 @@ class Budget:
     seed: int = 0
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    # How Optuna samples: TPE (learns from earlier trials), or uniformly at random, which a
+    # curve bank for `deft-tune replay` needs (a random order of its trials is a random search).
+    sampler: Literal["tpe", "random"] = "tpe"
 
 
 @dataclass(frozen=True)
