@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ from deft_tune.aggregate import replica_key
 from deft_tune.search.space import IFPStopping, SearchSpace
 from deft_tune.search.tracking.layout import IFP_STOP_REASONS
 
-__all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper"]
+__all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper", "reads"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,22 @@ STOP_REASONS = IFP_STOP_REASONS
 # Nats a group must hold to count as captured when judged from its KL, unless the space sets
 # stopping.ifp.capture_threshold: the information tracker's default capture threshold.
 GROUP_CAPTURE_KL = 0.1
+
+
+# The report keys the stopper reads, each also per replica as replica{r}/<key> (see reads()).
+SIGNAL_KEYS = (keys.STAGE, keys.STAGE_PROGRESS, keys.KL_TOTAL, keys.ACTIVE_CAPTURED,
+               keys.ACTIVE_GAIN, keys.FROZEN_GAIN, keys.DIFFUSION)  # fmt: skip
+_GROUP_KL = re.compile(rf"{re.escape(keys.KL_GROUP_PREFIX)}\d+")
+_REPLICA = re.compile(r"replica\d+/")
+
+
+def reads(key: str) -> bool:
+    """Whether :class:`IFPStopper` reads report key ``key``: what a replay of recorded reports
+    (deft_tune.search.replay) must load for the stopper to decide as it did live."""
+    if key in (keys.STEP, keys.REPLICAS, "training_iteration"):
+        return True
+    plain = key[m.end() :] if (m := _REPLICA.match(key)) else key
+    return plain in SIGNAL_KEYS or bool(_GROUP_KL.fullmatch(plain))
 
 
 @dataclass

@@ -273,3 +273,46 @@ def test_majority_needs_more_than_half_for_one_reason():
     assert majority(["no_capture", "no_capture", None]) == "no_capture"
     assert majority(["no_capture", "diffusion", None]) is None
     assert majority([None]) is None and majority(["collapse"]) == "collapse"
+
+
+class _Spy(dict):
+    """A report that remembers every key the stopper looked up."""
+
+    seen: set[str] = set()
+
+    def get(self, key, default=None):
+        _Spy.seen.add(key)
+        return super().get(key, default)
+
+
+def _scenarios() -> list[list[dict]]:
+    diffusing = _trial(diffusion=lambda step, stage, progress: 0.8 if stage == 1 else 0.1)
+    empty = _trial(captured=lambda step, stage, progress: stage != 1)
+    collapsed = _trial(kl=lambda step, stage, progress: 0.01)
+    noise = [{**r, "train/loss": 1.0, "metrics/mig": 0.2} for r in empty]
+    filled = [_report(500, captured=False), {**_report(1500), "kl/group0": 0.5}]  # skips an end
+    return [diffusing, empty, collapsed, noise, filled]
+
+
+def test_reads_names_every_key_the_stopper_looks_up():
+    from deft_tune.search.stopping import reads
+
+    _Spy.seen = set()
+    for i, reports in enumerate(_scenarios()):
+        _run(_stopper(), f"t{i}", [_Spy(r) for r in reports])
+    assert {"train/stage", "info/diffusion", "kl/total", "kl/group0"} <= _Spy.seen
+    assert all(reads(key) for key in _Spy.seen), sorted(k for k in _Spy.seen if not reads(k))
+    assert reads("replica2/info/active_captured") and reads("replica0/kl/group3")
+    assert not reads("metrics/mig") and not reads("replica0/kl/latent1")
+
+
+def test_reports_cut_to_the_read_keys_give_the_same_decisions():
+    # What a replay loads from MLflow (deft_tune.search.replay): only the keys reads() names.
+    from deft_tune.search.stopping import reads
+
+    cases = [*_scenarios(), *[_replicated(s, s, _scenarios()[0]) for s in _scenarios()]]
+    for i, reports in enumerate(cases):
+        cut = [{k: v for k, v in r.items() if reads(k)} for r in reports]
+        full, lean = _stopper(), _stopper()
+        assert _run(full, "t", reports) == _run(lean, "t", cut), i
+        assert full.reason("t") == lean.reason("t")
