@@ -52,8 +52,12 @@ def test_a_running_ray_in_this_process_is_reused_and_left_running(monkeypatch):
 def _budget_space(**budget):
     from deft_tune.search import space_from_dict
 
-    return space_from_dict({"data": "dsprites_full", "budget": {"steps_per_trial": 400,
-                                                                 "eval_interval": 100, **budget}})
+    return space_from_dict(
+        {
+            "data": "dsprites_full",
+            "budget": {"steps_per_trial": 400, "eval_interval": 100, **budget},
+        }
+    )
 
 
 def test_the_sampler_follows_budget_sampler_and_seed():

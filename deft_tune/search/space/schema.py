@@ -29,6 +29,7 @@ __all__ = [
     "SearchSpace",
     "StoppingConfig",
     "param_domains",
+    "parse_stopping",
 ]
 
 METHODS = OBJECTIVES  # deft and the three baselines
@@ -191,7 +192,7 @@ def parse_top(raw: Any, source: str) -> dict[str, Any]:
         "data": _parse_data(raw.get("data")),
         "objective": _parse_objective(raw.get("objective", {})),
         "budget": _parse_budget(raw.get("budget", {})),
-        "stopping": _parse_stopping(raw.get("stopping", {})),
+        "stopping": parse_stopping(raw.get("stopping", {})),
         "base": _parse_base(raw.get("base", {})),
     }
 
@@ -259,7 +260,8 @@ def _parse_budget(raw: Any) -> Budget:
     return budget
 
 
-def _parse_stopping(raw: Any) -> StoppingConfig:
+def parse_stopping(raw: Any) -> StoppingConfig:
+    """The ``stopping`` section, validated (`deft-tune replay --sweep` checks its values here)."""
     stop = build_dataclass(StoppingConfig, raw, "stopping")
     ifp, asha = stop.ifp, stop.asha
     for name in ("diffusion_threshold", "grace_fraction", "collapse_grace_fraction"):

@@ -4,6 +4,10 @@
 - the parent run (``deft.role=search``) holds the search space, seeds and package versions as
   params, the space YAML as artifact ``search_space.yaml`` and, at the end, the search's summary
   (metrics ``search/*``, tag ``deft.best_trial_id``);
+- a replay of a search's stopping rules (`deft-tune replay`) is one run of its own in the
+  experiment ``<search name>-replay`` (``deft.role=replay``, ``deft.bank_run_id`` = the parent
+  run it replayed): params = the replay's options, metrics = its summary, artifacts = its
+  tables and figure;
 - each trial has exactly one child run (``mlflow.parentRunId``, ``deft.role=trial``,
   ``deft.trial_id`` and, once it ends, ``deft.stop_reason``); its params are the run config
   flattened (``schedule.stages.0.beta``) and its run config is artifact ``run_config.yaml``.
@@ -17,10 +21,12 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "BANK_TAG",
     "BEST_TRIAL_TAG",
     "IFP_STOP_REASONS",
     "INTERRUPTED_TAG",
     "PARENT_TAG",
+    "ROLE_REPLAY",
     "ROLE_SEARCH",
     "ROLE_TAG",
     "ROLE_TRIAL",
@@ -32,12 +38,15 @@ __all__ = [
     "TRIAL_TAG",
     "default_tracking_uri",
     "parent_filter",
+    "replay_experiment",
     "trial_filter",
 ]
 
 ROLE_TAG = "deft.role"
 ROLE_SEARCH = "search"
 ROLE_TRIAL = "trial"
+ROLE_REPLAY = "replay"
+BANK_TAG = "deft.bank_run_id"  # on a replay run: the parent run of the search it replayed
 TRIAL_TAG = "deft.trial_id"
 STOP_TAG = "deft.stop_reason"
 BEST_TRIAL_TAG = "deft.best_trial_id"
@@ -63,6 +72,11 @@ def default_tracking_uri(directory: str | os.PathLike | None = None) -> str:
     """The embedded store: ``sqlite:///<abs dir>/mlflow.db``; absolute because trials chdir."""
     base = Path(directory or os.getcwd()).resolve()
     return f"sqlite:///{base / 'mlflow.db'}"
+
+
+def replay_experiment(search_name: str) -> str:
+    """The experiment that holds the replays of search ``search_name``."""
+    return f"{search_name}-replay"
 
 
 def parent_filter() -> str:

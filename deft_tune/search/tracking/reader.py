@@ -61,6 +61,9 @@ class SearchRecord:
     space: dict[str, Any]  # the search space YAML as the search ran it
     versions: str  # package versions the parent run recorded
     trials: tuple[TrialRecord, ...] = field(default=())
+    # The parent run's params: the search as it ran (budget.*, stopping.* after the command
+    # line's overrides), where ``space`` is the file as written.
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def objective(self) -> str:
@@ -183,6 +186,7 @@ def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchReco
         trials=tuple(
             make(client, run) for run in _all_pages(client, experiment.experiment_id, query)
         ),
+        params=dict(parent.data.params),
     )
 
 
@@ -223,6 +227,28 @@ def metric_histories(uri: str, run_id: str, keys: list[str]) -> dict[str, list[t
             if points:
                 histories[key] = sorted((int(m.step), float(m.value)) for m in points)
         return histories
+
+
+TimedPoint = tuple[int, float, float]  # (step, value, seconds since the epoch it was logged)
+
+
+def timed_histories(
+    uri: str, wanted: dict[str, list[str]]
+) -> dict[str, dict[str, list[TimedPoint]]]:
+    """For each run id of ``wanted``, the history of each of its keys as (step, value,
+    timestamp in seconds), sorted by step; keys the run never logged are left out. One client
+    for all runs: a replay reads a few dozen keys of every trial of a search."""
+    with _mlflow(uri) as client:
+        found: dict[str, dict[str, list[TimedPoint]]] = {}
+        for run_id, names in wanted.items():
+            runs = found[run_id] = {}
+            for key in names:
+                points = client.get_metric_history(run_id, key)
+                if points:
+                    runs[key] = sorted(
+                        (int(m.step), float(m.value), m.timestamp / 1000) for m in points
+                    )
+        return found
 
 
 def metric_keys(uri: str, run_id: str) -> list[str]:

@@ -11,9 +11,10 @@ several trials one after the other, and global "active run" state would leak bet
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
@@ -197,6 +198,35 @@ class SearchTracking:
     def finish_parent(self, status: str = "FINISHED") -> None:
         if self.parent_run_id is not None:
             with_retry(self.client.set_terminated, self.parent_run_id, status)
+
+
+def log_finished_run(
+    uri: str,
+    experiment: str,
+    *,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    files: Sequence[str | os.PathLike] = (),
+    run_name: str | None = None,
+) -> str:
+    """One finished run of its own (a replay's results): params, metrics at step 0, files as
+    artifacts; the experiment is made when missing. Returns the run id."""
+    tracking = SearchTracking(uri, experiment)
+    client = tracking.client
+    run = with_retry(
+        lambda: client.create_run(tracking.experiment_id, tags=dict(tags), run_name=run_name)
+    )
+    run_id = run.info.run_id
+    _log_params(client, run_id, run_params(params))
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    for i in range(0, len(batch), _MAX_METRICS):
+        with_retry(client.log_batch, run_id, metrics=batch[i : i + _MAX_METRICS])
+    for path in files:
+        with_retry(client.log_artifact, run_id, str(path))
+    with_retry(client.set_terminated, run_id, "FINISHED")
+    return run_id
 
 
 class TrialRun:

@@ -1,0 +1,183 @@
+"""Replays summarised: median and interquartile mean (IQM) over replays, each with a seeded
+bootstrap 95% interval; savings; the anytime curves on a common grid; and the bank's spread
+(how much schedules differ against how much one schedule's seeds differ).
+
+The intervals are over replays of one bank (trial orders and, with ``--trials``, subsets): they
+say how much a rule's result depends on the order the trials come in, not how it would change
+on another bank. The bank's seed noise is what :func:`spread` measures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from deft_tune.search.replay.bank import CurveBank
+from deft_tune.search.replay.simulate import ReplayRun
+
+__all__ = [
+    "ReplayResult",
+    "RuleSummary",
+    "Spread",
+    "Stat",
+    "SweepPoint",
+    "anytime",
+    "bootstrap_ci",
+    "describe",
+    "iqm",
+    "rule_summary",
+    "spread",
+]
+
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Stat:
+    median: float
+    median_ci: tuple[float, float]
+    iqm: float
+    iqm_ci: tuple[float, float]
+
+    def text(self, digits: int = 4, scale: float = 1.0) -> str:
+        """``median [low, high]`` (the 95% interval of the median)."""
+        low, high = (v * scale for v in self.median_ci)
+        return f"{self.median * scale:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+
+
+def iqm(values: np.ndarray) -> float:
+    """The interquartile mean: the mean of the middle half (a quarter cut at each end)."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    cut = int(0.25 * len(ordered))
+    return float(ordered[cut : len(ordered) - cut].mean())
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray, statistic: Callable[[np.ndarray], float], seed: int
+) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of ``statistic`` over resamples of ``values`` (with
+    replacement, the same resamples for every statistic of the same seed and size)."""
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(data), size=(RESAMPLES, len(data)))
+    stats = np.array([statistic(data[row]) for row in picks])
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def describe(values: Sequence[float], seed: int) -> Stat | None:
+    """Median and IQM of the finite ``values`` with their bootstrap intervals; None if none."""
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if data.size == 0:
+        return None
+    return Stat(
+        median=float(np.median(data)),
+        median_ci=bootstrap_ci(data, lambda x: float(np.median(x)), seed),
+        iqm=iqm(data),
+        iqm_ci=bootstrap_ci(data, iqm, seed),
+    )
+
+
+@dataclass(frozen=True)
+class RuleSummary:
+    rule: str
+    replays: int
+    trial_steps: Stat
+    savings: Stat
+    wall_s: Stat
+    best: Stat | None
+    regret: Stat | None
+    stopped: float  # median count of trials the rule stopped
+
+
+def rule_summary(rule: str, runs: Sequence[ReplayRun], seed: int) -> RuleSummary:
+    def stat(values: list[float]) -> Stat:
+        found = describe(values, seed)
+        if found is None:
+            raise ValueError(f"rule {rule}: no finite values to summarise")
+        return found
+
+    return RuleSummary(
+        rule=rule,
+        replays=len(runs),
+        trial_steps=stat([float(r.trial_steps) for r in runs]),
+        savings=stat([r.savings for r in runs]),
+        wall_s=stat([r.wall_s for r in runs]),
+        best=describe([r.best for r in runs if r.best is not None], seed),
+        regret=describe([r.regret for r in runs if r.regret is not None], seed),
+        stopped=float(np.median([r.stopped for r in runs])),
+    )
+
+
+def anytime(
+    runs: Sequence[ReplayRun], grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best objective so far at each ``grid`` trial-step count: median, 25th and 75th
+    percentile over replays (NaN where no replay has a trial ended by then)."""
+    table = np.full((len(runs), len(grid)), np.nan)
+    for i, run in enumerate(runs):
+        for steps, value in run.curve:
+            table[i, grid >= steps] = value  # later ends overwrite: the curve is in end order
+    median, low, high = (np.full(len(grid), np.nan) for _ in range(3))
+    seen = ~np.isnan(table).all(axis=0)
+    if seen.any():
+        median[seen] = np.nanmedian(table[:, seen], axis=0)
+        low[seen], high[seen] = np.nanpercentile(table[:, seen], [25, 75], axis=0)
+    return median, low, high
+
+
+@dataclass(frozen=True)
+class Spread:
+    schedules: int
+    replicas: int  # per schedule (the smallest count among them)
+    between: float  # standard deviation of the schedules' mean final scores
+    within: float  # pooled standard deviation of one schedule's replicas (seed noise)
+    noise_of_mean: float  # within / sqrt(replicas): the seed noise of a schedule's mean
+    f_ratio: float  # one-way ANOVA F: replicas * var(means) / pooled within variance
+
+    @property
+    def separated(self) -> bool:
+        """Schedules differ by more than seed noise: their means spread wider than the noise
+        a mean of this many seeds carries (F > 1 is chance level; this asks for 2x the noise)."""
+        return self.between > 2 * self.noise_of_mean
+
+
+def spread(bank: CurveBank) -> Spread | None:
+    """How much the schedules' final scores (the objective's metric, standard setting) differ,
+    between schedules and between one schedule's replicas; None without two replicas each."""
+    groups = [t.replica_finals for t in bank.trials if len(t.replica_finals) >= 2]
+    if len(groups) < 2:
+        return None
+    means = [statistics.fmean(g) for g in groups]
+    pooled = statistics.fmean(statistics.variance(g) for g in groups)
+    replicas = min(len(g) for g in groups)
+    between = statistics.stdev(means)
+    within = math.sqrt(pooled)
+    noise = within / math.sqrt(replicas)
+    f_ratio = replicas * between**2 / pooled if pooled > 0 else math.inf
+    return Spread(len(groups), replicas, between, within, noise, f_ratio)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    value: object  # the stopping.ifp field's value
+    summary: RuleSummary
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Everything a replay measured: what the command prints, plots, logs and writes."""
+
+    bank: CurveBank
+    command: str  # the command line that reproduces it
+    concurrency: int
+    orders: tuple[tuple[int, ...], ...]
+    runs: dict[str, list[ReplayRun]]
+    summaries: tuple[RuleSummary, ...]
+    spread: Spread | None
+    sweep_field: str | None = None
+    sweep: tuple[SweepPoint, ...] = ()
