@@ -8,9 +8,11 @@ stdout, ``anytime.png`` and ``replay.md`` in ``--out``, one MLflow run in the ex
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deft_tune.fileio import atomic_write_text
@@ -21,6 +23,7 @@ from deft_tune.search.replay.rules import make_judge, with_ifp_field
 from deft_tune.search.replay.simulate import replay_many, replay_orders
 from deft_tune.search.replay.summary import ReplayResult, SweepPoint, rule_summary, spread
 from deft_tune.search.space import SearchSpace
+from deft_tune.search.stopping import logger as _stopping_log
 from deft_tune.search.tracking.layout import default_tracking_uri
 
 __all__ = ["DOC_BLOCK", "command_line", "replay_bank", "run_replay"]
@@ -60,8 +63,24 @@ def _rules(
     return {rule: replay_many(bank, judges(rule), orders, n, rule) for rule in rules}
 
 
+@contextmanager
+def _quiet_stopper() -> Iterator[None]:
+    """A replay stops trials thousands of times: the stopper's line per stop stays unsaid."""
+    level = _stopping_log.level
+    _stopping_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _stopping_log.setLevel(level)
+
+
 def replay_bank(bank: CurveBank, options: ReplayOptions) -> ReplayResult:
     """Every rule of ``options`` (and every sweep value) replayed on ``bank``; pure compute."""
+    with _quiet_stopper():
+        return _replay_bank(bank, options)
+
+
+def _replay_bank(bank: CurveBank, options: ReplayOptions) -> ReplayResult:
     concurrency = options.concurrency or bank.space.budget.max_concurrent
     orders = replay_orders(len(bank.trials), options.replays, options.seed, options.trials)
     runs = _rules(bank, bank.space, options.rules, orders, concurrency)

@@ -41,11 +41,7 @@ class Sweep:
     @property
     def text(self) -> str:
         """As the command line writes it: ``stopping.ifp.FIELD=v1,v2``."""
-        values = ",".join(
-            "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-            for v in self.values
-        )
-        return f"{self.name}={values}"
+        return f"{self.name}={','.join(yaml_text(v) for v in self.values)}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +92,13 @@ def parse_sweep(text: str) -> Sweep:
         except ConfigError as exc:
             raise ConfigError(f"--sweep: {exc}") from None
     return Sweep(name, parsed)
+
+
+def yaml_text(value: Any) -> str:
+    """A sweep value as a space file (and the command line) writes it: null, true, 0.5."""
+    if value is None or isinstance(value, bool):
+        return yaml.safe_dump(value).split("\n")[0]
+    return str(value)
 
 
 def _scalar(text: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from deft_tune.search.replay.options import yaml_text
 from deft_tune.search.replay.summary import ReplayResult, RuleSummary, Spread, Stat
 from deft_tune.tables import format_table, markdown_table
 
@@ -28,20 +29,15 @@ __all__ = [
 GOAL_SAVINGS = 0.40  # fewer trial-steps than no stopping, as a share
 
 
-def _stat(stat: Stat | None, scale: float = 1.0, iqm: bool = False) -> str:
-    if stat is None:
-        return "-"
-    if iqm:
-        low, high = (v * scale for v in stat.iqm_ci)
-        return f"{stat.iqm * scale:.3g} [{low:.3g}, {high:.3g}]"
-    return stat.text(3, scale)
+def _stat(stat: Stat | None, scale: float = 1.0, iqm: bool = False, digits: int = 3) -> str:
+    return "-" if stat is None else stat.text(digits, scale, of_iqm=iqm)
 
 
 def rule_rows(summaries: tuple[RuleSummary, ...]) -> list[dict[str, Any]]:
     return [
         {
             "rule": s.rule,
-            "trial-steps": _stat(s.trial_steps),
+            "trial-steps": _stat(s.trial_steps, digits=4),
             "savings %": _stat(s.savings, 100),
             "savings % (IQM)": _stat(s.savings, 100, iqm=True),
             "wall s": _stat(s.wall_s),
@@ -73,7 +69,7 @@ def spread_rows(spread: Spread | None) -> list[dict[str, Any]]:
 def sweep_rows(result: ReplayResult) -> list[dict[str, Any]]:
     return [
         {
-            "value": str(point.value),
+            "value": yaml_text(point.value),
             "rule": point.summary.rule,
             "savings %": _stat(point.summary.savings, 100),
             "regret": _stat(point.summary.regret),
@@ -97,7 +93,7 @@ def goal_lines(result: ReplayResult) -> list[str]:
         verdict = "met" if saves and within else "not met"
         noise_text = f"{noise:.3g}" if noise is not None else "unknown (one seed per schedule)"
         lines.append(
-            f"{s.rule}: {100 * s.savings.median:.0f}% fewer trial-steps, median regret "
+            f"{s.rule}: {100 * s.savings.median:.3g}% fewer trial-steps, median regret "
             f"{regret if regret is None else f'{regret:.3g}'} against seed noise {noise_text}: "
             f"goal (>= {100 * GOAL_SAVINGS:.0f}% fewer, regret within noise) {verdict}"
         )

@@ -43,10 +43,15 @@ class Stat:
     iqm: float
     iqm_ci: tuple[float, float]
 
-    def text(self, digits: int = 4, scale: float = 1.0) -> str:
-        """``median [low, high]`` (the 95% interval of the median)."""
-        low, high = (v * scale for v in self.median_ci)
-        return f"{self.median * scale:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+    def text(self, digits: int = 3, scale: float = 1.0, of_iqm: bool = False) -> str:
+        """``median [low, high]`` (or the IQM's) to ``digits`` significant digits; large numbers
+        (trial-steps) are written whole, not in exponent notation."""
+        centre, (low, high) = (self.iqm, self.iqm_ci) if of_iqm else (self.median, self.median_ci)
+        return "{} [{}, {}]".format(*(_num(v * scale, digits) for v in (centre, low, high)))
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
 
 
 def iqm(values: np.ndarray) -> float:

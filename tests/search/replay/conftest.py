@@ -105,9 +105,7 @@ def write_search(uri: str, name: str, specs: dict[str, Spec], ends: dict | None 
 
     search = SearchTracking(uri, name)
     budget = bank_space()["budget"]
-    search.start_parent(
-        {"budget": budget}, {"search_space.yaml": yaml.safe_dump(bank_space(name))}
-    )
+    search.start_parent({"budget": budget}, {"search_space.yaml": yaml.safe_dump(bank_space(name))})
     for trial_id, spec in specs.items():
         write_trial(search, trial_id, spec, final=trial_id != "holey")
         status, reason = (ends or {}).get(trial_id, ("FINISHED", "completed"))

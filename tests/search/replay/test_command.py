@@ -1,0 +1,128 @@
+"""`deft-tune replay` end to end on the synthetic bank: the tables, the figure, the MLflow run,
+the doc block, the sweep, determinism, and one-line refusals of bad input before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from deft_tune.cli import main
+from deft_tune.search.replay.command import replay_bank
+from deft_tune.search.replay.options import ReplayOptions, parse_sweep
+from tests.search.replay.conftest import BANK, FINAL
+
+REGRET_IFP = FINAL["t0"] - FINAL["t1"]  # the no_capture trial was the best schedule
+
+
+def test_the_command_prints_plots_logs_and_writes_its_block(bank_store, tmp_path, capsys):
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    doc = tmp_path / "docs" / "search.md"
+    doc.parent.mkdir()
+    doc.write_text("# Search\n\n<!-- stopper-replay:begin -->\nnot yet measured\n"
+                   "<!-- stopper-replay:end -->\n\nafter\n")  # fmt: skip
+    out = tmp_path / "docs" / "replay"
+    argv = ["replay", BANK, "--tracking-uri", bank_store.uri, "--replays", "30",
+            "--concurrency", "2", "--out", str(out), "--write-doc", str(doc)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rules (median [95% interval] over replays):" in printed
+    assert "ifp+asha" in printed and "12.5 [12.5, 12.5]" in printed  # ifp's savings, every order
+    with Image.open(out / "anytime.png") as image:
+        assert image.size == (800, 500)
+    text = doc.read_text()
+    assert "not yet measured" not in text and text.endswith("after\n")
+    assert "](replay/anytime.png)" in text and "deft-tune replay bank --rules" in text
+    assert (out / "replay.md").read_text().count("| rule |") == 1
+    client = MlflowClient(bank_store.uri)
+    experiment = client.get_experiment_by_name(f"{BANK}-replay")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.tags["deft.role"] == "replay"
+    assert run.data.tags["deft.bank_run_id"] == bank_store.parent
+    assert run.data.params["replays"] == "30" and run.data.params["concurrency"] == "2"
+    metrics = run.data.metrics
+    assert metrics["ifp/savings_median"] == pytest.approx(0.125)
+    assert metrics["ifp/regret_median"] == pytest.approx(REGRET_IFP)
+    assert metrics["none/regret_median"] == pytest.approx(0.0)
+    assert "ifp_asha/trial_steps_median" in metrics and "bank/f_ratio" in metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert artifacts == {"anytime.png", "replay.md"}
+
+
+def _options(**changes):
+    return dataclasses.replace(ReplayOptions(BANK, replays=20, seed=3, concurrency=2), **changes)
+
+
+def _decisions(result):
+    return {rule: [(r.order, r.outcomes) for r in runs] for rule, runs in result.runs.items()}
+
+
+def test_a_seed_gives_the_same_replays(bank):
+    first, again = replay_bank(bank, _options()), replay_bank(bank, _options())
+    assert _decisions(first) == _decisions(again) and first.summaries == again.summaries
+    other = replay_bank(bank, _options(seed=4))
+    assert first.orders != other.orders
+
+
+def test_ifp_decisions_do_not_depend_on_the_order_but_ashas_do(bank):
+    result = replay_bank(bank, _options(replays=40))
+    ifp = result.runs["ifp"]
+    assert {r.trial_steps for r in ifp} == {1400} and {r.regret for r in ifp} == {REGRET_IFP}
+    assert len({r.trial_steps for r in result.runs["asha"]}) > 1
+    assert {r.trial_steps for r in result.runs["none"]} == {1600}
+
+
+def test_a_sweep_traces_savings_against_regret(bank):
+    sweep = parse_sweep("stopping.ifp.no_capture=true,false")
+    result = replay_bank(bank, _options(rules=("none", "ifp"), sweep=sweep))
+    points = {(p.value, p.summary.rule): p.summary for p in result.sweep}
+    assert set(points) == {(True, "ifp"), (False, "ifp")}  # the IFP rules only
+    assert points[True, "ifp"].savings.median == pytest.approx(0.125)
+    assert points[True, "ifp"].regret.median == pytest.approx(REGRET_IFP)
+    assert points[False, "ifp"].savings.median == 0.0  # no rule left that stops t0
+    assert points[False, "ifp"].regret.median == pytest.approx(0.0)
+    assert result.sweep_field == "stopping.ifp.no_capture"
+
+
+def test_a_swept_value_is_set_as_a_space_file_would_set_it(bank):
+    from deft_tune.search.replay.rules import make_judge, with_ifp_field
+
+    space = with_ifp_field(bank.raw_space, "patience", 3, bank.budget)
+    assert space.stopping.ifp.patience == 3 and space.budget == bank.space.budget
+    judge = make_judge(space, "ifp+asha")
+    assert judge.stopper.config.patience == 3 and judge.scheduler is not None
+    assert make_judge(space, "none").stopper is None and make_judge(space, "none").scheduler is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rules", "none,fast"], "--rules == 'fast', must be one of ['none', 'ifp', 'asha'"),
+        (["--rules", ","], "--rules == ',', must name at least one of"),
+        (["--concurrency", "0"], "--concurrency == 0, must be >= 1"),
+        (["--replays", "0"], "--replays == 0, must be >= 1"),
+        (["--sweep", "stopping.ifp.nope=1"], "--sweep field == 'nope', must be one of"),
+        (["--sweep", "diffusion_threshold=0.5"], "is not 'stopping.ifp.FIELD=v1,v2,...'"),
+        (["--sweep", "stopping.ifp.diffusion_threshold=0.5,2"],
+         "--sweep: stopping.ifp.diffusion_threshold == 2.0, must lie in [0, 1]"),
+        (["--sweep", "stopping.ifp.patience=1.5"], "stopping.ifp.patience == 1.5"),
+        (["--rules", "asha", "--sweep", "stopping.ifp.patience=1,2"],
+         "needs a rule with the IFP stopper in --rules"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, flags, message):
+    store = tmp_path / "untouched.db"
+    argv = ["replay", BANK, "--tracking-uri", f"sqlite:///{store}", "--out", str(tmp_path / "o")]
+    assert main([*argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not store.exists() and not (tmp_path / "o").exists()  # nothing read, nothing written
+
+
+def test_a_bank_that_cannot_be_replayed_is_one_line(bank_store, tmp_path, capsys):
+    argv = ["replay", "stopped-bank", "--tracking-uri", bank_store.uri, "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot be replayed: 1 trial: t1 (asha)" in err and err.count("\n") == 1

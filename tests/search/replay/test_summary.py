@@ -1,0 +1,61 @@
+"""Statistics over replays (IQM, bootstrap intervals, the anytime grid) and the bank's spread,
+checked against their definitions on hand-made numbers."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from deft_tune.search.replay.summary import anytime, bootstrap_ci, describe, iqm, spread
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0, -50.0, 5.0, 6.0])) == 3.5  # 2..5
+    assert iqm(np.array([7.0])) == 7.0 and iqm(np.array([1.0, 3.0])) == 2.0
+
+
+def test_bootstrap_intervals_are_seeded_and_hold_the_statistic():
+    values = list(np.random.default_rng(0).normal(size=40))
+    low, high = bootstrap_ci(values, lambda x: float(np.median(x)), seed=5)
+    assert (low, high) == bootstrap_ci(values, lambda x: float(np.median(x)), seed=5)
+    assert low < float(np.median(values)) < high
+    assert bootstrap_ci([2.0] * 10, iqm, seed=1) == (2.0, 2.0)  # no spread, no width
+
+
+def test_describe_skips_missing_values():
+    stat = describe([1.0, float("nan"), 3.0, None], seed=0)
+    assert stat.median == 2.0 and stat.iqm == 2.0
+    assert describe([float("nan")], seed=0) is None
+
+
+def test_the_anytime_grid_holds_the_best_after_each_end():
+    runs = [SimpleNamespace(curve=((200, 0.3), (600, 0.5))),
+            SimpleNamespace(curve=((400, 0.1), (800, 0.2)))]  # fmt: skip
+    median, low, high = anytime(runs, np.array([0.0, 200.0, 400.0, 600.0, 800.0]))
+    assert math.isnan(median[0])  # nothing ended yet
+    assert list(median[1:]) == [0.3, (0.3 + 0.1) / 2, (0.5 + 0.1) / 2, (0.5 + 0.2) / 2]
+    assert low[4] == np.percentile([0.5, 0.2], 25) and high[4] == np.percentile([0.5, 0.2], 75)
+
+
+def test_spread_separates_schedules_from_seeds(bank):
+    found = spread(bank)
+    groups = [t.replica_finals for t in bank.trials]
+    means = [statistics.fmean(g) for g in groups]
+    pooled = statistics.fmean(statistics.variance(g) for g in groups)
+    assert (found.schedules, found.replicas) == (4, 3)
+    assert found.between == pytest.approx(statistics.stdev(means))
+    assert found.within == pytest.approx(math.sqrt(pooled))
+    assert found.noise_of_mean == pytest.approx(math.sqrt(pooled / 3))
+    assert found.f_ratio == pytest.approx(3 * statistics.variance(means) / pooled)
+    assert found.separated  # 0.17 between the means, 0.038 noise on a mean of 3 seeds
+
+
+def test_spread_needs_two_seeds_per_schedule(bank):
+    import dataclasses
+
+    single = [dataclasses.replace(t, replica_finals=t.replica_finals[:1]) for t in bank.trials]
+    assert spread(dataclasses.replace(bank, trials=tuple(single))) is None
