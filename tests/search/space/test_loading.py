@@ -69,6 +69,7 @@ def test_all_expected_spaces_are_shipped():
         "beta_vae",
         "beta_tcvae",
         "annealed_vae",
+        "bank_dsprites",
     } <= names
 
 
@@ -102,6 +103,17 @@ def test_quick_space_is_small():
     assert space.data["name"] == "dsprites_full"
     assert space.budget.steps_per_trial <= 600 and space.budget.num_trials <= 6
     assert space.objective.metrics == ("mig",)
+
+
+def test_the_bank_space_records_a_replayable_bank():
+    # docs/search.md, "Replaying stopping rules": every trial run to its end with 3 seeds,
+    # sampled independently of the others, both ways of treating earlier groups.
+    space = load_space(SPACES / "bank_dsprites.yaml")
+    assert not space.stopping.ifp.enabled and not space.stopping.asha.enabled
+    assert space.budget.sampler == "random" and not space.start
+    assert space.budget.num_trials >= 16 and space.base["training"]["replicas"] == 3
+    assert set(space.params["earlier"].values()) == {"scale", "freeze"}
+    assert space.data["name"] == "dsprites_full"
 
 
 def test_baselines_share_the_dsprites_budget():
