@@ -50,6 +50,8 @@ def test_the_cli_and_the_search_package_load_without_them():
             "deft_tune.search.tracking",
             "deft_tune.search.options",
             "deft_tune.search.runner",
+            "deft_tune.search.replay",
+            "deft_tune.search.replay.options",
         )
     ) == dict.fromkeys(HEAVY, False)
 

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "--no-ifp-stopper --no-asha) many times in simulated time under each stopping rule: "
         "random trial orders, N trials at a time, each report costing its recorded time, the "
         "live IFP stopper and Ray's ASHA deciding. Prints trial-steps, savings, wall time, the "
-        "objective each rule would return and its regret (median and IQM with bootstrap 95%% "
+        "objective each rule would return and its regret (median and IQM with bootstrap 95% "
         "intervals), writes the anytime figure and logs an MLflow run in EXPERIMENT-replay.",
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="the recorded search's name")
