@@ -30,6 +30,7 @@ __all__ = ["DOC_BLOCK", "command_line", "replay_bank", "run_replay"]
 
 DOC_BLOCK = "stopper-replay"  # the generated block's name in docs/search.md
 FIGURE = "anytime.png"
+SWEEP_FIGURE = "sweep.png"
 TABLE = "replay.md"
 
 
@@ -128,12 +129,14 @@ def run_replay(options: ReplayOptions, out: Callable[[str], None] = print) -> Re
 
 def _write_outputs(result: ReplayResult, options: ReplayOptions) -> list[Path]:
     from deft_tune.plots import save_figure
-    from deft_tune.search.replay.figure import anytime_figure
+    from deft_tune.search.replay.figure import anytime_figure, sweep_figure
 
     folder = options.out_dir.resolve()
-    figure = save_figure(anytime_figure(result), folder / FIGURE)
-    table = atomic_write_text(folder / TABLE, markdown(result, FIGURE) + "\n")
-    return [figure, table]
+    written = [save_figure(anytime_figure(result), folder / FIGURE)]
+    if result.sweep:
+        written.append(save_figure(sweep_figure(result), folder / SWEEP_FIGURE))
+    written.append(atomic_write_text(folder / TABLE, markdown(result, FIGURE) + "\n"))
+    return written
 
 
 def _log(result: ReplayResult, options: ReplayOptions, uri: str, files: list[Path]) -> str:

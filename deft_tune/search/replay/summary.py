@@ -29,6 +29,7 @@ __all__ = [
     "bootstrap_ci",
     "describe",
     "iqm",
+    "median",
     "rule_summary",
     "spread",
 ]
@@ -54,23 +55,35 @@ def _num(value: float, digits: int) -> str:
     return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
 
 
-def iqm(values: np.ndarray) -> float:
-    """The interquartile mean: the mean of the middle half (a quarter cut at each end)."""
-    ordered = np.sort(np.asarray(values, dtype=float))
-    cut = int(0.25 * len(ordered))
-    return float(ordered[cut : len(ordered) - cut].mean())
+def iqm(values: np.ndarray) -> np.ndarray | float:
+    """The interquartile mean along the last axis: the mean of the middle half (a quarter of
+    the values cut at each end)."""
+    ordered = np.sort(np.asarray(values, dtype=float), axis=-1)
+    count = ordered.shape[-1]
+    cut = int(0.25 * count)
+    middle = ordered[..., cut : count - cut].mean(axis=-1)
+    return float(middle) if middle.ndim == 0 else middle
+
+
+def median(values: np.ndarray) -> np.ndarray | float:
+    """The median along the last axis."""
+    found = np.median(np.asarray(values, dtype=float), axis=-1)
+    return float(found) if found.ndim == 0 else found
+
+
+Statistic = Callable[[np.ndarray], "np.ndarray | float"]
 
 
 def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, statistic: Callable[[np.ndarray], float], seed: int
+    values: Sequence[float] | np.ndarray, statistic: Statistic, seed: int
 ) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of ``statistic`` over resamples of ``values`` (with
-    replacement, the same resamples for every statistic of the same seed and size)."""
+    """The 2.5th and 97.5th percentiles of ``statistic`` (computed along the last axis) over
+    resamples of ``values`` with replacement; the same resamples for every statistic of the
+    same seed and size, so rules compared on one seed are compared on the same resamples."""
     data = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(data), size=(RESAMPLES, len(data)))
-    stats = np.array([statistic(data[row]) for row in picks])
-    low, high = np.percentile(stats, [2.5, 97.5])
+    low, high = np.percentile(statistic(data[picks]), [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -80,9 +93,9 @@ def describe(values: Sequence[float], seed: int) -> Stat | None:
     if data.size == 0:
         return None
     return Stat(
-        median=float(np.median(data)),
-        median_ci=bootstrap_ci(data, lambda x: float(np.median(x)), seed),
-        iqm=iqm(data),
+        median=float(median(data)),
+        median_ci=bootstrap_ci(data, median, seed),
+        iqm=float(iqm(data)),
         iqm_ci=bootstrap_ci(data, iqm, seed),
     )
 

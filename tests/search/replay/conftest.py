@@ -13,6 +13,7 @@ stopped trial; a trial without its final score): creating a store takes MLflow s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -112,6 +113,18 @@ def write_search(uri: str, name: str, specs: dict[str, Spec], ends: dict | None 
         search.finish_trial(trial_id, status, reason)
     search.finish_parent()
     return search.parent
+
+
+def with_costs(bank, costs, final_cost):
+    """``bank`` with each trial's reports costing ``costs`` seconds and its final ``final_cost``:
+    recorded costs are real write times, so tests whose answer depends on the interleaving of
+    concurrent trials set them."""
+    trials = []
+    for trial in bank.trials:
+        reports = tuple(dataclasses.replace(r, cost_s=c) for r, c in zip(trial.reports, costs))
+        final = dataclasses.replace(trial.final, cost_s=final_cost)
+        trials.append(dataclasses.replace(trial, reports=reports, final=final))
+    return dataclasses.replace(bank, trials=tuple(trials))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from deft_tune.cli import main
 from deft_tune.search.replay.command import replay_bank
 from deft_tune.search.replay.options import ReplayOptions, parse_sweep
-from tests.search.replay.conftest import BANK, FINAL
+from tests.search.replay.conftest import BANK, FINAL, with_costs
 
 REGRET_IFP = FINAL["t0"] - FINAL["t1"]  # the no_capture trial was the best schedule
 
@@ -67,11 +67,34 @@ def test_a_seed_gives_the_same_replays(bank):
 
 
 def test_ifp_decisions_do_not_depend_on_the_order_but_ashas_do(bank):
-    result = replay_bank(bank, _options(replays=40))
+    result = replay_bank(with_costs(bank, [10.0, 10.0, 10.0, 10.0], 5.0), _options(replays=40))
     ifp = result.runs["ifp"]
     assert {r.trial_steps for r in ifp} == {1400} and {r.regret for r in ifp} == {REGRET_IFP}
     assert len({r.trial_steps for r in result.runs["asha"]}) > 1
     assert {r.trial_steps for r in result.runs["none"]} == {1600}
+
+
+def test_a_sweep_writes_its_table_and_frontier(bank_store, tmp_path, capsys):
+    argv = [
+        "replay",
+        BANK,
+        "--tracking-uri",
+        bank_store.uri,
+        "--replays",
+        "10",
+        "--rules",
+        "ifp",
+        "--sweep",
+        "stopping.ifp.no_capture=true,false",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "sweep of stopping.ifp.no_capture:" in printed
+    assert "--sweep stopping.ifp.no_capture=true,false" in printed
+    assert (tmp_path / "sweep.png").is_file()
+    assert "| false | ifp | 0 [0, 0] |" in (tmp_path / "replay.md").read_text()
 
 
 def test_a_sweep_traces_savings_against_regret(bank):

@@ -9,13 +9,11 @@ recorded there before it. Trials run one at a time in the order t0, t1, t2, t3.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from deft_tune.search.replay.rules import make_judge
 from deft_tune.search.replay.simulate import replay, replay_orders
-from tests.search.replay.conftest import FINAL
+from tests.search.replay.conftest import FINAL, with_costs
 
 ORDER = [0, 1, 2, 3]
 
@@ -75,18 +73,8 @@ def test_the_anytime_curve_follows_the_trial_ends(bank):
     assert [best for _, best in run.curve] == pytest.approx([0.35, *[FINAL["t1"]] * 3])
 
 
-def _with_costs(bank, costs, final_cost):
-    """The bank with every report costing ``costs[i]`` seconds and the final ``final_cost``."""
-    trials = []
-    for trial in bank.trials:
-        reports = tuple(dataclasses.replace(r, cost_s=c) for r, c in zip(trial.reports, costs))
-        final = dataclasses.replace(trial.final, cost_s=final_cost)
-        trials.append(dataclasses.replace(trial, reports=reports, final=final))
-    return dataclasses.replace(bank, trials=tuple(trials))
-
-
 def test_simulated_time_advances_by_the_recorded_costs(bank):
-    timed = _with_costs(bank, [10.0, 10.0, 10.0, 10.0], 5.0)
+    timed = with_costs(bank, [10.0, 10.0, 10.0, 10.0], 5.0)
     # One at a time: a completed trial costs 45 s, t0 stopped at its 2nd report 20 s.
     assert _run(timed, "none").wall_s == 4 * 45.0
     assert _run(timed, "ifp").wall_s == 20.0 + 3 * 45.0

@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from deft_tune.search.replay.summary import anytime, bootstrap_ci, describe, iqm, spread
+from deft_tune.search.replay.summary import (
+    anytime,
+    bootstrap_ci,
+    describe,
+    iqm,
+    median,
+    spread,
+)
 
 
 def test_iqm_is_the_mean_of_the_middle_half():
@@ -20,10 +27,15 @@ def test_iqm_is_the_mean_of_the_middle_half():
 
 def test_bootstrap_intervals_are_seeded_and_hold_the_statistic():
     values = list(np.random.default_rng(0).normal(size=40))
-    low, high = bootstrap_ci(values, lambda x: float(np.median(x)), seed=5)
-    assert (low, high) == bootstrap_ci(values, lambda x: float(np.median(x)), seed=5)
-    assert low < float(np.median(values)) < high
+    low, high = bootstrap_ci(values, median, seed=5)
+    assert (low, high) == bootstrap_ci(values, median, seed=5)
+    assert low < median(values) < high
     assert bootstrap_ci([2.0] * 10, iqm, seed=1) == (2.0, 2.0)  # no spread, no width
+    # The statistic works along the last axis: one value per resample, as computed one by one.
+    rng = np.random.default_rng(5)
+    picks = rng.integers(0, 40, size=(2000, 40))
+    one_by_one = [iqm(np.asarray(values)[row]) for row in picks]
+    assert bootstrap_ci(values, iqm, seed=5) == tuple(np.percentile(one_by_one, [2.5, 97.5]))
 
 
 def test_describe_skips_missing_values():
