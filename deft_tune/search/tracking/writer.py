@@ -107,6 +107,11 @@ def find_trial_runs(
             return runs
 
 
+def _log_metric_batch(client: MlflowClient, run_id: str, batch: Sequence[Metric]) -> None:
+    for i in range(0, len(batch), _MAX_METRICS):
+        with_retry(client.log_batch, run_id, metrics=list(batch[i : i + _MAX_METRICS]))
+
+
 def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     items = [Param(key, value) for key, value in params.items()]
     for i in range(0, len(items), _MAX_PARAMS):
@@ -220,9 +225,7 @@ def log_finished_run(
     run_id = run.info.run_id
     _log_params(client, run_id, run_params(params))
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-    for i in range(0, len(batch), _MAX_METRICS):
-        with_retry(client.log_batch, run_id, metrics=batch[i : i + _MAX_METRICS])
+    _log_metric_batch(client, run_id, [Metric(k, float(v), now, 0) for k, v in metrics.items()])
     for path in files:
         with_retry(client.log_artifact, run_id, str(path))
     with_retry(client.set_terminated, run_id, "FINISHED")
@@ -280,9 +283,7 @@ class TrialRun:
             return False
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, int(step)) for k, v in numeric_metrics(metrics).items()]
-        for i in range(0, len(batch), _MAX_METRICS):
-            chunk = batch[i : i + _MAX_METRICS]
-            with_retry(self.client.log_batch, self.run_id, metrics=chunk)
+        _log_metric_batch(self.client, self.run_id, batch)
         return True
 
     def log_text(self, text: str, artifact_file: str) -> None:
