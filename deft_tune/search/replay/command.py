@@ -18,7 +18,7 @@ from pathlib import Path
 from deft_tune.fileio import atomic_write_text
 from deft_tune.search.replay.bank import CurveBank, load_bank
 from deft_tune.search.replay.options import ReplayOptions, check_options
-from deft_tune.search.replay.render import markdown, text
+from deft_tune.search.replay.render import FIGURES, markdown, text
 from deft_tune.search.replay.rules import make_judge, with_ifp_field
 from deft_tune.search.replay.simulate import replay_many, replay_orders
 from deft_tune.search.replay.summary import ReplayResult, SweepPoint, rule_summary, spread
@@ -29,8 +29,6 @@ from deft_tune.search.tracking.layout import default_tracking_uri
 __all__ = ["DOC_BLOCK", "command_line", "replay_bank", "run_replay"]
 
 DOC_BLOCK = "stopper-replay"  # the generated block's name in docs/search.md
-FIGURE = "anytime.png"
-SWEEP_FIGURE = "sweep.png"
 TABLE = "replay.md"
 
 
@@ -118,10 +116,10 @@ def run_replay(options: ReplayOptions, out: Callable[[str], None] = print) -> Re
         out(f"logged run {run_id} in experiment {options.experiment}-replay ({uri})")
     if options.write_doc:
         doc = Path(options.write_doc)
-        figure = os.path.relpath(written[0], doc.resolve().parent)
+        folder = os.path.relpath(options.out_dir.resolve(), doc.resolve().parent)
         from deft_tune.tables import write_block
 
-        out(f"wrote {write_block(doc, DOC_BLOCK, markdown(result, figure))} ({DOC_BLOCK} block)")
+        out(f"wrote {write_block(doc, DOC_BLOCK, markdown(result, folder))} ({DOC_BLOCK} block)")
     for path in written:
         out(f"wrote {path}")
     return result
@@ -132,10 +130,10 @@ def _write_outputs(result: ReplayResult, options: ReplayOptions) -> list[Path]:
     from deft_tune.search.replay.figure import anytime_figure, sweep_figure
 
     folder = options.out_dir.resolve()
-    written = [save_figure(anytime_figure(result), folder / FIGURE)]
+    written = [save_figure(anytime_figure(result), folder / FIGURES[0])]
     if result.sweep:
-        written.append(save_figure(sweep_figure(result), folder / SWEEP_FIGURE))
-    written.append(atomic_write_text(folder / TABLE, markdown(result, FIGURE) + "\n"))
+        written.append(save_figure(sweep_figure(result), folder / FIGURES[1]))
+    written.append(atomic_write_text(folder / TABLE, markdown(result) + "\n"))
     return written
 
 

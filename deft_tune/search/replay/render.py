@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 GOAL_SAVINGS = 0.40  # fewer trial-steps than no stopping, as a share
+FIGURES = ("anytime.png", "sweep.png")  # the command writes them beside replay.md
 
 
 def _stat(stat: Stat | None, scale: float = 1.0, iqm: bool = False, digits: int = 3) -> str:
@@ -108,13 +109,13 @@ def _header(result: ReplayResult) -> list[str]:
         f"x {replicas} seeds, {bank.space.budget.steps_per_trial} steps each, objective "
         f"{bank.objective} ({bank.mode}), best {bank.best:.4g}",
         f"{len(result.orders)} replays of {len(result.orders[0])} trials in random orders, "
-        f"{result.concurrency} at a time: {result.command}",
+        f"{result.concurrency} at a time",
     ]
 
 
 def text(result: ReplayResult) -> str:
     """What the command prints."""
-    parts = [*_header(result), "", "spread of the final objective (standard setting):"]
+    parts = [*_header(result), result.command, "", "spread of the final objective:"]
     parts.append(
         format_table(spread_rows(result.spread))
         if result.spread
@@ -130,8 +131,10 @@ def text(result: ReplayResult) -> str:
     return "\n".join([*parts, "", *goal_lines(result)])
 
 
-def markdown(result: ReplayResult, figure: str | None) -> str:
-    """The generated block of docs/search.md (``figure``: the PNG's path from the document)."""
+def markdown(result: ReplayResult, folder: str = "") -> str:
+    """The generated block of docs/search.md; ``folder``: where the figures lie, seen from the
+    document ("" when beside it)."""
+    prefix = f"{folder.rstrip('/')}/" if folder else ""
     parts = [
         f"Measured {date.today().isoformat()} with `{result.command}`.",
         "",
@@ -149,6 +152,7 @@ def markdown(result: ReplayResult, figure: str | None) -> str:
     if result.sweep:
         parts += ["", f"Sweep of `{result.sweep_field}`:", "", markdown_table(sweep_rows(result))]
     parts += ["", *(f"- {line}" for line in goal_lines(result))]
-    if figure:
-        parts += ["", f"![best objective so far against trial-steps]({figure})"]
+    parts += ["", f"![best objective so far against trial-steps]({prefix}{FIGURES[0]})"]
+    if result.sweep:
+        parts += ["", f"![savings against regret per value]({prefix}{FIGURES[1]})"]
     return "\n".join(parts)
