@@ -8,7 +8,8 @@ The only package of deft_tune that imports ray, optuna or mlflow. Its rooms:
 - the search itself: :mod:`.options` (what was asked, what came of it, the state file),
   :mod:`.runner` (the order of work, no Ray), :mod:`.tuner` (Ray and the Tuner),
   :mod:`.trainable` (one trial), :mod:`.stopping` (IFP stopper, ASHA) and :mod:`.callbacks`
-  (MLflow finalisation, the live table).
+  (MLflow finalisation, the live table);
+- :mod:`.replay`: `deft-tune replay`, the stopping rules judged on a recorded unstopped search.
 
 Importing this package stays light (no Ray): the space functions below load and validate a
 space before any cluster is touched; the stopper and scheduler (which need Ray) are imported on

@@ -24,7 +24,7 @@ from deft_tune import report_keys as keys
 from deft_tune.search.replay.bank import BankTrial, CurveBank
 from deft_tune.search.replay.rules import Judge
 
-__all__ = ["ReplayRun", "TrialOutcome", "replay", "replay_orders"]
+__all__ = ["ReplayRun", "TrialOutcome", "replay", "replay_many", "replay_orders"]
 
 COMPLETED = "completed"
 
