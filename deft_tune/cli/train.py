@@ -17,7 +17,7 @@ import numpy as np
 from deft_tune import report_keys as keys
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig, dump_config, load_config
-from deft_tune.errors import ConfigError, TrainingError
+from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write_text
 
 
@@ -77,8 +77,27 @@ def _load_history(path: Path, step: int) -> list[dict[str, float]]:
     """Reports up to ``step`` from an earlier (interrupted) run; later ones are replayed."""
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= step]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as a report history ({exc})") from None
+    rows = [_history_row(path, number, line) for number, line in enumerate(lines, 1)]
+    return [row for row in rows if row is not None and row["step"] <= step]
+
+
+def _history_row(path: Path, number: int, line: str) -> dict[str, float] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        row = None
+    if not isinstance(row, dict) or not isinstance(row.get("step"), (int, float)):
+        raise DataError(
+            f"{path} line {number} is not a report (a JSON object with a step): "
+            "restore the file or delete it to start the history afresh"
+        )
+    return row
 
 
 def _json_number(value: float | None) -> float | None:

@@ -6,6 +6,7 @@ import yaml
 
 from deft_tune import data as data_registry
 from deft_tune.cli import main
+from tests.doubles import write_code_running_checkpoint
 
 CONFIG = {
     "data": {"name": "squares"},
@@ -93,3 +94,59 @@ def test_resume_without_checkpoint_is_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "does not exist: drop --resume" in capsys.readouterr().err
+
+
+# --- resume reads checkpoints as data, and refuses what is not one ------------------------
+
+
+def _trained_run(tmp_path):
+    config = write_config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    return config, out
+
+
+def _resume(config, out):
+    return main(["train", "--config", str(config), "--out", str(out), "--resume", "--no-progress"])
+
+
+def test_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
+    config, out = _trained_run(tmp_path)
+    checkpoint = out / "checkpoints" / "last.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    marker = tmp_path / "marker"
+    write_code_running_checkpoint(checkpoint, marker, state)
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(checkpoint) in err, err
+    assert not marker.exists(), "resuming ran the checkpoint's code"
+
+
+@pytest.mark.parametrize("content", ["random", "zeros", "list", "model"])
+def test_resume_refuses_what_is_not_a_checkpoint_in_one_line(tmp_path, capsys, content):
+    config, out = _trained_run(tmp_path)
+    checkpoint = out / "checkpoints" / "last.pt"
+    if content == "random":
+        checkpoint.write_bytes(bytes(range(256)) * 8)
+    elif content == "zeros":
+        checkpoint.write_bytes(bytes(2048))
+    elif content == "list":
+        torch.save([1, 2, 3], checkpoint)
+    else:
+        checkpoint.write_bytes((out / "model.pt").read_bytes())
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(checkpoint) in err and "checkpoint" in err, err
+
+
+def test_resume_refuses_a_damaged_history_naming_the_line(tmp_path, capsys):
+    config, out = _trained_run(tmp_path)
+    history = out / "history.jsonl"
+    lines = history.read_text().splitlines()
+    history.write_text(lines[0] + "\n{not json\n")
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{history} line 2 is not a report" in err, err
