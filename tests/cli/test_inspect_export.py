@@ -198,3 +198,20 @@ def test_search_without_finished_trials_says_so(tmp_path, capsys):
         capsys, "export", "empty", "--tracking-uri", uri, "--out", str(tmp_path / "x.yaml")
     )
     assert code == 2 and "has no trials yet" in err
+
+
+@pytest.mark.slow
+def test_inspect_and_export_leave_the_store_unchanged(search, capsys, tmp_path):
+    import hashlib
+
+    store = search.folder / "mlflow.db"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    for argv in (
+        ["inspect"],
+        ["inspect", "tinyx", "--json"],
+        ["export", "tinyx", "--out", str(tmp_path / "b.yaml")],
+        ["export", "tinyx", "--space-out", str(tmp_path / "s.yaml")],
+    ):
+        code, _, err = _cli(capsys, *argv, "--tracking-uri", search.uri)
+        assert code == 0, (argv, err)
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
