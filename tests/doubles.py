@@ -7,7 +7,8 @@
   expected scores follow from the definitions;
 - :class:`SmallGridDSprites`: a picklable factory of dSprites cut to a small grid (the real
   renderer), for trials that run in Ray worker processes;
-- :func:`tiny_space`: a DEFT search space that trains in seconds;
+- :func:`tiny_space`: a DEFT search space that trains in seconds; :class:`UnreadableData`, a
+  data factory that fails in every trial;
 - :func:`write_code_running_checkpoint`: a hostile checkpoint whose unpickling would run a
   shell command (it touches a marker file), to prove that no checkpoint is ever unpickled.
 
@@ -203,6 +204,17 @@ def tiny_space(
     }
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+class UnreadableData:
+    """A data factory that fails in every trial, as a broken data set would."""
+
+    MESSAGE = "the test's data set is unreadable"
+
+    def __call__(self):
+        from deft_tune.errors import DataError
+
+        raise DataError(self.MESSAGE)
 
 
 class _RunsCode:

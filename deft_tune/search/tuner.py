@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,13 @@ from deft_tune.data import get_dataset
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
-from deft_tune.search.options import SearchOptions, SearchOutcome, resume_command, write_state
+from deft_tune.search.options import (
+    SearchOptions,
+    SearchOutcome,
+    cluster_address,
+    resume_command,
+    write_state,
+)
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -38,11 +43,6 @@ from deft_tune.search.tracking.writer import SearchTracking
 from deft_tune.search.trainable import TrackingTarget, train_trial
 
 log = logging.getLogger(__name__)
-
-
-def cluster_address(explicit: str | None) -> str | None:
-    """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
-    return explicit or os.environ.get("RAY_ADDRESS") or None
 
 
 @contextmanager
@@ -223,6 +223,7 @@ def _outcome(
         [r.metrics or {} for r in results], space.objective.metric, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
+    errors = [r.error for r in results if r.error is not None]
     return SearchOutcome(
         name=space.name,
         experiment_path=path,
@@ -234,7 +235,15 @@ def _outcome(
         best_trial_id=best.get("trial_id") if best else None,
         best_value=best.get(space.objective.metric) if best else None,
         resume_command=resume_command(options, space.name),
+        errors=len(errors),
+        first_error=last_line(errors[0]) if errors else None,
     )
+
+
+def last_line(error: BaseException) -> str:
+    """The line of a trial's error that says what went wrong (its traceback's last line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:

@@ -97,7 +97,7 @@ def _mlflow(uri: str) -> Iterator[Any]:
             first = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
             raise TrackingError(f"MLflow at {uri!r} failed: {first}") from None
         except SQLAlchemyError as exc:  # a store damaged where quick_check does not look
-            first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise TrackingError(f"the MLflow store {uri!r} cannot be read: {first}") from None
         except OSError as exc:  # connection refused, DNS, ...
             raise TrackingError(f"cannot reach MLflow at {uri!r}: {exc}") from None
