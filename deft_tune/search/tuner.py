@@ -104,7 +104,8 @@ def _tuner(
     space: SearchSpace, path: str, trainable: Any, parent_run_id: str, resume: bool
 ) -> tune.Tuner:
     if resume and tune.Tuner.can_restore(path):
-        # The restored run config brings back its stopper and callbacks with their state.
+        # The restored run config brings back its stopper and callbacks; stop reasons
+        # survive in the trials' results (see stopping.py), not in either object.
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     stopper = make_stopper(space)
     asha = space.stopping.asha.enabled
@@ -117,8 +118,8 @@ def _tuner(
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
-            TrialRunFinisher(space.name, parent_run_id, stopper, asha),
-            LiveTable(space.objective.metric, stopper, asha),
+            TrialRunFinisher(space.name, parent_run_id, asha),
+            LiveTable(space.objective.metric, asha),
         ],
     )
     tune_config = tune.TuneConfig(
