@@ -35,7 +35,8 @@ import yaml
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
-from deft_tune.validation import check_scalar
+from deft_tune.report_keys import METRIC_KEYS
+from deft_tune.validation import check_choice, check_scalar
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
@@ -352,6 +353,8 @@ def _check_evaluation(evaluation: EvaluationConfig) -> None:
         min_val=20,
         hint="the information signals bin codes into 20 bins",
     )
+    for i, name in enumerate(evaluation.metrics):  # computed after training: checked before
+        check_choice(name, f"evaluation.metrics[{i}]", METRIC_KEYS)
 
 
 def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:

@@ -23,7 +23,7 @@ from deft_tune.config import RunConfig
 from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate
 from deft_tune.tables import format_table
 
@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
+    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
+    check_output_file(out, "--out")
     apply_threads(args.threads)
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
     representation_fn, data, config = representation_from_model_dir(args.model, args.device)
@@ -105,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     scores = evaluate(representation_fn, data, names=args.metrics, seed=seed, settings=settings)
     seconds = time.perf_counter() - start
-    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     payload = {
         "model": str(args.model),
         "data": config.data.name,

@@ -11,7 +11,7 @@ from deft_tune import __version__, report
 from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.fileio import atomic_write_text, check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None and args.space_out is None:
         raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
+    for flag, path in (("--out", args.out), ("--space-out", args.space_out)):
+        if path is not None:
+            check_output_file(path, flag)
+    if args.space_out is not None and args.top < 1:
+        raise ConfigError(f"--top == {args.top}, must be >= 1")
     uri = tracking_uri(args)
     search = experiments.load_search(uri, args.name)
     metric = objective_metric(search, args.metric)
@@ -65,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
             f"train it with: deft-tune train --config {args.out}"
         )
     if args.space_out is not None:
-        if args.top < 1:
-            raise ConfigError(f"--top == {args.top}, must be >= 1")
         top = report.ranked(search.trials, metric, search.mode)[: args.top]
         if not top:
             raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")

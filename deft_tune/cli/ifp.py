@@ -80,8 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deft_tune.fileio import check_output_dir, check_output_file
+
     if args.suggest is not None:
+        if args.output is not None:
+            check_output_file(args.output, "--output")
         return _suggest(args)
+    check_output_dir(args.out, "--out")
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir", writable=False)
     if args.smoke_test:
         for key, value in SMOKE.items():
             setattr(args, key, value)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deft_tune.errors import ConfigError
+from deft_tune.fileio import check_output_dir
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
@@ -93,6 +94,8 @@ def run_search(
     if not cluster_address(options.address):
         check_local_device(space)
     experiment_path = f"{storage_root(options.storage)}/{space.name}"
+    if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
+        check_output_dir(experiment_path, "--storage")
     previous = read_state(experiment_path)
     _check_resume(options, space.name, experiment_path, previous)
     with tracking_store(options, previous) as uri, driver_environment(uri):

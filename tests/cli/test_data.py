@@ -113,3 +113,15 @@ def test_bad_real_file_leaves_nothing_behind(small_dsprites, tmp_path, capsys):
     assert _run(["data", "render", "dsprites_full", "--path", str(bad)]) == 2
     assert "lacks the array(s) latents_classes" in _one_line_error(capsys)
     assert not small_dsprites.exists() or not any(small_dsprites.iterdir())
+
+
+def test_paths_in_the_way_are_refused_before_rendering(small_dsprites, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert _run(["data", "render", "dsprites_full", "--cache-dir", str(a_file)]) == 2
+    assert f"--cache-dir {a_file} is a file" in _one_line_error(capsys)
+    grid = tmp_path / "grid.png"
+    grid.mkdir()
+    assert _run(["data", "show", "dsprites_full", "--out", str(grid)]) == 2
+    assert "is a folder" in _one_line_error(capsys)
+    assert not small_dsprites.exists()  # nothing rendered

@@ -215,3 +215,17 @@ def test_inspect_and_export_leave_the_store_unchanged(search, capsys, tmp_path):
         code, _, err = _cli(capsys, *argv, "--tracking-uri", search.uri)
         assert code == 0, (argv, err)
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, capsys):
+    folder, a_file = tmp_path / "x.parquet", tmp_path / "a_file"
+    folder.mkdir()
+    a_file.write_text("x")
+    for argv, flag in (
+        (["inspect", "s", "--parquet", str(folder)], "--parquet"),
+        (["inspect", "s", "--plots", str(a_file)], "--plots"),
+        (["export", "s", "--out", str(folder)], "--out"),
+        (["export", "s", "--space-out", str(a_file / "s.yaml")], "--space-out"),
+    ):
+        code, _, err = _cli(capsys, *argv, "--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}")
+        assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)

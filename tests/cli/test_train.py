@@ -150,3 +150,37 @@ def test_resume_refuses_a_damaged_history_naming_the_line(tmp_path, capsys):
     assert _resume(config, out) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{history} line 2 is not a report" in err, err
+
+
+# --- everything the run will need is checked before it trains ------------------------------
+
+
+def _blocked_outputs(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    taken = tmp_path / "taken"
+    (taken / "model.pt").mkdir(parents=True)
+    return {
+        "a file as --out": (tmp_path / "a_file", "is a file: give a folder"),
+        "--out under a file": (tmp_path / "a_file" / "out", "is a file, not a folder"),
+        "a folder where model.pt goes": (taken, "model.pt is a folder: remove it"),
+    }
+
+
+def test_output_paths_in_the_way_are_refused_before_training(tmp_path, capsys):
+    config = write_config(tmp_path)
+    for what, (out, message) in _blocked_outputs(tmp_path).items():
+        assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (what, err)
+    assert not (tmp_path / "taken" / "checkpoints").exists()  # nothing trained
+
+
+def test_unknown_metric_names_are_refused_before_training(tmp_path, capsys):
+    config = write_config(
+        tmp_path, {**CONFIG, "evaluation": {**CONFIG["evaluation"], "metrics": ["migg"]}}
+    )
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation.metrics[0] == 'migg'" in err and "did you mean 'mig'" in err
+    assert not out.exists()

@@ -10,6 +10,7 @@ import pytest
 
 from deft_tune.data import cache
 from deft_tune.data.cache import CorruptCacheError
+from deft_tune.errors import ConfigError
 
 
 def _table(rows: np.ndarray, tag: str = "t") -> pa.Table:
@@ -142,3 +143,24 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path):
         writer.join()
     assert [w.exitcode for w in writers] == [0, 0]
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["shared.arrow"]
+
+
+def test_a_folder_where_the_cache_file_goes_is_refused_before_rendering(tmp_path, rows):
+    path = tmp_path / "t.arrow"
+    path.mkdir()
+
+    def build():
+        raise AssertionError("rendered although the cache file cannot be written")
+
+    with pytest.raises(ConfigError, match="data cache file .*t.arrow is a folder: remove"):
+        cache.load_or_build(path, build, _table(rows).schema, len(rows))
+
+
+def test_a_file_where_the_cache_folder_goes_is_refused_naming_the_setting(tmp_path, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="cache_dir .*a_file is a file"):
+        cache.resolve_cache_dir(a_file)
+    monkeypatch.setenv("DEFT_TUNE_CACHE", str(a_file / "below"))
+    with pytest.raises(ConfigError, match=r"\$DEFT_TUNE_CACHE .*a_file is a file, not a folder"):
+        cache.resolve_cache_dir()

@@ -35,17 +35,25 @@ _BAD_SPACES = {
 }
 
 
+_BAD_FLAGS = {"storage_file": ["--storage", "a_file"]}  # with a valid space
+
+
 def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     for key, text in _BAD_SPACES.items():
         (tmp_path / f"{key}.yaml").write_text(text)
+    for key in _BAD_FLAGS:
+        tiny_space(tmp_path / f"{key}.yaml")
+    (tmp_path / "a_file").write_text("x")
+    runs = {key: ["search", "--space", f"{key}.yaml"] for key in _BAD_SPACES}
+    runs.update({key: ["search", "--space", f"{key}.yaml", *f] for key, f in _BAD_FLAGS.items()})
     script = textwrap.dedent(f"""
         import contextlib, io, json, sys
         from deft_tune.cli import main
         out = {{}}
-        for key in {sorted(_BAD_SPACES)!r}:
+        for key, argv in {runs!r}.items():
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
-                rc = main(["search", "--space", key + ".yaml"])
+                rc = main(argv)
             out[key] = [rc, err.getvalue()]
         out["ray_imported"] = "ray" in sys.modules
         print(json.dumps(out))
@@ -66,6 +74,7 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     assert "num_stages" in result["zero_stages"][1]
     assert "YAML" in result["not_yaml"][1]
     assert "gpus_per_trial == 0" in result["cuda_no_gpu"][1]
+    assert "a_file is a file, not a folder" in result["storage_file"][1]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # imports only; no Ray, no tracking store
 
