@@ -22,6 +22,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import get_dataset
+from deft_tune.errors import ConfigError
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
@@ -65,6 +66,21 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def require_trial_fits(budget: Any, available: dict[str, float]) -> None:
+    """ConfigError when one trial asks for more CPUs or GPUs than the local Ray has: Tune would
+    wait for them forever. (A cluster may grow, so only a local Ray is held to this.)"""
+    for key, field, need in (
+        ("CPU", "cpus_per_trial", budget.cpus_per_trial),
+        ("GPU", "gpus_per_trial", budget.gpus_per_trial),
+    ):
+        have = float(available.get(key, 0.0))
+        if need > have:
+            raise ConfigError(
+                f"--{field.replace('_', '-')} == {need:g} (budget.{field}) but the local Ray has "
+                f"{have:g} {key}s: no trial could ever start; ask for at most {have:g}"
+            )
 
 
 def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:
@@ -168,6 +184,8 @@ def execute(
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
     with ray_session(options.address):
         # Before anything is written: a refused search leaves no state or run behind.
+        if not cluster_address(options.address):
+            require_trial_fits(space.budget, ray.cluster_resources())
         require_shared_resources(options.storage, uri, alive_node_count())
         return _track_and_fit(space, options, path, uri, previous, data_factory, out)
 

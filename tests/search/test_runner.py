@@ -21,7 +21,7 @@ from deft_tune.search.options import (
     resume_command,
     smoke_budget,
 )
-from deft_tune.search.runner import main_search, summary_lines
+from deft_tune.search.runner import main_search, run_search, summary_lines
 from tests.doubles import UnreadableData, tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
@@ -224,6 +224,18 @@ def test_a_search_whose_trials_all_fail_exits_1_naming_the_error(
     assert "the first error: " in captured.err and UnreadableData.MESSAGE in captured.err
     assert "search 'failing' failed" in captured.err
     assert "export" not in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_trial_larger_than_the_local_ray_is_refused_before_anything_is_written(
+    ray_session, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    space = tiny_space(tmp_path / "big.yaml", name="big")
+    options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"), cpus_per_trial=64)
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* local Ray has 2 CPUs"):
+        run_search(options)
+    assert not (tmp_path / "runs" / "big").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 # --- the session's recorded search (tests/conftest.py), read by the assertions below --------

@@ -46,3 +46,16 @@ def test_a_running_ray_in_this_process_is_reused_and_left_running(monkeypatch):
     monkeypatch.setattr(_tune.ray, "shutdown", lambda: pytest.fail("shutdown called"))
     with _tune.ray_session("auto"):
         pass
+
+
+def test_a_trial_larger_than_the_local_ray_is_refused_with_the_numbers():
+    from types import SimpleNamespace
+
+    from deft_tune.errors import ConfigError
+
+    fits = SimpleNamespace(cpus_per_trial=2.0, gpus_per_trial=0.0)
+    _tune.require_trial_fits(fits, {"CPU": 2.0})
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* local Ray has 2 CPUs"):
+        _tune.require_trial_fits(SimpleNamespace(cpus_per_trial=64, gpus_per_trial=0), {"CPU": 2})
+    with pytest.raises(ConfigError, match=r"--gpus-per-trial == 0.5 .* has 0 GPUs"):
+        _tune.require_trial_fits(SimpleNamespace(cpus_per_trial=1, gpus_per_trial=0.5), {"CPU": 2})
