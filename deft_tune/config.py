@@ -36,7 +36,7 @@ import yaml
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 from deft_tune.report_keys import METRIC_KEYS
-from deft_tune.validation import check_choice, check_scalar
+from deft_tune.validation import check_choice, check_scalar, check_seed
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
@@ -165,19 +165,30 @@ class RunConfig:
 # --- YAML in and out ------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read and validate a run config YAML file."""
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """The parsed YAML of ``path`` (safe_load: plain data only); ConfigError naming the file
+    when it cannot be read, is not UTF-8 text or is not YAML. ``what``: "config", ..."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}): save the {what} as UTF-8"
+        ) from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a run config YAML file."""
+    raw = read_yaml(path, "config")
     if raw is None:
         raw = {}
     try:
@@ -336,7 +347,7 @@ def _check_training(training: TrainingConfig) -> None:
     for name in ("steps", "batch_size", "checkpoint_interval"):
         check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
-    check_scalar(training.seed, "training.seed", int, min_val=0)
+    check_seed(training.seed, "training.seed")
     device = training.device
     _require(
         device in ("auto", "cpu") or device.startswith(("cuda", "mps")),

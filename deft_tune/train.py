@@ -32,6 +32,7 @@ from deft_tune.data import get_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write
+from deft_tune.memory import check_run_memory
 from deft_tune.model import (
     MODEL_FILE,
     GroupedVAE,
@@ -135,6 +136,7 @@ class Trainer:
             data if data is not None else get_dataset(config.data.name, **config.data.options)
         )
         self.device = resolve_device(device if device is not None else config.training.device)
+        check_run_memory(config, self.data.observation_shape, self.device)  # before allocating
         self.hooks = [*_default_hooks(config, self.data), *hooks]
         self.step = 0
         self.model = self._build_model()

@@ -70,6 +70,10 @@ def test_scientific_notation_string_is_read_as_float():
             {"evaluation": {"metrics": ["mig", "migg"]}},
             "evaluation.metrics[1] == 'migg', must be one of",
         ),
+        (
+            {"training": {"steps": 1000, "seed": 10**20}},
+            "training.seed == 100000000000000000000, must lie in [0, 2**63 - 1]",
+        ),
     ],
 )
 def test_impossible_values_are_refused_naming_field_value_and_fix(change, message):
@@ -86,3 +90,17 @@ def test_unreadable_and_non_yaml_files_name_the_file(tmp_path):
     bad.write_text("training: {steps: [1,\n")
     with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML at line"):
         load_config(bad)
+
+
+def test_a_config_that_is_not_utf8_is_named_in_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("data: {name: dsprites_full}\n# r\u00e9sum\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(latin1)
+    message = str(caught.value)
+    assert "latin1.yaml is not UTF-8 text (byte 0xe9" in message and "\n" not in message
+
+
+def test_the_largest_seed_is_accepted():
+    config = RunConfig.from_dict({**DEFT, "training": {"steps": 1000, "seed": 2**63 - 1}})
+    assert config.training.seed == 2**63 - 1

@@ -13,6 +13,7 @@ import numpy as np
 
 from deft_tune.errors import DataError
 from deft_tune.fileio import check_output_dir, check_output_file
+from deft_tune.validation import check_seed
 
 _LABEL_WIDTH = 90  # pixels left of each grid row for the factor's name
 _GAP = 2
@@ -151,6 +152,7 @@ def run_show(args: argparse.Namespace) -> int:
     check_output_file(out, "--out")
     if args.columns is not None and args.columns < 1:
         raise DataError(f"--columns {args.columns} must be at least 1")
+    check_seed(args.seed, "--seed")
     data = _dataset(args)
     rng = np.random.default_rng(args.seed)
     rows = traversal_rows(data, rng, args.columns)

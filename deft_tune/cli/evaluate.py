@@ -26,6 +26,7 @@ from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate
 from deft_tune.tables import format_table
+from deft_tune.validation import check_seed
 
 ENCODE_BATCH = 512
 
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
     out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     check_output_file(out, "--out")
     apply_threads(args.threads)

@@ -99,6 +99,7 @@ def test_corrupt_cache_is_rerendered_and_said_so(small_dsprites, caplog):
         (["data", "show", "dsprites_full", "--out", "/no/such/folder/g.png"], "does not exist"),
         (["data", "show", "dsprites_full", "--out", "grid.jpg"], "must end in .png"),
         (["data", "show", "dsprites_full", "--out", "g.png", "--columns", "0"], "at least 1"),
+        (["data", "show", "dsprites_full", "--out", "g.png", "--seed", "-1"], "--seed == -1"),
         (["data"], "required"),
     ],
 )

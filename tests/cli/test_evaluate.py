@@ -85,6 +85,7 @@ def test_default_output_and_seed(trained_model, capsys):
         (["--metrics", "irs"], "--metrics: unknown irs"),
         (["--n-jobs", "0"], "--n-jobs == 0"),
         (["--threads", "0"], "--threads == 0"),
+        (["--seed", str(10**20)], "--seed == 100000000000000000000, must lie in [0, 2**63 - 1]"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(trained_model, capsys, extra, message):

@@ -140,3 +140,15 @@ def test_paths_in_the_way_are_refused_before_the_annealing_runs(tmp_path, capsys
     assert main(["ifp", "--suggest", str(tmp_path), "--output", str(tmp_path)]) == 2
     assert "--output" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_impossible_seeds_and_sizes_are_one_line_before_any_run(tmp_path, capsys):
+    runs = ["ifp", "--dataset", "dsprites_full", "--out", str(tmp_path / "o")]
+    assert main([*runs, "--seed", "-1"]) == 2
+    assert "--seed == -1, must lie in [0, 2**63 - 1]" in capsys.readouterr().err
+    assert main([*runs, "--width", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this run needs about" in err and "lower --width" in err
+    assert main([*runs, "--batch-size", "1000000000"]) == 2
+    assert "lower --batch-size" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

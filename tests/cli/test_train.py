@@ -184,3 +184,12 @@ def test_unknown_metric_names_are_refused_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "evaluation.metrics[0] == 'migg'" in err and "did you mean 'mig'" in err
     assert not out.exists()
+
+
+def test_a_run_too_large_for_the_machine_is_one_line_naming_the_estimate(tmp_path, capsys):
+    huge = {**CONFIG, "training": {**CONFIG["training"], "batch_size": 10**9}}
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(write_config(tmp_path, huge)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this run needs about" in err
+    assert "lower training.batch_size" in err and not out.exists()

@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from deft_tune.config import read_yaml
 from deft_tune.errors import ConfigError, DataError
 from deft_tune.freezing.ifp_table import ifps_by_factor, read_ifp_table
 from deft_tune.search.space.ifp_betas import beta_candidates
@@ -45,16 +44,7 @@ def load_space(
     from it (the DEFT annealing and AnnealedVAE capacity spans follow the trial length).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read search space {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+    raw = read_yaml(path, "search space")
     try:
         return space_from_dict(raw, source=str(path), budget_overrides=budget_overrides)
     except ConfigError as exc:
