@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from deft_tune.config import read_yaml
 from deft_tune.errors import ConfigError
 from deft_tune.search.space import SearchSpace, load_space
 from deft_tune.validation import check_scalar
@@ -31,6 +34,7 @@ __all__ = [
     "read_state",
     "resume_command",
     "smoke_budget",
+    "space_as_run",
     "storage_root",
     "write_state",
 ]
@@ -132,6 +136,20 @@ def check_local_device(space: SearchSpace) -> None:
             f"base.training.device == {device!r} but this machine has no CUDA and the search "
             "runs on a local Ray: use device 'auto' or 'cpu', or --address a cluster with GPUs"
         )
+
+
+def space_as_run(options: SearchOptions, space: SearchSpace) -> str:
+    """The space file as the search runs it (what the parent run logs as its search space):
+    the file with the name, budget and stopping that the command line's overrides made, so
+    that what is read back (export --space-out) describes the trials that ran."""
+    raw = read_yaml(options.space, "search space")
+    raw = {
+        **raw,
+        "name": space.name,
+        "budget": dataclasses.asdict(space.budget),
+        "stopping": dataclasses.asdict(space.stopping),
+    }
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:

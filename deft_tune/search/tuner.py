@@ -31,6 +31,7 @@ from deft_tune.search.options import (
     SearchOutcome,
     cluster_address,
     resume_command,
+    space_as_run,
     write_state,
 )
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
@@ -200,7 +201,7 @@ def _track_and_fit(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
-    artifacts = {SPACE_ARTIFACT: Path(options.space).read_text()}
+    artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
     parent = tracking.start_parent(
         _parent_params(space, options),
         artifacts,

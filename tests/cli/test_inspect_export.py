@@ -229,3 +229,26 @@ def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, 
     ):
         code, _, err = _cli(capsys, *argv, "--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}")
         assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)
+
+
+@pytest.mark.slow
+def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_path, capsys):
+    from deft_tune.search.options import SearchOptions
+    from deft_tune.search.runner import run_search
+    from tests.doubles import SmallGridDSprites, tiny_space
+
+    space = tiny_space(tmp_path / "smoke.yaml", steps=400, interval=100, ifp=False, name="smoke")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = SearchOptions(
+        space=str(space), storage=str(tmp_path / "runs"), tracking_uri=uri, smoke_test=True
+    )
+    outcome = run_search(options, data_factory=SmallGridDSprites(str(tmp_path / "c")), out=print)
+    assert outcome.trials == 2
+    refined = tmp_path / "refined.yaml"
+    argv = ["export", "smoke", "--tracking-uri", uri, "--space-out", str(refined)]
+    code, _, err = _cli(capsys, *argv)
+    assert code == 0, err
+    loaded = load_space(refined)  # the space as run: the smoke budget its trials had
+    assert loaded.budget.steps_per_trial == 40 and loaded.budget.num_trials == 2
+    frac = yaml.safe_load(refined.read_text())["params"]["stage_frac"]
+    assert not isinstance(frac, dict) or 0.2 <= frac["low"] <= frac["high"] <= 0.4

@@ -20,8 +20,10 @@ from deft_tune.search.options import (
     prepare_space,
     resume_command,
     smoke_budget,
+    space_as_run,
 )
 from deft_tune.search.runner import main_search, run_search, summary_lines
+from deft_tune.search.space import space_from_dict
 from tests.doubles import UnreadableData, tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
@@ -123,6 +125,18 @@ def test_prepare_space_overrides_and_smoke_budget(tmp_path):
     }  # already small: the same values
     with pytest.raises(ConfigError, match="--name"):
         prepare_space(SearchOptions(space=str(space), name="a b"))
+
+
+def test_the_space_is_recorded_as_run_with_its_overrides(tmp_path):
+    path = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
+    options = SearchOptions(space=str(path), name="other", smoke_test=True, asha=False)
+    space = prepare_space(options)
+    recorded = yaml.safe_load(space_as_run(options, space))
+    assert recorded["name"] == "other" and recorded["budget"]["steps_per_trial"] == 40
+    assert recorded["stopping"]["asha"]["enabled"] is False
+    assert recorded["params"] == yaml.safe_load(path.read_text())["params"]
+    again = space_from_dict(recorded)
+    assert again.budget == space.budget and again.params == space.params
 
 
 def test_overrides_keep_what_the_file_sets(tmp_path):
