@@ -54,6 +54,12 @@ def ray_session(address: str | None) -> Iterator[None]:
     Without an address Ray's own default would join whatever `ray start` left running on this
     machine (its trials, storage and failures included); a search without --address promises
     a local Ray of its own, so it asks for one explicitly.
+
+    The private Ray serves no dashboard UI, but Ray 2.60 binds its gRPC servers (GCS, raylet,
+    driver and workers) to every interface and has no option for loopback (ray.init turns
+    ``_node_ip_address="127.0.0.1"`` into the routable address); they, and the agents' HTTP
+    APIs, answer only requests carrying the session's token (token authentication, on by
+    default for a new local Ray). docs/reliability.md lists what listens where.
     """
     if ray.is_initialized():
         yield
