@@ -388,10 +388,17 @@ def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
         f"schedule.stages has {len(stages)} stages but model.groups == {groups}: "
         "DEFT opens one group per stage, so make them equal",
     )
+    betas = [s.beta for s in stages]
     if schedule.rule == "fixed":
         _check_fixed_lengths(stages, steps)
+        _require(
+            all(a >= b for a, b in zip(betas, betas[1:])),
+            f"schedule.stages betas {betas} rise under the fixed rule, must not: DEFT lowers "
+            "the pressure stage by stage so that each new group takes in what the lower beta "
+            "lets through; sort them from high to low",
+        )
     else:
-        _check_annealed(schedule)
+        _check_annealed(schedule, betas)
 
 
 def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
@@ -422,11 +429,10 @@ def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
     )
 
 
-def _check_annealed(schedule: ScheduleConfig) -> None:
+def _check_annealed(schedule: ScheduleConfig, betas: list[float]) -> None:
     check_scalar(schedule.beta_max, "schedule.beta_max", min_val=1)
     check_scalar(schedule.gamma, "schedule.gamma", min_val=0, include_boundaries="neither")
     check_scalar(schedule.anneal_steps, "schedule.anneal_steps", int, min_val=1)
-    betas = [s.beta for s in schedule.stages]
     _require(
         all(a > b for a, b in zip(betas, betas[1:])),
         f"schedule.stages betas {betas} must decrease under the annealed rule "

@@ -28,7 +28,7 @@ import torch
 from deft_tune import report_keys as keys
 from deft_tune.batches import BatchSource, probe_batch
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write
@@ -132,9 +132,7 @@ class Trainer:
         device: str | torch.device | None = None,
     ) -> None:
         self.config = config
-        self.data = (
-            data if data is not None else get_dataset(config.data.name, **config.data.options)
-        )
+        self.data = data if data is not None else run_dataset(config.data.name, config.data.options)
         self.device = resolve_device(device if device is not None else config.training.device)
         check_run_memory(config, self.data.observation_shape, self.device)  # before allocating
         self.hooks = [*_default_hooks(config, self.data), *hooks]

@@ -63,6 +63,10 @@ def test_scientific_notation_string_is_read_as_float():
             {"schedule": {"rule": "annealed", "stages": [{"beta": 5}, {"beta": 9}]}},
             "must decrease under the annealed rule",
         ),
+        (
+            {"schedule": {"stages": [{"beta": 1, "steps": 300}, {"beta": 20}]}},
+            "schedule.stages betas [1.0, 20.0] rise under the fixed rule, must not",
+        ),
         ({"objective": {"kind": "vae"}}, "objective.kind == 'vae', must be one of"),
         ({"training": {"batch_size": "big"}}, "training.batch_size == 'big', must be int"),
         ({"training": {"device": "tpu"}}, "training.device == 'tpu'"),
@@ -104,3 +108,8 @@ def test_a_config_that_is_not_utf8_is_named_in_one_line(tmp_path):
 def test_the_largest_seed_is_accepted():
     config = RunConfig.from_dict({**DEFT, "training": {"steps": 1000, "seed": 2**63 - 1}})
     assert config.training.seed == 2**63 - 1
+
+
+def test_equal_fixed_rule_betas_are_accepted():
+    stages = [{"beta": 4, "steps": 300}, {"beta": 4, "lr_scale": 0.1}]
+    assert RunConfig.from_dict({**DEFT, "schedule": {"stages": stages}}).schedule.rule == "fixed"

@@ -20,7 +20,7 @@ import torch
 
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text, check_output_file
@@ -77,7 +77,7 @@ def representation_from_model_dir(
             f"a finished `deft-tune train`"
         )
     config, model = load_model(path)
-    data = get_dataset(config.data.name, **config.data.options)
+    data = run_dataset(config.data.name, config.data.options)
     torch_device = resolve_device(device)
     model = model.to(torch_device).eval()
 

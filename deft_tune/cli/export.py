@@ -64,11 +64,15 @@ def run(args: argparse.Namespace) -> int:
             search.trials, metric, search.mode, args.rank, args.seeds_robust
         )
         config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
-        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri))
+        paths = carried_paths(config)
+        header = provenance(search, trial, metric, why, uri) + (f"\n{paths}" if paths else "")
+        dump_config(config, args.out, header=header)
         print(
             f"wrote {args.out}: trial {trial.trial_id} ({why}); "
             f"train it with: deft-tune train --config {args.out}"
         )
+        if paths:
+            print(f"note: {paths}")
     if args.space_out is not None:
         top = report.ranked(search.trials, metric, search.mode)[: args.top]
         if not top:
@@ -103,6 +107,20 @@ def provenance(search, trial, metric: str, why: str, uri: str) -> str:
         "train it with: deft-tune train --config THIS_FILE",
     ]
     return "\n".join(lines)
+
+
+def carried_paths(config: RunConfig) -> str:
+    """A line naming the data paths an exported config carries ("" when none): the file holds
+    no code, but training from it reads and writes there."""
+    from deft_tune.data.cache import PATH_OPTIONS
+
+    found = [f"data.options.{k} = {v}" for k, v in config.data.options.items() if k in PATH_OPTIONS]
+    if not found:
+        return ""
+    return (
+        f"it carries paths that training reads and writes ({'; '.join(found)}): check them on "
+        "the machine that trains it; relative ones lie in that machine's cache folder"
+    )
 
 
 def write_space(space: dict, path: Path, header: str) -> None:

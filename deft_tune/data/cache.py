@@ -9,15 +9,17 @@ so readers (and a second worker rendering the same set at the same moment) only 
 file or a complete one; the last rename wins and both renames leave a valid file.
 
 Where: ``resolve_cache_dir`` picks the argument, else the ``DEFT_TUNE_CACHE`` environment
-variable, else the per-user cache folder (``platformdirs``).
+variable, else the per-user cache folder (``platformdirs``). A run config's relative
+``data.options.cache_dir`` or ``path`` lies inside that folder (:func:`resolve_option_paths`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +50,25 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
         path, source = Path(platformdirs.user_cache_dir("deft-tune")), "the user cache folder"
     return check_output_dir(path, source, writable=False)  # written only when rendering
+
+
+# Data set options that are paths: in a run config (or a search space) a relative one lies in
+# the cache folder, so that a config means the same from any folder and on any machine.
+PATH_OPTIONS = ("cache_dir", "path")
+
+
+def resolve_option_paths(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of a run config's data section with ``cache_dir`` and ``path`` made absolute:
+    ``~`` expanded, and a relative path taken inside the user's cache setting
+    (:func:`resolve_cache_dir` without an argument: $DEFT_TUNE_CACHE, else the user cache), not
+    the working folder (which a Ray trial changes). Absolute paths stay as they are."""
+    resolved = dict(options)
+    for key in PATH_OPTIONS:
+        if resolved.get(key) is None:
+            continue
+        path = Path(resolved[key]).expanduser()
+        resolved[key] = path if path.is_absolute() else resolve_cache_dir() / path
+    return resolved
 
 
 def write_table(path: str | os.PathLike, table: pa.Table) -> Path:

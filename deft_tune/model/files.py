@@ -59,9 +59,9 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         raise DataError(f"{path}: its config is invalid ({exc})") from None
     shape = saved.get("observation_shape")
     if shape is None:  # written before the shape was stored: ask the data set
-        from deft_tune.data import get_dataset
+        from deft_tune.data import run_dataset
 
-        shape = get_dataset(config.data.name, **config.data.options).observation_shape
+        shape = run_dataset(config.data.name, config.data.options).observation_shape
     model = build_model(config, shape)
     try:
         model.load_state_dict(saved["model"])

@@ -21,7 +21,7 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
@@ -94,7 +94,7 @@ def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str]
     """Render or read the data set's cache once here, not in every trial at the same time."""
     if cluster_address(options.address):
         return  # the driver may not share a disk with the workers; each node builds its own
-    data = get_dataset(space.data["name"], **space.data["options"])
+    data = run_dataset(space.data["name"], space.data["options"])
     build = getattr(data, "build_cache", None)
     if build is not None and not Path(getattr(data, "cache_path", "")).is_file():
         out(f"preparing data set {space.data['name']!r} (once; cached for later runs) ...")

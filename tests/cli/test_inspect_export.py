@@ -252,3 +252,15 @@ def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_p
     assert loaded.budget.steps_per_trial == 40 and loaded.budget.num_trials == 2
     frac = yaml.safe_load(refined.read_text())["params"]["stage_frac"]
     assert not isinstance(frac, dict) or 0.2 <= frac["low"] <= frac["high"] <= 0.4
+
+
+def test_an_exported_config_names_the_paths_it_carries():
+    from deft_tune.cli.export import carried_paths
+    from deft_tune.config import RunConfig
+
+    plain = RunConfig.from_dict({"data": {"name": "dsprites_full"}})
+    assert carried_paths(plain) == ""
+    pathy = RunConfig.from_dict(
+        {"data": {"name": "dsprites_full", "options": {"cache_dir": "/shared/cache"}}}
+    )
+    assert "data.options.cache_dir = /shared/cache" in carried_paths(pathy)
