@@ -21,7 +21,7 @@ import yaml
 
 from deft_tune.config import read_yaml
 from deft_tune.errors import ConfigError
-from deft_tune.search.space import SearchSpace, load_space
+from deft_tune.search.space import SearchSpace, largest_run, load_space
 from deft_tune.validation import check_scalar
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "SearchOptions",
     "SearchOutcome",
     "check_local_device",
+    "check_local_memory",
     "cluster_address",
     "prepare_space",
     "read_state",
@@ -122,6 +123,21 @@ def _check_device_budget(space: SearchSpace) -> None:
 def cluster_address(explicit: str | None) -> str | None:
     """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
     return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_local_memory(space: SearchSpace) -> None:
+    """A search on a local Ray trains on this machine: its largest trial must fit in memory."""
+    from deft_tune.data import dataset_class
+    from deft_tune.memory import check_run_memory
+    from deft_tune.train import resolve_device
+
+    config = largest_run(space)
+    family: Any = dataset_class(config.data.name)  # its shape is a class attribute
+    shape = family.observation_shape
+    try:
+        check_run_memory(config, shape, resolve_device(config.training.device))
+    except ConfigError as exc:
+        raise ConfigError(f"the largest trial of space {space.name!r}: {exc}") from None
 
 
 def check_local_device(space: SearchSpace) -> None:

@@ -25,6 +25,7 @@ from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     check_local_device,
+    check_local_memory,
     cluster_address,
     prepare_space,
     read_state,
@@ -91,8 +92,9 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or resume) a search; returns what happened. See the module docstring."""
     space = prepare_space(options)
-    if not cluster_address(options.address):
+    if not cluster_address(options.address):  # the trials run on this machine
         check_local_device(space)
+        check_local_memory(space)
     experiment_path = f"{storage_root(options.storage)}/{space.name}"
     if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
         check_output_dir(experiment_path, "--storage")

@@ -34,6 +34,7 @@ _BAD_SPACES = {
     "zero_stages": "name: bad\ndata: {name: dsprites_full}\nparams: {num_stages: 0}\n",
     "not_yaml": "name: [unclosed\n  data: {\n",
     "cuda_no_gpu": "name: bad\ndata: {name: dsprites_full}\nbase: {training: {device: cuda}}\n",
+    "too_big": "name: bad\ndata: {name: dsprites_full}\nbase: {training: {batch_size: 1.0e+9}}\n",
 }
 
 
@@ -77,6 +78,7 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     assert "YAML" in result["not_yaml"][1]
     assert "gpus_per_trial == 0" in result["cuda_no_gpu"][1]
     assert "a_file is a file, not a folder" in result["storage_file"][1]
+    assert "largest trial" in result["too_big"][1] and "batch_size" in result["too_big"][1]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # imports only; no Ray, no tracking store
 
