@@ -89,6 +89,9 @@ def test_cli_flags_refused_with_one_line(tmp_path, capsys):
     space = tiny_space(tmp_path / "tiny.yaml")
     assert main(["search", "--space", str(space), "--cpus-per-trial", "0"]) == 2
     assert "--cpus-per-trial == 0" in capsys.readouterr().err
+    for flag, value in (("--cpus-per-trial", "nan"), ("--gpus-per-trial", "inf")):
+        assert main(["search", "--space", str(space), flag, value]) == 2
+        assert f"{flag} == {value}, must be a finite number" in capsys.readouterr().err
     assert (
         main(["search", "--space", str(space), "--resume", "--storage", str(tmp_path / "none")])
         == 2

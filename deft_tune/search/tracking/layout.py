@@ -57,7 +57,7 @@ STOP_REASONS = (
     "asha",  # cut by the ASHA scheduler
     *IFP_STOP_REASONS,
     "error",  # failed after its retries
-    "interrupted",  # the search stopped (Ctrl-C, SIGTERM) while it ran
+    "interrupted",  # the search stopped while it ran (Ctrl-C, SIGTERM), or Tune ended it unasked
 )
 
 
