@@ -134,8 +134,11 @@ def check_local_memory(space: SearchSpace) -> None:
     config = largest_run(space)
     family: Any = dataset_class(config.data.name)  # its shape is a class attribute
     shape = family.observation_shape
+    # A trial without a GPU share sees no GPU (Ray hides them): it trains in the RAM.
+    gpu = space.budget.gpus_per_trial > 0
+    device = resolve_device(config.training.device) if gpu else "cpu"
     try:
-        check_run_memory(config, shape, resolve_device(config.training.device))
+        check_run_memory(config, shape, device)
     except ConfigError as exc:
         raise ConfigError(f"the largest trial of space {space.name!r}: {exc}") from None
 
