@@ -21,6 +21,18 @@ from tests.doubles import tiny_space
 from tests.search import driver
 
 
+def _resume(command: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """The same search command with --resume, run to its end in ``folder``."""
+    return subprocess.run(
+        [*command, "--resume"],
+        cwd=folder,
+        env=driver.environment(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
 @pytest.mark.slow
 def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     space = tiny_space(tmp_path / "tiny.yaml", trials=3, steps=60, ifp=False, asha=False)
@@ -42,14 +54,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
-    again = subprocess.run(
-        [*command, "--resume"],
-        cwd=tmp_path,
-        env=driver.environment(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
 
@@ -202,14 +207,7 @@ def test_stop_reasons_survive_an_interrupted_and_resumed_search(tmp_path):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=240)
     assert first.returncode == 130
-    again = subprocess.run(
-        [*command, "--resume"],
-        cwd=tmp_path,
-        env=driver.environment(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     printed = (tmp_path / "first.out").read_text() + again.stdout
     assert "stopped (stopped)" not in printed and "stopped (no_capture)" in again.stdout
