@@ -28,23 +28,26 @@ import torch
 from deft_tune import report_keys as keys
 from deft_tune.batches import BatchSource, probe_batch
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
-from deft_tune.errors import TrainingError
+from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write
+from deft_tune.memory import check_run_memory
 from deft_tune.model import (
+    MODEL_FILE,
     GroupedVAE,
     apply_lr_scales,
     build_model,
     describe_parameter_groups,
     kl_per_latent,
+    load_torch_file,
     objective_loss,
     parameter_groups,
     reconstruction_loss,
 )
 from deft_tune.schedules import Position, position
 
-__all__ = ["EvalContext", "EvalHook", "Trainer", "resolve_device"]
+__all__ = ["EvalContext", "EvalHook", "Trainer", "read_checkpoint", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,26 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return torch.device(name)
 
 
+CHECKPOINT_KEYS = frozenset(
+    ("config", "step", "model", "optimizer", "batches", "noise", "sums", "steps_summed",
+     "bad_step", "hooks")
+)  # fmt: skip
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The state a checkpoint holds (weights_only: no code runs); DataError if not one."""
+    what = "deft-tune training checkpoint"
+    state = load_torch_file(path, what)
+    if isinstance(state, dict) and {"config", "model", "observation_shape"} <= state.keys():
+        raise DataError(
+            f"{path} is not a {what}: it is a model file ({MODEL_FILE}), which holds weights "
+            "but no optimizer or data state; resume from the run's checkpoints/last.pt"
+        )
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+        raise DataError(f"{path} is not a {what} (it lacks the trainer's state)")
+    return state
+
+
 def _default_hooks(config: RunConfig, data: GroundTruthData) -> list[EvalHook]:
     from deft_tune.freezing import InformationTracker  # a library room beside this one
 
@@ -109,10 +132,9 @@ class Trainer:
         device: str | torch.device | None = None,
     ) -> None:
         self.config = config
-        self.data = (
-            data if data is not None else get_dataset(config.data.name, **config.data.options)
-        )
+        self.data = data if data is not None else run_dataset(config.data.name, config.data.options)
         self.device = resolve_device(device if device is not None else config.training.device)
+        check_run_memory(config, self.data.observation_shape, self.device)  # before allocating
         self.hooks = [*_default_hooks(config, self.data), *hooks]
         self.step = 0
         self.model = self._build_model()
@@ -351,13 +373,24 @@ class Trainer:
         hooks: Sequence[EvalHook] = (),
         device: str | torch.device | None = None,
     ) -> Trainer:
-        """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`."""
+        """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`.
+
+        The file is loaded with ``weights_only=True`` (tensors and plain data: a checkpoint
+        never runs code); DataError names the file when it is not a checkpoint of this loop.
+        """
+        state = read_checkpoint(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
-        trainer = cls(RunConfig.from_dict(state["config"]), data=data, hooks=hooks, device=device)
-        trainer.load_state_dict(state)
+            config = RunConfig.from_dict(state["config"])
+        except ConfigError as exc:
+            raise DataError(f"{path}: the run config in it is invalid ({exc})") from None
+        trainer = cls(config, data=data, hooks=hooks, device=device)
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            raise DataError(
+                f"{path} is not a deft-tune training checkpoint of its own config ({reason})"
+            ) from None
         return trainer
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

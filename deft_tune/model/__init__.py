@@ -1,6 +1,6 @@
 """The grouped VAE of DEFT: networks, grouped encoder and objectives."""
 
-from deft_tune.model.files import MODEL_FILE, build_model, load_model, save_model
+from deft_tune.model.files import MODEL_FILE, build_model, load_model, load_torch_file, save_model
 from deft_tune.model.grouped import (
     GroupedEncoder,
     GroupedVAE,
@@ -26,6 +26,7 @@ __all__ = [
     "describe_parameter_groups",
     "kl_per_latent",
     "load_model",
+    "load_torch_file",
     "objective_loss",
     "parameter_groups",
     "reconstruction_loss",

@@ -9,7 +9,7 @@ a model file never runs code.
 from __future__ import annotations
 
 import os
-import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from deft_tune.errors import ConfigError, DataError
 from deft_tune.fileio import atomic_write
 from deft_tune.model.grouped import GroupedVAE
 
-__all__ = ["MODEL_FILE", "build_model", "load_model", "save_model"]
+__all__ = ["MODEL_FILE", "build_model", "load_model", "load_torch_file", "save_model"]
 
 MODEL_FILE = "model.pt"
 
@@ -59,9 +59,9 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         raise DataError(f"{path}: its config is invalid ({exc})") from None
     shape = saved.get("observation_shape")
     if shape is None:  # written before the shape was stored: ask the data set
-        from deft_tune.data import get_dataset
+        from deft_tune.data import run_dataset
 
-        shape = get_dataset(config.data.name, **config.data.options).observation_shape
+        shape = run_dataset(config.data.name, config.data.options).observation_shape
     model = build_model(config, shape)
     try:
         _load_weights(model, saved["model"])
@@ -80,14 +80,34 @@ def _load_weights(model: GroupedVAE, state: dict[str, Any]) -> None:
         raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """The content of a ``torch.save`` file, loaded with ``weights_only=True``: tensors and plain
+    data only, so that opening a file never runs code. DataError "<path> is not a <what> (why)"
+    when it is missing, not a torch file, or refers to any Python object (a pickled class or
+    function: refused, never imported)."""
+    path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file")
+        raise DataError(f"{path} does not exist or is not a file: it should be a {what}")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path} is not a deft-tune model file ({reason})") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the restricted unpickler refuses
+        raise DataError(f"{path} is not a {what} ({_why_not_loaded(exc)})") from None
+
+
+def _why_not_loaded(exc: Exception) -> str:
+    # torch's own message advises weights_only=False, the very thing not to do: not shown.
+    code = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if code:
+        return f"it refers to Python code, {code.group(1)}, which is never loaded"
+    if isinstance(exc, EOFError) or not str(exc).strip():
+        return "it is empty or cut short"
+    if "zip archive" in str(exc):
+        return "a truncated or damaged torch file"
+    return "not a torch file of tensors and plain data"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    saved = load_torch_file(path, "deft-tune model file")
     if not isinstance(saved, dict) or not {"config", "model"} <= saved.keys():
         raise DataError(f"{path} is not a deft-tune model file (no config and weights in it)")
     return saved
