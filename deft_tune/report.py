@@ -371,9 +371,11 @@ def refine_space(
 ) -> dict[str, Any]:
     """A copy of ``space`` whose searched ranges span the given (top) trials, widened a little.
 
-    Ranges shrink to [min, max] of the values the trials used, widened by ``widen`` of the span
-    on each side (in log space for log ranges) and clipped to the original range; choices keep
-    only the values the trials used. Fixed parameters stay as they were.
+    Ranges shrink to [min, max] of the values the trials used (first clipped into the original
+    range), widened by ``widen`` of the span on each side (in log space for log ranges) and
+    clipped to the original range; choices keep only the values the trials used. Fixed
+    parameters stay as they were. ``space`` is the space as the search ran it (the parent run's
+    artifact): stage fractions are read against its budget.
     """
     steps = int((space.get("budget") or {}).get("steps_per_trial", 1))
     seen: dict[str, list[Any]] = defaultdict(list)
@@ -398,7 +400,8 @@ def _narrow(spec: dict[str, Any], values: list[Any], widen: float, integer: bool
         return used[0] if len(used) == 1 else {**spec, "choices": used or list(spec["choices"])}
     low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
     fwd, back = (math.log, math.exp) if log else (float, float)
-    lo, hi = fwd(min(values)), fwd(max(values))
+    inside = [min(max(float(v), low), high) for v in values]  # the new range lies in the old
+    lo, hi = fwd(min(inside)), fwd(max(inside))
     if integer and lo == hi:  # every top trial agreed on this count: fix it
         return int(round(back(lo)))
     pad = widen * (hi - lo if hi > lo else abs(hi) or 1.0)

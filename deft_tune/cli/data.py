@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from deft_tune.errors import DataError
+from deft_tune.fileio import check_output_dir, check_output_file
+from deft_tune.validation import check_seed
 
 _LABEL_WIDTH = 90  # pixels left of each grid row for the factor's name
 _GAP = 2
@@ -63,6 +65,9 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
 
 def _dataset(args: argparse.Namespace):
     from deft_tune.data import get_dataset
+
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir", writable=False)
 
     options = {
         key: value
@@ -144,8 +149,10 @@ def run_show(args: argparse.Namespace) -> int:
         raise DataError(f"--out {out} must end in .png")
     if not out.parent.is_dir():
         raise DataError(f"--out {out}: folder {out.parent} does not exist")
+    check_output_file(out, "--out")
     if args.columns is not None and args.columns < 1:
         raise DataError(f"--columns {args.columns} must be at least 1")
+    check_seed(args.seed, "--seed")
     data = _dataset(args)
     rng = np.random.default_rng(args.seed)
     rows = traversal_rows(data, rng, args.columns)

@@ -21,12 +21,13 @@ import torch
 from deft_tune.aggregate import aggregate, combine_scores
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate_blocks
 from deft_tune.tables import format_table
+from deft_tune.validation import check_seed
 
 ENCODE_BATCH = 512
 
@@ -79,7 +80,7 @@ def representation_from_model_dir(
         )
     loaded = [load_model(path) for path in paths]
     config = loaded[0][0]
-    data = get_dataset(config.data.name, **config.data.options)
+    data = run_dataset(config.data.name, config.data.options)
     torch_device = resolve_device(device)
     models = [model.to(torch_device).eval() for _, model in loaded]
     channels_last = config.training.memory_format == "channels_last"  # as the run encoded
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
+    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
+    check_output_file(out, "--out")
     apply_threads(args.threads)
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
     representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
@@ -117,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = combine_scores(per_replica)
     seconds = time.perf_counter() - start
-    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     payload = {
         "model": str(args.model),
         "data": config.data.name,

@@ -11,7 +11,7 @@ from deft_tune import __version__, report
 from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.fileio import atomic_write_text, check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None and args.space_out is None:
         raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
+    for flag, path in (("--out", args.out), ("--space-out", args.space_out)):
+        if path is not None:
+            check_output_file(path, flag)
+    if args.space_out is not None and args.top < 1:
+        raise ConfigError(f"--top == {args.top}, must be >= 1")
     uri = tracking_uri(args)
     search = experiments.load_search(uri, args.name)
     metric = objective_metric(search, args.metric)
@@ -59,14 +64,16 @@ def run(args: argparse.Namespace) -> int:
             search.trials, metric, search.mode, args.rank, args.seeds_robust
         )
         config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
-        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri, config))
+        paths = carried_paths(config)
+        header = provenance(search, trial, metric, why, uri, config)
+        dump_config(config, args.out, header=header + (f"\n{paths}" if paths else ""))
         print(
             f"wrote {args.out}: trial {trial.trial_id} ({why}); "
             f"train it with: deft-tune train --config {args.out}"
         )
+        if paths:
+            print(f"note: {paths}")
     if args.space_out is not None:
-        if args.top < 1:
-            raise ConfigError(f"--top == {args.top}, must be >= 1")
         top = report.ranked(search.trials, metric, search.mode)[: args.top]
         if not top:
             raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")
@@ -105,6 +112,20 @@ def provenance(search, trial, metric: str, why: str, uri: str, config: RunConfig
         "train it with: deft-tune train --config THIS_FILE",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def carried_paths(config: RunConfig) -> str:
+    """A line naming the data paths an exported config carries ("" when none): the file holds
+    no code, but training from it reads and writes there."""
+    from deft_tune.data.cache import PATH_OPTIONS
+
+    found = [f"data.options.{k} = {v}" for k, v in config.data.options.items() if k in PATH_OPTIONS]
+    if not found:
+        return ""
+    return (
+        f"it carries paths that training reads and writes ({'; '.join(found)}): check them on "
+        "the machine that trains it; relative ones lie in that machine's cache folder"
+    )
 
 
 def write_space(space: dict, path: Path, header: str) -> None:

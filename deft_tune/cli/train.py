@@ -18,8 +18,8 @@ import numpy as np
 from deft_tune import report_keys as keys
 from deft_tune.cli._threads import add_threads_argument, apply_threads
 from deft_tune.config import RunConfig, dump_config, load_config
-from deft_tune.errors import ConfigError, TrainingError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.errors import ConfigError, DataError, TrainingError
+from deft_tune.fileio import atomic_write_text, check_output_dir, check_output_file
 
 
 def register(subparsers) -> None:
@@ -34,15 +34,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# What the run writes in --out besides the model file, checked before any work.
+OUTPUT_FILES = ("config.yaml", "metrics.json", "history.jsonl", "traversals.png",
+                "kl_per_group.png", "checkpoints/last.pt")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     out = args.out if args.out is not None else Path("runs") / args.config.stem
+    _check_outputs(out, config.training.replicas)
     checkpoint = out / "checkpoints" / "last.pt"
+    earlier = _load_history(out / "history.jsonl")
     apply_threads(args.threads)
     trainer = _open_trainer(config, checkpoint, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(trainer.config, out / "config.yaml")  # as run: "auto" made concrete
-    history = _load_history(out / "history.jsonl", trainer.step)
+    history = [row for row in earlier if row["step"] <= trainer.step]  # later ones replay
     report = _Reporter(trainer, out, history, progress=not args.no_progress)
     try:
         last = trainer.run(report=report)
@@ -74,12 +81,42 @@ def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
     return Trainer(config)
 
 
-def _load_history(path: Path, step: int) -> list[dict[str, float]]:
-    """Reports up to ``step`` from an earlier (interrupted) run; later ones are replayed."""
+def _check_outputs(out: Path, replicas: int) -> None:
+    from deft_tune.model.files import model_file
+
+    check_output_dir(out, "--out")
+    per_replica = [model_file(out, r, replicas) for r in range(replicas)]
+    if replicas > 1:
+        per_replica += [out / f"traversals-replica{r}.png" for r in range(replicas)]
+    for path in (*(out / name for name in OUTPUT_FILES), *per_replica):
+        check_output_file(path, "--out", fix="remove it or choose another --out")
+
+
+def _load_history(path: Path) -> list[dict[str, float]]:
+    """The reports of an earlier (interrupted) run in ``path``; DataError if damaged."""
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= step]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as a report history ({exc})") from None
+    rows = [_history_row(path, number, line) for number, line in enumerate(lines, 1)]
+    return [row for row in rows if row is not None]
+
+
+def _history_row(path: Path, number: int, line: str) -> dict[str, float] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        row = None
+    if not isinstance(row, dict) or not isinstance(row.get("step"), (int, float)):
+        raise DataError(
+            f"{path} line {number} is not a report (a JSON object with a step): "
+            "restore the file or delete it to start the history afresh"
+        )
+    return row
 
 
 def _json_clean(value: Any) -> Any:

@@ -38,8 +38,9 @@ from deft_tune import plots
 from deft_tune import report_keys as keys
 from deft_tune.aggregate import aggregate, combine, replica_values
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
+from deft_tune.errors import DataError
 from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate_blocks
 from deft_tune.report_keys import COMPLETED, final_key, metric_key
 from deft_tune.search.space import SearchSpace, run_config_from_params
@@ -154,9 +155,19 @@ def _restore(data: GroundTruthData | None) -> tuple[Trainer, dict[str, Any]] | N
         return None
     with checkpoint.as_directory() as folder:
         trainer = Trainer.from_checkpoint(Path(folder) / TRAINER_FILE, data=data)
-        state = json.loads((Path(folder) / STATE_FILE).read_text())
+        state = _read_state(Path(folder) / STATE_FILE)
     log.info("trial resumes from its checkpoint at step %d", trainer.step)
     return trainer, state
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # missing, not UTF-8, not JSON
+        raise DataError(f"{path} is not a trial state file ({exc})") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path} is not a trial state file (not a JSON object)")
+    return state
 
 
 def _open_run(
@@ -202,7 +213,7 @@ def resident_data(space: SearchSpace, factory: DataFactory | None) -> GroundTrut
         _RESIDENT[key] = (
             factory()
             if factory is not None
-            else get_dataset(space.data["name"], **space.data["options"])
+            else run_dataset(space.data["name"], space.data["options"])
         )
     return _RESIDENT[key]
 

@@ -198,3 +198,69 @@ def test_search_without_finished_trials_says_so(tmp_path, capsys):
         capsys, "export", "empty", "--tracking-uri", uri, "--out", str(tmp_path / "x.yaml")
     )
     assert code == 2 and "has no trials yet" in err
+
+
+@pytest.mark.slow
+def test_inspect_and_export_leave_the_store_unchanged(search, capsys, tmp_path):
+    import hashlib
+
+    store = search.folder / "mlflow.db"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    for argv in (
+        ["inspect"],
+        ["inspect", "tinyx", "--json"],
+        ["export", "tinyx", "--out", str(tmp_path / "b.yaml")],
+        ["export", "tinyx", "--space-out", str(tmp_path / "s.yaml")],
+    ):
+        code, _, err = _cli(capsys, *argv, "--tracking-uri", search.uri)
+        assert code == 0, (argv, err)
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, capsys):
+    folder, a_file = tmp_path / "x.parquet", tmp_path / "a_file"
+    folder.mkdir()
+    a_file.write_text("x")
+    for argv, flag in (
+        (["inspect", "s", "--parquet", str(folder)], "--parquet"),
+        (["inspect", "s", "--plots", str(a_file)], "--plots"),
+        (["export", "s", "--out", str(folder)], "--out"),
+        (["export", "s", "--space-out", str(a_file / "s.yaml")], "--space-out"),
+    ):
+        code, _, err = _cli(capsys, *argv, "--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}")
+        assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)
+
+
+@pytest.mark.slow
+def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_path, capsys):
+    from deft_tune.search.options import SearchOptions
+    from deft_tune.search.runner import run_search
+    from tests.doubles import SmallGridDSprites, tiny_space
+
+    space = tiny_space(tmp_path / "smoke.yaml", steps=400, interval=100, ifp=False, name="smoke")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = SearchOptions(
+        space=str(space), storage=str(tmp_path / "runs"), tracking_uri=uri, smoke_test=True
+    )
+    outcome = run_search(options, data_factory=SmallGridDSprites(str(tmp_path / "c")), out=print)
+    assert outcome.trials == 2
+    refined = tmp_path / "refined.yaml"
+    argv = ["export", "smoke", "--tracking-uri", uri, "--space-out", str(refined)]
+    code, _, err = _cli(capsys, *argv)
+    assert code == 0, err
+    loaded = load_space(refined)  # the space as run: the smoke budget its trials had
+    assert loaded.budget.steps_per_trial == 40 and loaded.budget.num_trials == 2
+    frac = yaml.safe_load(refined.read_text())["params"]["stage_frac"]
+    assert not isinstance(frac, dict) or 0.2 <= frac["low"] <= frac["high"] <= 0.4
+
+
+def test_an_exported_config_names_the_paths_it_carries():
+    from deft_tune.cli.export import carried_paths
+    from deft_tune.config import RunConfig
+
+    plain = RunConfig.from_dict({"data": {"name": "dsprites_full"}})
+    assert carried_paths(plain) == ""
+    pathy = RunConfig.from_dict(
+        {"data": {"name": "dsprites_full", "options": {"cache_dir": "/shared/cache"}}}
+    )
+    assert "data.options.cache_dir = /shared/cache" in carried_paths(pathy)

@@ -15,9 +15,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from tests.doubles import tiny_space
 from tests.search import driver
+
+
+def _resume(command: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """The same search command with --resume, run to its end in ``folder``."""
+    return subprocess.run(
+        [*command, "--resume"],
+        cwd=folder,
+        env=driver.environment(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
 
 
 @pytest.mark.slow
@@ -41,14 +54,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
-    again = subprocess.run(
-        [*command, "--resume"],
-        cwd=tmp_path,
-        env=driver.environment(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
 
@@ -174,3 +180,52 @@ def test_mlflow_server_flag_tracks_into_the_working_directory_and_stops(killed_s
         for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")
     }
     assert {r.info.run_id for r in children} <= stored
+
+
+# --- stop reasons across an interruption --------------------------------------------------
+
+
+def _no_capture_space(path: Path) -> Path:
+    """3 trials, one at a time, that the IFP stopper always stops for no_capture at step 20
+    (the first stage ends between the reports at 10 and 20; no gain reaches 1000 nats)."""
+    raw = yaml.safe_load(tiny_space(path, trials=3, steps=60, concurrent=1, asha=False).read_text())
+    raw["stopping"]["ifp"]["capture_threshold"] = 1000
+    raw["params"].update(num_stages=2, stage_frac={"low": 0.2, "high": 0.3})
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_stop_reasons_survive_an_interrupted_and_resumed_search(tmp_path):
+    space = _no_capture_space(tmp_path / "tiny.yaml")
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    with open(tmp_path / "first.out", "w") as out:
+        first = subprocess.Popen(
+            command, cwd=tmp_path, env=driver.environment(), stdout=out, stderr=subprocess.PIPE
+        )
+        _wait_for(lambda: "stopped (" in (tmp_path / "first.out").read_text(), first, 300)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=240)
+    assert first.returncode == 130
+    again = _resume(command, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    printed = (tmp_path / "first.out").read_text() + again.stdout
+    assert "stopped (stopped)" not in printed and "stopped (no_capture)" in again.stdout
+
+    from mlflow import MlflowClient
+
+    from deft_tune.search.tracking.layout import STOP_REASONS
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    children = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("deft.role") == "trial"
+    ]
+    reasons = {r.data.tags["deft.trial_id"]: r.data.tags["deft.stop_reason"] for r in children}
+    assert len(reasons) == 3 and set(reasons.values()) <= set(STOP_REASONS), reasons
+    # Stopped before the interruption, and started after it: no_capture. The trial the
+    # interruption caught resumes from its checkpoint and is stopped again or runs to its end.
+    assert list(reasons.values()).count("no_capture") >= 2, reasons
+    assert set(reasons.values()) <= {"no_capture", "completed"}, reasons

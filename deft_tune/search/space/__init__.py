@@ -14,7 +14,7 @@
 Nothing here imports Ray or Optuna: a bad space is refused before a cluster is touched.
 """
 
-from deft_tune.search.space.loading import load_space, space_from_dict
+from deft_tune.search.space.loading import largest_run, load_space, space_from_dict
 from deft_tune.search.space.sampling import (
     define_by_run,
     points_to_evaluate,
@@ -40,6 +40,7 @@ __all__ = [
     "SearchSpace",
     "StoppingConfig",
     "define_by_run",
+    "largest_run",
     "load_space",
     "param_domains",
     "points_to_evaluate",

@@ -392,6 +392,15 @@ def test_non_yaml_and_missing_files_name_the_file(tmp_path):
         load_space(wrong)
 
 
+def test_a_space_that_is_not_utf8_or_has_a_huge_seed_is_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("data: dsprites_full\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml is not UTF-8 text \(byte 0xe9"):
+        load_space(latin1)
+    with pytest.raises(ConfigError, match=r"budget.seed == 10+, must lie in \[0, 2\*\*63 - 1\]"):
+        space_from_dict({"data": "dsprites_full", "budget": {"seed": 10**20}})
+
+
 def test_name_defaults_to_the_file_stem(tmp_path):
     path = tmp_path / "my-search.yaml"
     path.write_text("data: dsprites_full\n")
