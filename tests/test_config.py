@@ -66,6 +66,7 @@ def test_scientific_notation_string_is_read_as_float():
         ({"objective": {"kind": "vae"}}, "objective.kind == 'vae', must be one of"),
         ({"training": {"batch_size": "big"}}, "training.batch_size == 'big', must be int"),
         ({"training": {"device": "tpu"}}, "training.device == 'tpu'"),
+        ({"training": {"threads": 0}}, "training.threads == 0, must be >= 1"),
     ],
 )
 def test_impossible_values_are_refused_naming_field_value_and_fix(change, message):
