@@ -2,6 +2,9 @@
 
 Works on the plain records of :mod:`deft_tune.search.tracking.reader` (any objects with the same
 fields do), so it needs no tracking server of its own and tests can feed it records directly.
+
+One best: :func:`ranked` is the order of trials everywhere: inspect, export, and the search's
+own summary and parent run (:func:`best_report` ranks Tune's last reports with it).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import os
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,29 +57,44 @@ def resolve_metric(name: str, available: Iterable[str]) -> str:
 
 
 def _number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _final(trial: Any, metric: str) -> str | None:
+    """The key of the standard setting's score of ``metric``, if the trial logged one."""
+    if metric.startswith(keys.METRIC_PREFIX) and keys.final_key(metric) in trial.metrics:
+        return keys.final_key(metric)
+    return None
 
 
 def objective_value(trial: Any, metric: str) -> float | None:
     """The trial's score on ``metric``: the standard setting's ``final/<key>`` when the trial
     ran to its end, else the last value it reported (a stopped trial's fast-setting score).
+    None when there is none, or it is not a finite number.
 
     The search, its parent run, inspect and export all rank on this one number.
     """
-    if metric.startswith(keys.METRIC_PREFIX):
-        final = _number(trial.metrics.get(keys.final_key(metric)))
-        if final is not None:
-            return final
-    return _number(trial.metrics.get(metric))
+    return _number(trial.metrics.get(_final(trial, metric) or metric))
 
 
 def objective_setting(trial: Any, metric: str) -> str | None:
-    """Which metric setting :func:`objective_value` is: "standard", "fast" or None (no value)."""
-    if metric.startswith(keys.METRIC_PREFIX):
-        if _number(trial.metrics.get(keys.final_key(metric))) is not None:
-            return "standard"
-        return "fast" if _number(trial.metrics.get(metric)) is not None else None
-    return "report" if _number(trial.metrics.get(metric)) is not None else None
+    """Which metric setting :func:`objective_value` is: "standard", "fast", "report" (a report
+    key such as train/recon) or None (no value)."""
+    if objective_value(trial, metric) is None:
+        return None
+    if _final(trial, metric):
+        return "standard"
+    return "fast" if metric.startswith(keys.METRIC_PREFIX) else "report"
+
+
+def completed(trial: Any, metric: str) -> bool:
+    """Whether the trial ran to its last step: its standard score, its ``trial/completed``
+    mark (the search's last report) or its stop reason says so."""
+    return (
+        _final(trial, metric) is not None
+        or trial.metrics.get(keys.COMPLETED) == 1.0
+        or getattr(trial, "stop_reason", None) == "completed"
+    )
 
 
 def finished(trials: Sequence[Any], metric: str) -> list[Any]:
@@ -92,15 +111,44 @@ def _score(trial: Any, metric: str) -> float:
 
 
 def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
-    """Best first (``mode`` "max" or "min"), as the search chooses its best: the trials scored
-    in the standard setting (they ran to the end) before those stopped early."""
+    """Best first (``mode`` "max" or "min"): the trials that ran to their end (scored in the
+    standard setting) before those stopped early; ties keep the given order."""
     sign = -1.0 if mode == "max" else 1.0
 
     def order(trial: Any) -> tuple[int, float]:
-        standard = objective_setting(trial, metric) == "standard"
-        return (0 if standard else 1, sign * _score(trial, metric))
+        return (0 if completed(trial, metric) else 1, sign * _score(trial, metric))
 
     return sorted(finished(trials, metric), key=order)
+
+
+@dataclass(frozen=True)
+class _LastReport:
+    """A trial's last Tune report, seen as a record by :func:`ranked`."""
+
+    trial_id: str
+    metrics: Mapping[str, Any]
+    status: str = "TERMINATED"
+
+
+def best_report(
+    reports: Sequence[Mapping[str, Any]], metric: str, mode: str
+) -> tuple[str, float] | None:
+    """Trial id and :func:`objective_value` of the best of the trials' last reports (Tune's
+    ``Result.metrics``, which carry ``trial_id``), by :func:`ranked`; None if none scored.
+
+    What the search prints and records on its parent run: the same trial, and the same
+    number, as inspect's first row and export's choice.
+    """
+    records = [
+        _LastReport(str(r.get("trial_id", i)), {k: v for k, v in r.items() if _is_number(v)})
+        for i, r in enumerate(reports)
+    ]
+    order = ranked(records, metric, mode)
+    return (order[0].trial_id, _score(order[0], metric)) if order else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- filtering --------------------------------------------------------------------------------

@@ -174,8 +174,8 @@ def train_trial(
     try:
         trainer.run(report=reporter)
         final = _final_report(trainer, space, seed, reporter.last)
-        run.log_metrics(
-            {k: v for k, v in final.items() if k.startswith(FINAL_PREFIX)},
+        run.log_metrics(  # the standard scores, and the mark that ranks the trial as completed
+            {k: v for k, v in final.items() if k.startswith(FINAL_PREFIX) or k == COMPLETED},
             step=trainer.step,
             skip_logged=False,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import get_dataset
+from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
@@ -219,9 +219,8 @@ def _outcome(
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     interrupted = settled < len(results) or len(results) < space.budget.num_trials
-    best = best_result(
-        [r.metrics or {} for r in results], space.objective.metric, space.objective.mode
-    )
+    metric = space.objective.metric
+    best = best_report([r.metrics or {} for r in results], metric, space.objective.mode)
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
     return SearchOutcome(
         name=space.name,
@@ -231,22 +230,11 @@ def _outcome(
         interrupted=interrupted,
         trials=len(results),
         completed=completed,
-        best_trial_id=best.get("trial_id") if best else None,
-        best_value=best.get(space.objective.metric) if best else None,
+        # The trial and number inspect and export read (final/<key> of a completed trial).
+        best_trial_id=best[0] if best else None,
+        best_value=best[1] if best else None,
         resume_command=resume_command(options, space.name),
     )
-
-
-def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
-    """The best last report: among trials that ran to the end if any did (their objective
-    is the standard-setting score), else among all."""
-    scored = [m for m in metrics if isinstance(m.get(key), (int, float)) and math.isfinite(m[key])]
-    completed = [m for m in scored if m.get(COMPLETED) == 1.0]
-    pool = completed or scored
-    if not pool:
-        return None
-    pick = max if mode == "max" else min
-    return pick(pool, key=lambda m: m[key])
 
 
 def _summarise(tracking: SearchTracking, outcome: SearchOutcome) -> None:
