@@ -9,6 +9,7 @@ own summary and parent run (:func:`best_report` ranks Tune's last reports with i
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import os
@@ -21,8 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from deft_tune import report_keys as keys
+from deft_tune.config import ScheduleConfig, StageConfig
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
+from deft_tune.schedules import stage_boundaries
 
 _STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps)$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -43,6 +46,26 @@ def stage_values(params: dict[str, str], field: str) -> list[float]:
         if match and match.group(2) == field and value not in ("None", ""):
             found[int(match.group(1))] = float(value)
     return [found[i] for i in sorted(found)]
+
+
+def stage_starts(trial: Any) -> list[int]:
+    """The steps at which the trial's stages 1, 2, ... began, from its run config params."""
+    p = trial.params
+    betas = stage_values(p, "beta")
+    total = int(_float(p.get("training.steps")) or 0)
+    if len(betas) < 2 or total <= 0:
+        return []
+    if p.get("schedule.rule", "fixed") == "fixed":
+        lengths = stage_values(p, "steps")[: len(betas) - 1]
+        return [int(s) for s in itertools.accumulate(lengths) if s < total]
+    schedule = ScheduleConfig(
+        rule="annealed",
+        stages=tuple(StageConfig(beta=b) for b in betas),
+        beta_max=_float(p.get("schedule.beta_max")) or ScheduleConfig.beta_max,
+        gamma=_float(p.get("schedule.gamma")) or ScheduleConfig.gamma,
+        anneal_steps=int(_float(p.get("schedule.anneal_steps")) or ScheduleConfig.anneal_steps),
+    )
+    return [s for s in stage_boundaries(schedule, total)[1:] if s < total]
 
 
 def resolve_metric(name: str, available: Iterable[str]) -> str:

@@ -253,3 +253,23 @@ def test_refined_space_spans_the_top_trials_widened_and_clipped():
     assert refined["params"]["lr_scale"] == 0.1
     assert refined["params"]["lr"] == 0.001 and "start" not in refined
     assert refined["name"] == "s-refined"
+
+
+def test_stage_starts_come_from_the_trials_schedule():
+    fixed = Trial("f", {}, params={**deft_params([4, 2, 1], [1, 0.1, 0.1], [216, 203, "None"]),
+                                   "training.steps": "600"})  # fmt: skip
+    assert report.stage_starts(fixed) == [216, 419]
+    annealed = Trial(
+        "a",
+        {},
+        params={
+            **deft_params([70, 30, 15, 1], [1, 0.1, 0.1, 0.1], ["None"] * 4),
+            "schedule.rule": "annealed",
+            "schedule.beta_max": "150",
+            "schedule.gamma": "20",
+            "schedule.anneal_steps": "200000",
+            "training.steps": "30000",
+        },
+    )
+    assert report.stage_starts(annealed) == [7622, 16095, 23026]  # docs/training.md
+    assert report.stage_starts(Trial("b", {}, params={"objective.kind": "beta_vae"})) == []

@@ -155,6 +155,7 @@ class _Reporter:
 def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     from deft_tune import plots
     from deft_tune.model import MODEL_FILE, save_model
+    from deft_tune.schedules import stage_boundaries
 
     trainer.save_checkpoint(out / "checkpoints" / "last.pt")
     save_model(out / MODEL_FILE, trainer.config, trainer.model, trainer.data.observation_shape)
@@ -168,8 +169,9 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     kl = [last.get(keys.kl_latent(i), math.nan) for i in range(len(groups))]
     images = plots.traversal_images(trainer.model.decoder, base)
     plots.save_figure(plots.plot_traversals(images, groups, kl), out / "traversals.png")
+    starts = stage_boundaries(trainer.config.schedule, trainer.config.training.steps)[1:]
     plots.save_figure(
-        plots.plot_kl_per_group(history, trainer.num_groups), out / "kl_per_group.png"
+        plots.plot_kl_per_group(history, trainer.num_groups, starts), out / "kl_per_group.png"
     )
     for name, value in metrics.items():
         print(f"metrics/{name}: {value:.4f}")

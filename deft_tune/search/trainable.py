@@ -40,6 +40,7 @@ from deft_tune.config import RunConfig
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate
 from deft_tune.report_keys import COMPLETED, FINAL_PREFIX, final_key, metric_key
+from deft_tune.schedules import stage_boundaries
 from deft_tune.search.space import TRIAL_NUMBER, SearchSpace, run_config_from_params, trial_seed
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
@@ -211,8 +212,10 @@ def _log_artifacts(
     kl = [history[-1].get(keys.kl_latent(i), float("nan")) for i in range(len(code))]
     run.log_figure(plots.plot_traversals(images, groups, kl if history else None), "traversals.png")
     if history:
+        config = trainer.config
+        starts = stage_boundaries(config.schedule, config.training.steps)[1:]
         run.log_figure(
-            plots.plot_kl_per_group(history, trainer.config.model.groups), "information.png"
+            plots.plot_kl_per_group(history, config.model.groups, starts), "information.png"
         )
 
 
