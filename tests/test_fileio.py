@@ -99,12 +99,16 @@ evaluation: {interval: 2, probe_size: 32, metrics: []}
 def test_what_the_commands_write_gets_the_users_umask(tmp_path):
     # The files a new user's first commands write (a PNG, the annealing test's outputs, a run
     # folder) come out 0644 under umask 022, not the 0600 of a temporary file.
-    from tests import REPO
+    from tests import REPO, scaled
 
     (tmp_path / "run.yaml").write_text(_RUN)
     env = {**os.environ, "DEFT_TUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
     subprocess.run(
-        [sys.executable, "-c", _UMASK_SCRIPT], cwd=tmp_path, env=env, check=True, timeout=600
+        [sys.executable, "-c", _UMASK_SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=scaled(600),
     )
     written = [
         p for folder in ("ifp", "run") for p in (tmp_path / folder).rglob("*") if p.is_file()

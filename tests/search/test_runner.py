@@ -16,6 +16,7 @@ from deft_tune.config import RunConfig
 from deft_tune.errors import ConfigError
 from deft_tune.search.options import SearchOptions, prepare_space, resume_command, smoke_budget
 from deft_tune.search.runner import summary_lines
+from tests import scaled
 from tests.doubles import tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
@@ -45,7 +46,11 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     """)
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     )
     elapsed = time.monotonic() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -59,7 +64,7 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     assert "num_stages" in result["zero_stages"][1]
     assert "YAML" in result["not_yaml"][1]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert elapsed < 60  # imports only; no Ray, no tracking store
+    assert elapsed < scaled(60)  # imports only; no Ray, no tracking store
 
 
 def test_cli_flags_refused_with_one_line(tmp_path, capsys):
