@@ -41,6 +41,7 @@ from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate
 from deft_tune.report_keys import COMPLETED, FINAL_PREFIX, final_key, metric_key
 from deft_tune.schedules import stage_boundaries
+from deft_tune.search.quiet import quiet_trial
 from deft_tune.search.space import TRIAL_NUMBER, SearchSpace, run_config_from_params, trial_seed
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
@@ -156,6 +157,7 @@ def train_trial(
     data_factory: DataFactory | None = None,
 ) -> None:
     """The function trainable (wrap with ``tune.with_parameters``)."""
+    quiet_trial()
     _write_pid()
     trial_id = tune.get_context().get_trial_id()
     data = data_factory() if data_factory is not None else None

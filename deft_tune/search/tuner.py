@@ -27,6 +27,7 @@ from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
 from deft_tune.search.options import SearchOptions, SearchOutcome, resume_command, write_state
+from deft_tune.search.quiet import file_loggers, quiet_driver
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -119,6 +120,7 @@ def _tuner(
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, stopper, asha),
             LiveTable(space.objective.metric, stopper, asha),
+            *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )
     tune_config = tune.TuneConfig(
@@ -165,7 +167,7 @@ def execute(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
-    with ray_session(options.address):
+    with quiet_driver(), ray_session(options.address):
         # Before anything is written: a refused search leaves no state or run behind.
         require_shared_resources(options.storage, uri, alive_node_count())
         return _track_and_fit(space, options, path, uri, previous, data_factory, out)

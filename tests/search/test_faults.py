@@ -178,3 +178,20 @@ def test_mlflow_server_flag_tracks_into_the_working_directory_and_stops(killed_s
         for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")
     }
     assert {r.info.run_id for r in children} <= stored
+
+
+@pytest.mark.slow
+def test_ray_and_tune_chatter_stays_off_the_live_table(killed_search):
+    # The driver prints the live table; Tune's banner and TensorBoard hint, the token notice
+    # and the trials' per-report checkpoint lines stay away (deft_tune/search/quiet.py).
+    both = killed_search.out + killed_search.err
+    for chatter in (
+        "TensorBoard",
+        "View detailed results",
+        "Token authentication is enabled",
+        "Checkpoint successfully created",
+        "Wrote the latest version",
+        "A new study created",
+    ):
+        assert chatter not in both, chatter
+    assert "trial" in killed_search.out and "retrying from checkpoint" in killed_search.out
