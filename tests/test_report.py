@@ -225,36 +225,6 @@ def test_parquet_holds_every_trial_param_and_metric(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
 
 
-def test_refined_space_spans_the_top_trials_widened_and_clipped():
-    space = {
-        "name": "s",
-        "budget": {"steps_per_trial": 1000},
-        "params": {
-            "beta_first": {"low": 4, "high": 40, "log": True},
-            "stage_frac": {"low": 0.1, "high": 0.4},
-            "num_stages": {"low": 2, "high": 4},
-            "lr_scale": {"choices": [0.1, 1.0]},
-            "lr": 0.001,
-        },
-        "start": [{"betas": [20, 1]}],
-    }
-    top = [
-        Trial("a", {}, deft_params([10, 1], [1, 0.1], [200, "None"])),
-        Trial("b", {}, deft_params([20, 1], [1, 0.1], [300, "None"])),
-    ]
-    refined = report.refine_space(space, top, widen=0.1)
-    beta = refined["params"]["beta_first"]
-    pad = 0.1 * math.log(2)
-    assert beta["low"] == pytest.approx(math.exp(math.log(10) - pad))
-    assert beta["high"] == pytest.approx(math.exp(math.log(20) + pad))
-    assert refined["params"]["stage_frac"]["low"] == pytest.approx(0.19)
-    assert refined["params"]["stage_frac"]["high"] == pytest.approx(0.31)
-    assert refined["params"]["num_stages"] == 2  # both top trials had 2 stages
-    assert refined["params"]["lr_scale"] == 0.1
-    assert refined["params"]["lr"] == 0.001 and "start" not in refined
-    assert refined["name"] == "s-refined"
-
-
 def test_stage_starts_come_from_the_trials_schedule():
     fixed = Trial("f", {}, params={**deft_params([4, 2, 1], [1, 0.1, 0.1], [216, 203, "None"]),
                                    "training.steps": "600"})  # fmt: skip

@@ -19,6 +19,7 @@ from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_u
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
+from deft_tune.refine import refine_space
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if not search.space:
             raise ConfigError(f"search {search.experiment!r} logged no search_space.yaml")
         write_space(
-            report.refine_space(search.space, top),
+            refine_space(search.space, top),
             args.space_out,
             f"narrowed around the top {len(top)} trials of {search.experiment} by {metric}",
         )
