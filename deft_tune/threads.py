@@ -9,11 +9,11 @@ node:
   next one (libgomp: up to 300,000 spins; Intel OpenMP: 200 ms) before it sleeps. On a core of
   its own that saves a wake-up; on a core another process needs, the spinning takes the time
   that process would have used, and every process waits on threads that do not run. Measured
-  here (benchmarks/thread_hygiene.py): 4 processes of 2 torch threads on 2 cores ran 20x
-  slower than with passive waiting. :func:`quiet_pools` asks for passive waiting
-  (``OMP_WAIT_POLICY=PASSIVE``; ``KMP_BLOCKTIME=0`` for Intel OpenMP) unless the user set a
-  policy; an OpenMP runtime reads it once, when it loads, so it must run before torch (or
-  scikit-learn) is imported: ``import deft_tune`` does it.
+  here (benchmarks/thread_hygiene.py, docs/training.md): 4 short trains of 2 torch threads on 2
+  cores ran 17x slower per process than with passive waiting. :func:`quiet_pools` asks for
+  passive waiting (``OMP_WAIT_POLICY=PASSIVE``; ``KMP_BLOCKTIME=0`` for Intel OpenMP) unless
+  the user set a policy; an OpenMP runtime reads it once, when it loads, so it must run before
+  torch (or scikit-learn) is imported: ``import deft_tune`` does it.
 - Pools sized to the machine instead of the process. :func:`available_cpus` is the process's
   CPU affinity (what ``taskset``, a cgroup cpuset or a batch scheduler leaves it), not
   ``os.cpu_count()``; a Ray trial's share is its ``cpus_per_trial``, which becomes its run
