@@ -21,7 +21,7 @@ from deft_tune.search.space import load_space
 
 @pytest.fixture
 def search(recorded_search):
-    """The session's recorded tiny search (four trials, IFP stopper on, sqlite store)."""
+    """The session's recorded tiny search (four trials, ASHA on, IFP stopper off, sqlite store)."""
     return recorded_search
 
 
