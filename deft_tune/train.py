@@ -6,6 +6,9 @@ one flat dict of numbers to a ``report`` callback. Batches are gathered by index
 lives on the device (:mod:`deft_tune.batches`); losses are accumulated on the device and read
 only at report time, so a step never waits for the host.
 
+A trainer sets torch's CPU threads to ``training.threads`` (process-wide: torch has one pool),
+since the thread count is part of what the numbers are (see :mod:`deft_tune.threads`).
+
     trainer = Trainer(load_config("run.yaml"))
     last = trainer.run(report=print)
     codes = trainer.representation(images)
@@ -46,6 +49,7 @@ from deft_tune.model import (
     reconstruction_loss,
 )
 from deft_tune.schedules import Position, position
+from deft_tune.threads import limit_threads
 
 __all__ = ["EvalContext", "EvalHook", "Trainer", "read_checkpoint", "resolve_device"]
 
@@ -75,6 +79,7 @@ class EvalContext:
 
 EvalHook = Callable[[EvalContext], dict[str, float]]
 Report = Callable[[dict[str, float]], None]
+OnStep = Callable[[int], None]
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -132,6 +137,7 @@ class Trainer:
         device: str | torch.device | None = None,
     ) -> None:
         self.config = config
+        limit_threads(config.training.threads)  # before any kernel runs: it decides the numbers
         self.data = data if data is not None else run_dataset(config.data.name, config.data.options)
         self.device = resolve_device(device if device is not None else config.training.device)
         check_run_memory(config, self.data.observation_shape, self.device)  # before allocating
@@ -228,8 +234,14 @@ class Trainer:
         self._steps_summed += 1
         self.step += 1
 
-    def run(self, report: Report | None = None, until: int | None = None) -> dict[str, float]:
-        """Train up to step ``until`` (default training.steps); return the last report."""
+    def run(
+        self, report: Report | None = None, until: int | None = None, on_step: OnStep | None = None
+    ) -> dict[str, float]:
+        """Train up to step ``until`` (default training.steps); return the last report.
+
+        ``on_step(step)`` is called after every step with the number of steps trained (a
+        progress bar's hook: it gets no tensor, so it never makes the step wait for the device).
+        """
         until = self._total if until is None else until
         if until < self.step:
             raise ValueError(f"until == {until} lies before the current step {self.step}")
@@ -239,6 +251,8 @@ class Trainer:
         last: dict[str, float] = {}
         while self.step < until:
             self._train_step()
+            if on_step is not None:
+                on_step(self.step)
             if self.step % interval == 0 or self.step == until:
                 last = self._report(report)
         return last
