@@ -16,7 +16,7 @@ Example (DEFT with the authors' dSprites betas)::
         - {beta: 30, steps: 1000, lr_scale: 0.1}
         - {beta: 12, steps: 1000, lr_scale: 0.1}
         - {beta: 1, lr_scale: 0.1}          # the last stage runs to the end
-    training: {steps: 4000, batch_size: 64, lr: 0.0005, seed: 0}
+    training: {steps: 4000, batch_size: 64, lr: 0.0005, seed: 0, threads: 1}
 """
 
 from __future__ import annotations
@@ -118,6 +118,11 @@ class TrainingConfig:
     batch_size: int = 64
     lr: float = 5e-4
     seed: int = 0
+    # torch's CPU threads. Part of the run's numbers, not only of its speed: a kernel sums in
+    # another order when its work is split another way, so the same config trained with 1 and
+    # with 2 threads drifts apart. 1 by default so that a config means the same run on every
+    # machine; a search trial records its cpus_per_trial here.
+    threads: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"
     checkpoint_interval: int = 1000
@@ -358,7 +363,7 @@ def _check_objective(objective: ObjectiveConfig) -> None:
 
 
 def _check_training(training: TrainingConfig) -> None:
-    for name in ("steps", "batch_size", "checkpoint_interval"):
+    for name in ("steps", "batch_size", "checkpoint_interval", "threads"):
         check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
     check_seed(training.seed, "training.seed")

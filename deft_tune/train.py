@@ -12,6 +12,9 @@ replica r with seed ``seed + r``, on one schedule; the report holds each replica
 CPU, several replicas step on Python threads with one torch thread each (at most
 ``torch.get_num_threads()`` of them), so each computes exactly as a one-thread, one-replica run.
 
+A trainer sets torch's CPU threads to ``training.threads`` (process-wide: torch has one pool),
+since the thread count is part of what the numbers are (see :mod:`deft_tune.threads`).
+
     trainer = Trainer(load_config("run.yaml"))
     last = trainer.run(report=print)
     codes = trainer.representation(images)
@@ -45,6 +48,7 @@ from deft_tune.memory import check_run_memory
 from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
 from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
+from deft_tune.threads import limit_threads
 
 __all__ = [
     "EvalContext",
@@ -60,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float]], None]
 T = TypeVar("T")
+OnStep = Callable[[int], None]
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -144,6 +149,7 @@ class Trainer:
         hooks: Sequence[EvalHook] = (),
         device: str | torch.device | None = None,
     ) -> None:
+        limit_threads(config.training.threads)  # before any kernel runs: it decides the numbers
         self.data = data if data is not None else run_dataset(config.data.name, config.data.options)
         self.device = resolve_device(device if device is not None else config.training.device)
         self.config = resolve_run(config, self.device)
@@ -205,10 +211,15 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
 
-    def run(self, report: Report | None = None, until: int | None = None) -> dict[str, float]:
-        """Train up to step ``until`` (default training.steps); return the last report."""
-        total = self.config.training.steps
-        until = total if until is None else until
+    def run(
+        self, report: Report | None = None, until: int | None = None, on_step: OnStep | None = None
+    ) -> dict[str, float]:
+        """Train up to step ``until`` (default training.steps); return the last report.
+
+        ``on_step(step)`` is called after every step with the number of steps trained (a
+        progress bar's hook: it gets no tensor, so it never makes the step wait for the device).
+        """
+        until = self.config.training.steps if until is None else until
         if until < self.step:
             raise ValueError(f"until == {until} lies before the current step {self.step}")
         interval = self.config.evaluation.interval
@@ -220,6 +231,8 @@ class Trainer:
                 self._enter_stage(at)
                 each(partial(Replica.train_step, at=at))
                 self.step += 1
+                if on_step is not None:
+                    on_step(self.step)
                 if self.step % interval == 0 or self.step == until:
                     last = self._report(report, each)
         return last

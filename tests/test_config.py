@@ -101,6 +101,7 @@ def test_scientific_notation_string_is_read_as_float():
             {"training": {"steps": 1000, "seed": 10**20}},
             "training.seed == 100000000000000000000, must lie in [0, 2**63 - 1]",
         ),
+        ({"training": {"threads": 0}}, "training.threads == 0, must be >= 1"),
     ],
 )
 def test_impossible_values_are_refused_naming_field_value_and_fix(change, message):

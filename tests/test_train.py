@@ -316,5 +316,7 @@ def test_a_checkpoint_holds_only_tensors_and_plain_data(tmp_path):
     trainer = _trained(steps=18)  # every stage, freezing events, captures
     path = trainer.save_checkpoint(tmp_path / "ckpt.pt")
     state = torch.load(path, weights_only=True)  # raises if anything else were pickled
-    assert isinstance(state["config"], dict) and isinstance(state["replicas"][0]["batches"]["rng"], dict)
+    assert isinstance(state["config"], dict) and isinstance(
+        state["replicas"][0]["batches"]["rng"], dict
+    )
     assert Trainer.from_checkpoint(path, data=Squares()).step == 18

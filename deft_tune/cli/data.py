@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from deft_tune.errors import DataError
-from deft_tune.fileio import check_output_dir, check_output_file
+from deft_tune.fileio import atomic_write, check_output_dir, check_output_file
 from deft_tune.validation import check_seed
 
 _LABEL_WIDTH = 90  # pixels left of each grid row for the factor's name
@@ -196,14 +194,7 @@ def _grid_image(rows: list[np.ndarray], labels: tuple[str, ...]):
 
 
 def _write_png_atomic(out: Path, image) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as exc:
+    try:  # the package's one atomic writer: a unique temp name, the user's umask
+        atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
+    except PermissionError as exc:
         raise DataError(f"--out {out}: cannot write in {out.parent}: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
 from deft_tune.errors import ConfigError
+from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
@@ -34,6 +34,7 @@ from deft_tune.search.options import (
     space_as_run,
     write_state,
 )
+from deft_tune.search.quiet import file_loggers, quiet_driver
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -143,6 +144,7 @@ def _tuner(
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, asha),
             LiveTable(space.objective.key, asha),
+            *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )
     tune_config = tune.TuneConfig(
@@ -192,7 +194,7 @@ def execute(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
-    with ray_session(options.address):
+    with quiet_driver(), ray_session(options.address):
         # Before anything is written: a refused search leaves no state or run behind.
         if not cluster_address(options.address):
             require_trial_fits(space.budget, ray.cluster_resources())
@@ -248,7 +250,7 @@ def _outcome(
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     interrupted = settled < len(results) or len(results) < space.budget.num_trials
-    best = best_result(
+    best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
@@ -261,8 +263,9 @@ def _outcome(
         interrupted=interrupted,
         trials=len(results),
         completed=completed,
-        best_trial_id=best.get("trial_id") if best else None,
-        best_value=best.get(space.objective.key) if best else None,
+        # The trial and number inspect and export read (final/<key> of a completed trial).
+        best_trial_id=best[0] if best else None,
+        best_value=best[1] if best else None,
         resume_command=resume_command(options, space.name),
         errors=len(errors),
         first_error=last_line(errors[0]) if errors else None,
@@ -273,18 +276,6 @@ def last_line(error: BaseException) -> str:
     """The line of a trial's error that says what went wrong (its traceback's last line)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
-
-
-def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
-    """The best last report: among trials that ran to the end if any did (their objective
-    is the standard-setting score), else among all."""
-    scored = [m for m in metrics if isinstance(m.get(key), (int, float)) and math.isfinite(m[key])]
-    completed = [m for m in scored if m.get(COMPLETED) == 1.0]
-    pool = completed or scored
-    if not pool:
-        return None
-    pick = max if mode == "max" else min
-    return pick(pool, key=lambda m: m[key])
 
 
 def _summarise(tracking: SearchTracking, outcome: SearchOutcome) -> None:

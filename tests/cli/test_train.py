@@ -193,3 +193,42 @@ def test_a_run_too_large_for_the_machine_is_one_line_naming_the_estimate(tmp_pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "this run needs about" in err
     assert "lower training.batch_size" in err and not out.exists()
+
+
+def test_the_config_threads_apply_and_threads_overrides_them_on_record(tmp_path, capsys):
+    # The thread count is part of the run: the config's applies, --threads replaces it, and
+    # the run's config.yaml says which one ran (so that it trains to the same numbers again).
+    two = write_config(tmp_path, {**CONFIG, "training": {**CONFIG["training"], "threads": 2}})
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(two), "--out", str(out), "--no-progress"]) == 0
+    assert torch.get_num_threads() == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["training"]["threads"] == 2
+    other = tmp_path / "other"
+    argv = ["train", "--config", str(two), "--out", str(other), "--no-progress"]
+    assert main([*argv, "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    assert yaml.safe_load((other / "config.yaml").read_text())["training"]["threads"] == 1
+    # Resuming takes the count the run trained with, and says so when it is not given.
+    assert main([*argv, "--resume"]) == 2
+    assert "trained with training.threads 1, not 2; resume with --threads 1" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--resume", "--threads", "1"]) == 0
+    assert main([*argv, "--threads", "0"]) == 2
+    assert "--threads == 0, must be >= 1" in capsys.readouterr().err
+
+
+def test_the_progress_bar_moves_every_step_not_only_at_reports(tmp_path, monkeypatch):
+    import tqdm
+
+    moves: list[int] = []
+    real = tqdm.tqdm.update
+
+    def update(self, n=1):
+        moves.append(n)
+        return real(self, n)
+
+    monkeypatch.setattr(tqdm.tqdm, "update", update)
+    config = write_config(tmp_path)  # 8 steps, a report every 4
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert moves == [1] * 8

@@ -24,6 +24,7 @@ from deft_tune.search.options import (
 )
 from deft_tune.search.runner import main_search, run_search, summary_lines
 from deft_tune.search.space import space_from_dict
+from tests import scaled
 from tests.doubles import UnreadableData, tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
@@ -63,7 +64,11 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     """)
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     )
     elapsed = time.monotonic() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -80,7 +85,7 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     assert "a_file is a file, not a folder" in result["storage_file"][1]
     assert "largest trial" in result["too_big"][1] and "batch_size" in result["too_big"][1]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert elapsed < 60  # imports only; no Ray, no tracking store
+    assert elapsed < scaled(60)  # imports only; no Ray, no tracking store
 
 
 def test_cli_flags_refused_with_one_line(tmp_path, capsys):

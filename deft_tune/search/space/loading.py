@@ -208,6 +208,8 @@ def _check_decreasing(betas: tuple[float, ...] | list[float], where: str) -> Non
 class _ProbeTrial:
     """Stands in for an Optuna trial: every parameter at one end of its range, or overridden."""
 
+    number = 0
+
     def __init__(self, end: int, overrides: dict[str, Any]) -> None:
         self.end, self.overrides = end, overrides
         self.params: dict[str, Any] = {}

@@ -297,6 +297,7 @@ def _why_not_base(section: str, key: str) -> str:
     owners = {
         ("training", "steps"): "set budget.steps_per_trial",
         ("training", "seed"): "trial seeds derive from budget.seed",
+        ("training", "threads"): "a trial runs budget.cpus_per_trial threads",
         ("training", "lr"): "set params.lr",
         ("evaluation", "interval"): "set budget.eval_interval",
         ("evaluation", "metrics"): "set objective.metrics",
