@@ -177,7 +177,7 @@ def _objective(metrics: dict[str, float], key: str) -> float | None:
 
 
 def _schedule(params: dict[str, str]) -> tuple:
-    """The trial's run config without its seed (the seed depends on Tune's random trial id)."""
+    """The trial's run config without its seed (what the schedule is, whatever the seed)."""
     return tuple(sorted((k, v) for k, v in params.items() if k != "training.seed"))
 
 

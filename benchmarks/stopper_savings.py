@@ -6,11 +6,15 @@ Reported per seed: trial-steps of each arm (the sum over trials of the last step
 the best objective of each (the search's best: the standard-setting score of a completed
 trial), the ratio of trial-steps, and the noise the two best objectives are compared with.
 
-Noise: TPE's first 10 trials are random draws from the search seed, the same in both arms,
-while each trial's training seed follows Tune's random trial id. A schedule that ran to the end
-in both arms is therefore one schedule trained with two seeds; sigma = the root mean square of
-those pairs' objective differences. The best objectives count as "within noise" when they
-differ by at most 2 sigma. The issue's goal: at least 40% fewer trial-steps, best within noise.
+Noise: TPE's first 10 trials are random draws from the search seed, the same in both arms.
+When the figures in docs/search.md were measured, each trial's training seed followed Tune's
+random trial id, so a schedule that ran to the end in both arms was one schedule trained with
+two seeds; sigma = the root mean square of those pairs' objective differences. Trial seeds now
+derive from the trial number (issue #19), so such a pair trains the same schedule with the same
+seed: it differs only where the stopper changed the search, and sigma from these pairs is 0. A
+seed-to-seed noise estimate needs its own runs (not done here). The best objectives count as
+"within noise" when they differ by at most 2 sigma. The issue's goal: at least 40% fewer
+trial-steps, best within noise.
 
     nice -n 5 python benchmarks/stopper_savings.py --trials 8 --write-doc   # quick.yaml
     python benchmarks/stopper_savings.py --space search_spaces/dsprites_full.yaml \\

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from deft_tune.config import ObjectiveConfig, load_config
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.model import kl_per_latent, objective_loss, reconstruction_loss
 from deft_tune.train import Trainer
 
@@ -164,7 +164,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = bench_config(args)
-    data = get_dataset(config.data.name, **config.data.options)
+    data = run_dataset(config.data.name, config.data.options)
     rng = np.random.default_rng(0)
     subset = np.sort(rng.choice(data.num_samples, args.subset, replace=False))
     images = torch.from_numpy(data.images(subset))

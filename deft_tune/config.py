@@ -16,7 +16,7 @@ Example (DEFT with the authors' dSprites betas)::
         - {beta: 30, steps: 1000, lr_scale: 0.1}
         - {beta: 12, steps: 1000, lr_scale: 0.1}
         - {beta: 1, lr_scale: 0.1}          # the last stage runs to the end
-    training: {steps: 4000, batch_size: 64, lr: 0.0005, seed: 0}
+    training: {steps: 4000, batch_size: 64, lr: 0.0005, seed: 0, threads: 1}
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import yaml
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
-from deft_tune.validation import check_scalar
+from deft_tune.report_keys import METRIC_KEYS
+from deft_tune.validation import check_choice, check_scalar, check_seed
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
 SWITCH_RULES = ("fixed", "annealed")
@@ -117,6 +118,11 @@ class TrainingConfig:
     batch_size: int = 64
     lr: float = 5e-4
     seed: int = 0
+    # torch's CPU threads. Part of the run's numbers, not only of its speed: a kernel sums in
+    # another order when its work is split another way, so the same config trained with 1 and
+    # with 2 threads drifts apart. 1 by default so that a config means the same run on every
+    # machine; a search trial records its cpus_per_trial here.
+    threads: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"
     checkpoint_interval: int = 1000
@@ -178,19 +184,30 @@ class RunConfig:
 # --- YAML in and out ------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read and validate a run config YAML file."""
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """The parsed YAML of ``path`` (safe_load: plain data only); ConfigError naming the file
+    when it cannot be read, is not UTF-8 text or is not YAML. ``what``: "config", ..."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}): save the {what} as UTF-8"
+        ) from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate a run config YAML file."""
+    raw = read_yaml(path, "config")
     if raw is None:
         raw = {}
     try:
@@ -346,10 +363,10 @@ def _check_objective(objective: ObjectiveConfig) -> None:
 
 
 def _check_training(training: TrainingConfig) -> None:
-    for name in ("steps", "batch_size", "checkpoint_interval"):
+    for name in ("steps", "batch_size", "checkpoint_interval", "threads"):
         check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
-    check_scalar(training.seed, "training.seed", int, min_val=0)
+    check_seed(training.seed, "training.seed")
     check_scalar(training.replicas, "training.replicas", int, min_val=1)
     device = training.device
     _require(
@@ -367,6 +384,8 @@ def _check_evaluation(evaluation: EvaluationConfig) -> None:
         min_val=20,
         hint="the information signals bin codes into 20 bins",
     )
+    for i, name in enumerate(evaluation.metrics):  # computed after training: checked before
+        check_choice(name, f"evaluation.metrics[{i}]", METRIC_KEYS)
 
 
 def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
@@ -383,10 +402,17 @@ def _check_schedule(schedule: ScheduleConfig, groups: int, steps: int) -> None:
     for i, stage in enumerate(stages):
         _check_stage(stage, i, last=i == len(stages) - 1, rule=schedule.rule)
     _check_earlier_modes(stages)
+    betas = [s.beta for s in stages if s.beta is not None]  # only an annealed last may lack one
     if schedule.rule == "fixed":
         _check_fixed_lengths(stages, steps)
+        _require(
+            all(a >= b for a, b in zip(betas, betas[1:])),
+            f"schedule.stages betas {betas} rise under the fixed rule, must not: DEFT lowers "
+            "the pressure stage by stage so that each new group takes in what the lower beta "
+            "lets through; sort them from high to low",
+        )
     else:
-        _check_annealed(schedule)
+        _check_annealed(schedule, betas)
 
 
 def _check_stage(stage: StageConfig, i: int, *, last: bool, rule: str) -> None:
@@ -456,11 +482,10 @@ def _check_fixed_lengths(stages: tuple[StageConfig, ...], steps: int) -> None:
     )
 
 
-def _check_annealed(schedule: ScheduleConfig) -> None:
+def _check_annealed(schedule: ScheduleConfig, betas: list[float]) -> None:
     check_scalar(schedule.beta_max, "schedule.beta_max", min_val=1)
     check_scalar(schedule.gamma, "schedule.gamma", min_val=0, include_boundaries="neither")
     check_scalar(schedule.anneal_steps, "schedule.anneal_steps", int, min_val=1)
-    betas = [s.beta for s in schedule.stages if s.beta is not None]
     _require(
         all(a > b for a, b in zip(betas, betas[1:])),
         f"schedule.stages betas {betas} must decrease under the annealed rule "

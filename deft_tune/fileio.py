@@ -86,32 +86,39 @@ def _fsync_dir(folder: Path) -> None:
 # --- checks before any work: a run must not fail at its end because of its output path ---------
 
 
-def check_output_file(path: str | os.PathLike, what: str) -> Path:
-    """A file ``path`` can be written: not a folder, and no file where a parent folder must be.
-
-    ``what`` names the flag or field in the error ("--out", "data.options.cache_dir").
+def check_output_file(
+    path: str | os.PathLike, what: str, *, fix: str = "give a file path", writable: bool = True
+) -> Path:
+    """A file ``path`` can be written: not a folder, no file where a parent folder must be, and
+    (``writable``) the nearest existing folder writable. ``what`` names the flag or field in
+    the error ("--out", "data.options.cache_dir"); ``fix`` says what to do when ``path`` is a
+    folder.
     """
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{what} {path} is a folder: give a file path")
-    _check_parents(path.parent, what, path)
+        raise ConfigError(f"{what} {path} is a folder: {fix}")
+    _check_parents(path.parent, what, path, writable)
     return path
 
 
-def check_output_dir(path: str | os.PathLike, what: str) -> Path:
-    """A folder ``path`` can be made or used: not a file, and no file among its parents."""
+def check_output_dir(
+    path: str | os.PathLike, what: str, *, fix: str = "give a folder", writable: bool = True
+) -> Path:
+    """A folder ``path`` can be made or written in: not a file, no file among its parents, and
+    (``writable``) it or, before it exists, its nearest existing parent writable. A folder that
+    is only read when it exists (a shared data cache) passes ``writable=False``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path} is a file: give a folder")
-    _check_parents(path.parent, what, path)
+        raise ConfigError(f"{what} {path} is a file: {fix}")
+    _check_parents(path, what, path, writable)
     return path
 
 
-def _check_parents(folder: Path, what: str, path: Path) -> None:
+def _check_parents(folder: Path, what: str, path: Path, writable: bool = True) -> None:
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"{what} {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
+            if writable and not os.access(parent, os.W_OK | os.X_OK):
                 raise ConfigError(f"{what} {path}: cannot write in {parent} (permission denied)")
             return

@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from deft_tune import report_keys as keys
 from deft_tune.fileio import atomic_write
 
-__all__ = ["plot_kl_per_group", "plot_traversals", "save_figure", "traversal_images"]
+__all__ = [
+    "plot_kl_per_group",
+    "plot_traversals",
+    "save_figure",
+    "stage_lines",
+    "traversal_images",
+]
 
 _GROUP_COLOURS = (
     "tab:blue",
@@ -104,8 +111,18 @@ def plot_traversals(
     return figure
 
 
-def plot_kl_per_group(history: Sequence[dict[str, float]], num_groups: int) -> Figure:
-    """KL (nats, probe batch) of each group against the step; stage changes as dashed lines."""
+def plot_kl_per_group(
+    history: Sequence[dict[str, float]],
+    num_groups: int,
+    stage_starts: Sequence[int] | None = None,
+) -> Figure:
+    """KL (nats, probe batch) of each group against the step; stage changes as dashed lines.
+
+    ``stage_starts``: the steps at which stages 1, 2, ... began (the schedule's
+    :func:`~deft_tune.schedules.stage_boundaries` after the first), drawn where they are; without
+    them a line marks the last report before each change (the change lies between it and the
+    next report).
+    """
     if not history:
         raise ValueError("history is empty: nothing to plot")
     steps = np.array([r["step"] for r in history])
@@ -114,14 +131,25 @@ def plot_kl_per_group(history: Sequence[dict[str, float]], num_groups: int) -> F
     for g in range(num_groups):
         kl = [r.get(keys.kl_group(g), np.nan) for r in history]
         ax.plot(steps, kl, label=f"group {g}", color=_GROUP_COLOURS[g % len(_GROUP_COLOURS)])
-    stages = [r.get(keys.STAGE, 0.0) for r in history]
-    # A report at step s describes steps before s, so the stage changed at the earlier report.
-    for before, after, step in zip(stages, stages[1:], steps):
-        if after != before:
-            ax.axvline(step, color="gray", linestyle="--", linewidth=0.8)
+    for step in stage_lines(history, stage_starts):
+        ax.axvline(step, color="gray", linestyle="--", linewidth=0.8)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_ylabel("KL per group (nats)")
     ax.set_title("information per group (dashed: stage change)")
     ax.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def stage_lines(
+    history: Sequence[dict[str, float]], stage_starts: Sequence[int] | None = None
+) -> list[float]:
+    """Where to draw stage changes: the stage starts inside the plotted steps when known, else
+    the last report before each change (a report at step s shows the stage of step s - 1)."""
+    if stage_starts is not None:
+        last = max((r["step"] for r in history), default=0)
+        return [float(s) for s in stage_starts if 0 < s < last]
+    stages = [r.get(keys.STAGE, 0.0) for r in history]
+    return [r["step"] for before, after, r in zip(stages, stages[1:], history) if after != before]

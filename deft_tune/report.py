@@ -2,24 +2,31 @@
 
 Works on the plain records of :mod:`deft_tune.search.tracking.reader` (any objects with the same
 fields do), so it needs no tracking server of its own and tests can feed it records directly.
+
+One best: :func:`ranked` is the order of trials everywhere: inspect, export, and the search's
+own summary and parent run (:func:`best_report` ranks Tune's last reports with it).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import os
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from deft_tune import report_keys as keys
 from deft_tune.aggregate import aggregate, replica_key, split_objective_key
+from deft_tune.config import ScheduleConfig, StageConfig
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
+from deft_tune.schedules import stage_boundaries
 
 _STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps|earlier)$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -57,6 +64,38 @@ def earlier_mode(params: dict[str, str]) -> str | None:
     )
 
 
+def param_float(text: str | None) -> float | None:
+    """A flattened run config param (MLflow keeps params as text) as a number, or None."""
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def stage_starts(trial: Any) -> list[int]:
+    """The steps at which the trial's stages 1, 2, ... began, from its run config params."""
+    p = trial.params
+    count = stage_count(p)
+    total = int(param_float(p.get("training.steps")) or 0)
+    if count < 2 or total <= 0:
+        return []
+    if p.get("schedule.rule", "fixed") == "fixed":
+        lengths = stage_values(p, "steps")[: count - 1]
+        return [int(s) for s in itertools.accumulate(lengths) if s < total]
+    betas: list[float | None] = list(stage_values(p, "beta"))
+    betas += [None] * (count - len(betas))  # an annealed last stage may omit its threshold
+    schedule = ScheduleConfig(
+        rule="annealed",
+        stages=tuple(StageConfig(beta=b) for b in betas),
+        beta_max=param_float(p.get("schedule.beta_max")) or ScheduleConfig.beta_max,
+        gamma=param_float(p.get("schedule.gamma")) or ScheduleConfig.gamma,
+        anneal_steps=int(
+            param_float(p.get("schedule.anneal_steps")) or ScheduleConfig.anneal_steps
+        ),
+    )
+    return [s for s in stage_boundaries(schedule, total)[1:] if s < total]
+
+
 def resolve_metric(name: str, available: Iterable[str]) -> str:
     """A metric key as logged: ``mig`` finds ``metrics/mig``; unknown names list the known."""
     available = sorted(set(available))
@@ -69,29 +108,44 @@ def resolve_metric(name: str, available: Iterable[str]) -> str:
 
 
 def _number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _final(trial: Any, metric: str) -> str | None:
+    """The key of the standard setting's score of ``metric``, if the trial logged one."""
+    if metric.startswith(keys.METRIC_PREFIX) and keys.final_key(metric) in trial.metrics:
+        return keys.final_key(metric)
+    return None
 
 
 def objective_value(trial: Any, metric: str) -> float | None:
     """The trial's score on ``metric``: the standard setting's ``final/<key>`` when the trial
     ran to its end, else the last value it reported (a stopped trial's fast-setting score).
+    None when there is none, or it is not a finite number.
 
     The search, its parent run, inspect and export all rank on this one number.
     """
-    if metric.startswith(keys.METRIC_PREFIX):
-        final = _number(trial.metrics.get(keys.final_key(metric)))
-        if final is not None:
-            return final
-    return _number(trial.metrics.get(metric))
+    return _number(trial.metrics.get(_final(trial, metric) or metric))
 
 
 def objective_setting(trial: Any, metric: str) -> str | None:
-    """Which metric setting :func:`objective_value` is: "standard", "fast" or None (no value)."""
-    if metric.startswith(keys.METRIC_PREFIX):
-        if _number(trial.metrics.get(keys.final_key(metric))) is not None:
-            return "standard"
-        return "fast" if _number(trial.metrics.get(metric)) is not None else None
-    return "report" if _number(trial.metrics.get(metric)) is not None else None
+    """Which metric setting :func:`objective_value` is: "standard", "fast", "report" (a report
+    key such as train/recon) or None (no value)."""
+    if objective_value(trial, metric) is None:
+        return None
+    if _final(trial, metric):
+        return "standard"
+    return "fast" if metric.startswith(keys.METRIC_PREFIX) else "report"
+
+
+def completed(trial: Any, metric: str) -> bool:
+    """Whether the trial ran to its last step: its standard score, its ``trial/completed``
+    mark (the search's last report) or its stop reason says so."""
+    return (
+        _final(trial, metric) is not None
+        or trial.metrics.get(keys.COMPLETED) == 1.0
+        or getattr(trial, "stop_reason", None) == "completed"
+    )
 
 
 def finished(trials: Sequence[Any], metric: str) -> list[Any]:
@@ -108,15 +162,44 @@ def _score(trial: Any, metric: str) -> float:
 
 
 def ranked(trials: Sequence[Any], metric: str, mode: str) -> list[Any]:
-    """Best first (``mode`` "max" or "min"), as the search chooses its best: the trials scored
-    in the standard setting (they ran to the end) before those stopped early."""
+    """Best first (``mode`` "max" or "min"): the trials that ran to their end (scored in the
+    standard setting) before those stopped early; ties keep the given order."""
     sign = -1.0 if mode == "max" else 1.0
 
     def order(trial: Any) -> tuple[int, float]:
-        standard = objective_setting(trial, metric) == "standard"
-        return (0 if standard else 1, sign * _score(trial, metric))
+        return (0 if completed(trial, metric) else 1, sign * _score(trial, metric))
 
     return sorted(finished(trials, metric), key=order)
+
+
+@dataclass(frozen=True)
+class _LastReport:
+    """A trial's last Tune report, seen as a record by :func:`ranked`."""
+
+    trial_id: str
+    metrics: Mapping[str, Any]
+    status: str = "TERMINATED"
+
+
+def best_report(
+    reports: Sequence[Mapping[str, Any]], metric: str, mode: str
+) -> tuple[str, float] | None:
+    """Trial id and :func:`objective_value` of the best of the trials' last reports (Tune's
+    ``Result.metrics``, which carry ``trial_id``), by :func:`ranked`; None if none scored.
+
+    What the search prints and records on its parent run: the same trial, and the same
+    number, as inspect's first row and export's choice.
+    """
+    records = [
+        _LastReport(str(r.get("trial_id", i)), {k: v for k, v in r.items() if _is_number(v)})
+        for i, r in enumerate(reports)
+    ]
+    order = ranked(records, metric, mode)
+    return (order[0].trial_id, _score(order[0], metric)) if order else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- filtering --------------------------------------------------------------------------------
@@ -164,7 +247,7 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "betas": betas,
         "earlier": earlier_mode(trial.params),
         "lr_scales": stage_values(trial.params, "lr_scale")[1:],
-        "lr": _float(trial.params.get("training.lr")),
+        "lr": param_float(trial.params.get("training.lr")),
         "steps": trial.steps,
         "wall_s": round(wall, 1) if wall is not None else None,
         "run_id": trial.run_id,
@@ -179,7 +262,7 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
 def objective_spread(trial: Any, metric: str) -> str | None:
     """Mean ± std of the objective's metric over a trial's replicas (None for one replica),
     in the setting :func:`objective_value` reads."""
-    count = int(_float(trial.params.get("training.replicas")) or 1)
+    count = int(param_float(trial.params.get("training.replicas")) or 1)
     if count < 2:
         return None
     base, _ = split_objective_key(metric)
@@ -223,13 +306,6 @@ def search_row(search: Any) -> dict[str, Any]:
         "objective": search.objective,
         "best": objective_value(best[0], search.objective) if best else None,
     }
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 # --- Parquet ----------------------------------------------------------------------------------
@@ -316,95 +392,3 @@ def choose_trial(
         raise ConfigError(f"--rank {rank} but only {len(order)} trials finished")
     chosen = order[rank - 1]
     return chosen, f"rank {rank} of {len(order)} by {metric} ({mode})"
-
-
-# --- a narrowed search space for a second round -------------------------------------------------
-
-
-def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
-    """A trial's values of the search-space parameters, read back from its run config params."""
-    p = trial.params
-    betas = stage_values(p, "beta")
-    seen: dict[str, list[Any]] = defaultdict(list)
-    for key, param in (
-        ("lr", "training.lr"),
-        ("beta", "objective.beta"),
-        ("capacity_max", "objective.capacity_max"),
-        ("gamma", "schedule.gamma"),
-        ("beta_max", "schedule.beta_max"),
-    ):
-        if _float(p.get(param)) is not None:
-            seen[key].append(_float(p[param]))
-    if p.get("objective.kind", "deft") != "deft":
-        if _float(p.get("model.latents_per_group")) is not None:
-            seen["num_latents"].append(int(float(p["model.latents_per_group"])))
-        return dict(seen)
-    seen["rule"].append(p.get("schedule.rule", "fixed"))
-    seen["num_stages"].append(stage_count(p))
-    if earlier_mode(p) is not None:
-        seen["earlier"].append(earlier_mode(p))
-    seen["latents_per_group"].append(int(float(p.get("model.latents_per_group", 1))))
-    if betas:
-        seen["beta_first"].append(betas[0])
-    seen["beta_pos"].extend(_positions(betas))
-    fixed_lengths = stage_values(p, "steps")[: stage_count(p) - 1]  # the last takes the rest
-    seen["stage_frac"].extend(s / steps_per_trial for s in fixed_lengths)
-    if earlier_mode(p) == "scale":  # frozen trials' lr_scale is not a sampled value
-        seen["lr_scale"].extend(stage_values(p, "lr_scale")[1:])
-    return dict(seen)
-
-
-def _positions(betas: list[float]) -> list[float]:
-    """Where each middle beta lies between its predecessor and the last beta, in log space."""
-    if len(betas) < 3 or betas[-1] <= 0:
-        return []
-    last = math.log(betas[-1])
-    return [
-        (math.log(b) - last) / (math.log(prev) - last)
-        for prev, b in zip(betas[:-2], betas[1:-1])
-        if prev != betas[-1]
-    ]
-
-
-def refine_space(
-    space: dict[str, Any], trials: Sequence[Any], widen: float = 0.1
-) -> dict[str, Any]:
-    """A copy of ``space`` whose searched ranges span the given (top) trials, widened a little.
-
-    Ranges shrink to [min, max] of the values the trials used, widened by ``widen`` of the span
-    on each side (in log space for log ranges) and clipped to the original range; choices keep
-    only the values the trials used. Fixed parameters stay as they were.
-    """
-    steps = int((space.get("budget") or {}).get("steps_per_trial", 1))
-    seen: dict[str, list[Any]] = defaultdict(list)
-    for trial in trials:
-        for key, values in observed_values(trial, steps).items():
-            seen[key].extend(values)
-    from deft_tune.search.space import param_domains  # pure Python: no Ray, no Optuna
-
-    domains = param_domains(space.get("method", "deft"))
-    params = dict(space.get("params") or {})
-    for key, spec in params.items():
-        if isinstance(spec, dict) and seen.get(key) and key in domains:
-            params[key] = _narrow(spec, seen[key], widen, domains[key][0].type == "int")
-    refined = {**space, "params": params, "name": f"{space.get('name', 'search')}-refined"}
-    refined.pop("start", None)  # the first round's starting points may lie outside the ranges
-    return refined
-
-
-def _narrow(spec: dict[str, Any], values: list[Any], widen: float, integer: bool) -> Any:
-    if "choices" in spec:
-        used = [c for c in spec["choices"] if c in values or _float(str(c)) in values]
-        return used[0] if len(used) == 1 else {**spec, "choices": used or list(spec["choices"])}
-    low, high, log = float(spec["low"]), float(spec["high"]), bool(spec.get("log"))
-    fwd, back = (math.log, math.exp) if log else (float, float)
-    lo, hi = fwd(min(values)), fwd(max(values))
-    if integer and lo == hi:  # every top trial agreed on this count: fix it
-        return int(round(back(lo)))
-    pad = widen * (hi - lo if hi > lo else abs(hi) or 1.0)
-    new_low, new_high = max(low, back(lo - pad)), min(high, back(hi + pad))
-    if integer:
-        new_low, new_high = math.floor(new_low), math.ceil(new_high)
-    if new_low == new_high:  # every top trial agreed: fix the value
-        return new_low
-    return {**spec, "low": new_low, "high": new_high}

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from deft_tune import report
 from deft_tune import report_keys as keys
@@ -22,6 +23,8 @@ from deft_tune.plots import save_figure
 
 FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at 100 dpi
 TOP_TRIALS = 3
+FEW_VALUES = 4  # a parameter with at most this many values gets a labelled tick on each
+_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")  # 0.001, 3, 40: no offset, no 10^x
 
 
 def objective_over_trials(trials: Sequence[Any], metric: str, mode: str) -> Figure:
@@ -41,6 +44,8 @@ def objective_over_trials(trials: Sequence[Any], metric: str, mode: str) -> Figu
     ax.scatter(xs, ys, label="trial", color="tab:blue")
     ax.step(xs, best, where="post", label="best so far", color="tab:red")
     ax.set(xlabel="trial (start order)", ylabel=metric, title=f"{metric} over the search")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.legend()
     return figure
 
@@ -56,17 +61,36 @@ def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
     rows = math.ceil(len(columns) / cols)
     axes = figure.subplots(rows, cols, squeeze=False)
     for ax, (name, points) in zip(axes.flat, columns.items()):
-        ax.scatter([p[0] for p in points], [p[1] for p in points], s=12)
+        xs = [p[0] for p in points]
+        ax.scatter(xs, [p[1] for p in points], s=12)
         ax.set_xlabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
-        if name in ("lr", "beta 1") or name.startswith("lr scale"):
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at this size
+        log = name in ("lr", "beta 1") or name.startswith("lr scale")
+        param_ticks(ax, xs, log=log)
+        ax.ticklabel_format(axis="y", useOffset=False)
     for ax in list(axes.flat)[len(columns) :]:
         ax.set_visible(False)
     figure.supylabel(metric)
     figure.tight_layout()
     return figure
+
+
+def param_ticks(ax: Axes, values: Sequence[float], *, log: bool) -> None:
+    """x ticks for a parameter: a labelled tick on each value when it took few (choices, stage
+    counts), whole numbers for integer parameters, plain numbers (no offset such as
+    "1.005x10^0", no bare powers of ten) otherwise."""
+    distinct = sorted(set(values))
+    if log:
+        ax.set_xscale("log")
+    if len(distinct) <= FEW_VALUES:
+        ax.xaxis.set_major_locator(FixedLocator(distinct))
+        ax.xaxis.set_minor_locator(NullLocator())
+    elif all(float(v).is_integer() for v in distinct):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    elif log:
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # inside the range, even within a decade
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at this size
+    ax.xaxis.set_major_formatter(_PLAIN)
 
 
 def _sampled_columns(trials: Sequence[Any], metric: str) -> dict[str, list[tuple[float, float]]]:
@@ -83,8 +107,12 @@ def _sampled_columns(trials: Sequence[Any], metric: str) -> dict[str, list[tuple
     return {k: v for k, v in columns.items() if len({x for x, _ in v}) > 1}
 
 
-def information_per_group(histories: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
-    """KL per group over training, one panel per trial (``{trial: {kl/groupG: [(step, v)]}}``)."""
+def information_per_group(
+    histories: dict[str, dict[str, list[tuple[int, float]]]],
+    stage_starts: dict[str, list[int]] | None = None,
+) -> Figure:
+    """KL per group over training, one panel per trial (``{trial: {kl/groupG: [(step, v)]}}``),
+    with dashed lines where the trial's stages began (``{trial: [step, ...]}``)."""
     figure = Figure(figsize=FIGSIZE)
     if not histories:
         figure.text(0.5, 0.5, "no trial logged KL per group", ha="center")
@@ -94,7 +122,12 @@ def information_per_group(histories: dict[str, dict[str, list[tuple[int, float]]
         for key in sorted(series, key=lambda k: int(k.removeprefix(keys.KL_GROUP_PREFIX))):
             steps, values = zip(*series[key])
             ax.plot(steps, values, label=key.removeprefix("kl/"))
+        last = max(step for points in series.values() for step, _ in points)
+        for start in (stage_starts or {}).get(trial, []):
+            if start < last:
+                ax.axvline(start, color="gray", linestyle="--", linewidth=0.8)
         ax.set(title=trial, xlabel="step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     axes[0].set_ylabel("KL on the probe batch (nats)")
     figure.tight_layout()
@@ -144,7 +177,8 @@ def write_all(
         "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
         "objective_vs_params.png": objective_vs_params(search.trials, metric),
         "information_per_group.png": information_per_group(
-            {k: v for k, v in per_group.items() if v}
+            {k: v for k, v in per_group.items() if v},
+            {t.trial_id: report.stage_starts(t) for t in top},
         ),
         "stop_reasons.png": stop_reasons(search.trials, steps),
     }

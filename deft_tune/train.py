@@ -12,6 +12,9 @@ replica r with seed ``seed + r``, on one schedule; the report holds each replica
 CPU, several replicas step on Python threads with one torch thread each (at most
 ``torch.get_num_threads()`` of them), so each computes exactly as a one-thread, one-replica run.
 
+A trainer sets torch's CPU threads to ``training.threads`` (process-wide: torch has one pool),
+since the thread count is part of what the numbers are (see :mod:`deft_tune.threads`).
+
     trainer = Trainer(load_config("run.yaml"))
     last = trainer.run(report=print)
     codes = trainer.representation(images)
@@ -37,19 +40,22 @@ from deft_tune import report_keys as keys
 from deft_tune.aggregate import combine
 from deft_tune.batches import device_storage
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
-from deft_tune.errors import TrainingError
+from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write
-from deft_tune.model import GroupedVAE
+from deft_tune.memory import check_run_memory
+from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
 from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
+from deft_tune.threads import limit_threads
 
 __all__ = [
     "EvalContext",
     "EvalHook",
     "Trainer",
     "default_memory_format",
+    "read_checkpoint",
     "resolve_device",
     "resolve_run",
 ]
@@ -58,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float]], None]
 T = TypeVar("T")
+OnStep = Callable[[int], None]
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -102,6 +109,32 @@ def resolve_run(config: RunConfig, device: torch.device) -> RunConfig:
     return dataclasses.replace(config, training=chosen)
 
 
+CHECKPOINT_KEYS = frozenset(("config", "step", "replicas"))
+REPLICA_KEYS = frozenset(
+    ("model", "optimizer", "batches", "noise", "sums", "steps_summed", "bad_step", "hooks")
+)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The state a checkpoint holds (weights_only: no code runs); DataError if not one."""
+    what = "deft-tune training checkpoint"
+    state = load_torch_file(path, what)
+    if isinstance(state, dict) and {"config", "model", "observation_shape"} <= state.keys():
+        raise DataError(
+            f"{path} is not a {what}: it is a model file ({MODEL_FILE}), which holds weights "
+            "but no optimizer or data state; resume from the run's checkpoints/last.pt"
+        )
+    replicas = state.get("replicas") if isinstance(state, dict) else None
+    if (
+        not isinstance(state, dict)
+        or not CHECKPOINT_KEYS <= state.keys()
+        or not isinstance(replicas, list)
+        or not all(isinstance(r, dict) and REPLICA_KEYS <= r.keys() for r in replicas)
+    ):
+        raise DataError(f"{path} is not a {what} (it lacks the trainer's state)")
+    return state
+
+
 class Trainer:
     """Trains one run described by a :class:`RunConfig`; see the module docstring.
 
@@ -116,11 +149,11 @@ class Trainer:
         hooks: Sequence[EvalHook] = (),
         device: str | torch.device | None = None,
     ) -> None:
-        self.data = (
-            data if data is not None else get_dataset(config.data.name, **config.data.options)
-        )
+        limit_threads(config.training.threads)  # before any kernel runs: it decides the numbers
+        self.data = data if data is not None else run_dataset(config.data.name, config.data.options)
         self.device = resolve_device(device if device is not None else config.training.device)
         self.config = resolve_run(config, self.device)
+        check_run_memory(self.config, self.data.observation_shape, self.device)  # first
         self.step = 0
         storage = device_storage(self.data, self.device)
         self.replicas = [
@@ -178,10 +211,15 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
 
-    def run(self, report: Report | None = None, until: int | None = None) -> dict[str, float]:
-        """Train up to step ``until`` (default training.steps); return the last report."""
-        total = self.config.training.steps
-        until = total if until is None else until
+    def run(
+        self, report: Report | None = None, until: int | None = None, on_step: OnStep | None = None
+    ) -> dict[str, float]:
+        """Train up to step ``until`` (default training.steps); return the last report.
+
+        ``on_step(step)`` is called after every step with the number of steps trained (a
+        progress bar's hook: it gets no tensor, so it never makes the step wait for the device).
+        """
+        until = self.config.training.steps if until is None else until
         if until < self.step:
             raise ValueError(f"until == {until} lies before the current step {self.step}")
         interval = self.config.evaluation.interval
@@ -193,6 +231,8 @@ class Trainer:
                 self._enter_stage(at)
                 each(partial(Replica.train_step, at=at))
                 self.step += 1
+                if on_step is not None:
+                    on_step(self.step)
                 if self.step % interval == 0 or self.step == until:
                     last = self._report(report, each)
         return last
@@ -262,20 +302,31 @@ class Trainer:
         hooks: Sequence[EvalHook] = (),
         device: str | torch.device | None = None,
     ) -> Trainer:
-        """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`."""
+        """A trainer that continues from a checkpoint written by :meth:`save_checkpoint`.
+
+        The file is loaded with ``weights_only=True`` (tensors and plain data: a checkpoint
+        never runs code); DataError names the file when it is not a checkpoint of this loop.
+        """
+        state = read_checkpoint(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise TrainingError(f"cannot read checkpoint {path}: {exc}") from None
-        trainer = cls(RunConfig.from_dict(state["config"]), data=data, hooks=hooks, device=device)
-        trainer.load_state_dict(state)
+            config = RunConfig.from_dict(state["config"])
+        except ConfigError as exc:
+            raise DataError(f"{path}: the run config in it is invalid ({exc})") from None
+        trainer = cls(config, data=data, hooks=hooks, device=device)
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            raise DataError(
+                f"{path} is not a deft-tune training checkpoint of its own config ({reason})"
+            ) from None
         return trainer
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         at = self.position(self.step)
         if len(state["replicas"]) != len(self.replicas):
-            raise TrainingError(
+            raise DataError(
                 f"the checkpoint holds {len(state['replicas'])} replicas, the config "
                 f"{len(self.replicas)}"
             )

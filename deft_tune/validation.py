@@ -23,14 +23,21 @@ import numpy as np
 from deft_tune.errors import ConfigError
 
 __all__ = [
+    "MAX_SEED",
     "RandomLike",
     "check_choice",
     "check_keys",
     "check_random_state",
     "check_scalar",
+    "check_seed",
 ]
 
 RandomLike = int | np.random.Generator | None
+
+# The largest seed: torch generators take seeds below 2**64 and the training loop derives its
+# streams as seed + k (k <= 7); 2**63 - 1 (a signed 64-bit integer) also fits every int64 column
+# a seed may be stored in. numpy takes any non-negative integer.
+MAX_SEED = 2**63 - 1
 
 
 def check_scalar(
@@ -84,6 +91,14 @@ def _bounds(low: float | None, high: float | None, left: bool, right: bool) -> s
     if low is not None:
         return f"be {'>=' if left else '>'} {low:g}"
     return f"be {'<=' if right else '<'} {high:g}"
+
+
+def check_seed(value: Any, name: str) -> int:
+    """``value`` as a seed: a whole number in [0, 2**63 - 1] (:data:`MAX_SEED`)."""
+    seed = check_scalar(value, name, int)
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} == {seed}, must lie in [0, 2**63 - 1]")
+    return seed
 
 
 def check_choice(value: Any, name: str, choices: Collection[Any]) -> Any:

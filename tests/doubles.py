@@ -7,7 +7,10 @@
   expected scores follow from the definitions;
 - :class:`SmallGridDSprites`: a picklable factory of dSprites cut to a small grid (the real
   renderer), for trials that run in Ray worker processes;
-- :func:`tiny_space`: a DEFT search space that trains in seconds.
+- :func:`tiny_space`: a DEFT search space that trains in seconds; :class:`UnreadableData`, a
+  data factory that fails in every trial;
+- :func:`write_code_running_checkpoint`: a hostile checkpoint whose unpickling would run a
+  shell command (it touches a marker file), to prove that no checkpoint is ever unpickled.
 
 Ray workers cannot import this module by name (they run outside the test's sys.path), so it is
 registered to be pickled by value.
@@ -202,6 +205,38 @@ def tiny_space(
         },
     }
     path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
+class UnreadableData:
+    """A data factory that fails in every trial, as a broken data set would."""
+
+    MESSAGE = "the test's data set is unreadable"
+
+    def __call__(self):
+        from deft_tune.errors import DataError
+
+        raise DataError(self.MESSAGE)
+
+
+class _RunsCode:
+    """Unpickling this calls ``os.system(command)``: what a hostile checkpoint would do."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def write_code_running_checkpoint(path: Path, marker: Path, state: dict) -> Path:
+    """``state`` (a real trainer's state dict) saved with one entry that, when unpickled by a
+    full ``torch.load``, runs ``touch marker``. A safe loader leaves ``marker`` absent."""
+    import torch
+
+    torch.save({**state, "hooks": [_RunsCode(f"touch {marker}")]}, path)
     return path
 
 

@@ -19,3 +19,27 @@ def test_console_script_runs_as_a_module():
         [sys.executable, "-m", "deft_tune", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("deft-tune ")
+
+
+# Heavy imports that --help and --version must not pay for (seconds on a cold machine).
+_HEAVY = ("torch", "sklearn", "scipy", "ray", "optuna", "mlflow", "matplotlib", "pyarrow")
+
+
+def test_help_and_version_import_no_torch_or_scikit_learn():
+    # A fresh interpreter, as a user's shell gives: every command's --help, and --version.
+    commands = ["train", "evaluate", "data", "ifp", "search", "inspect", "export", "launch"]
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from deft_tune.cli import main\n"
+        f"for argv in [['--help'], ['--version']] + [[c, '--help'] for c in {commands!r}]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit as exc:\n"
+        "            assert exc.code == 0, (argv, exc.code)\n"
+        f"print(json.dumps(sorted(m for m in {list(_HEAVY)!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

@@ -86,9 +86,22 @@ def test_scientific_notation_string_is_read_as_float():
             {"schedule": {"rule": "annealed", "stages": [{"beta": 5}, {"beta": 9}]}},
             "must decrease under the annealed rule",
         ),
+        (
+            {"schedule": {"stages": [{"beta": 1, "steps": 300}, {"beta": 20}]}},
+            "schedule.stages betas [1.0, 20.0] rise under the fixed rule, must not",
+        ),
         ({"objective": {"kind": "vae"}}, "objective.kind == 'vae', must be one of"),
         ({"training": {"batch_size": "big"}}, "training.batch_size == 'big', must be int"),
         ({"training": {"device": "tpu"}}, "training.device == 'tpu'"),
+        (
+            {"evaluation": {"metrics": ["mig", "migg"]}},
+            "evaluation.metrics[1] == 'migg', must be one of",
+        ),
+        (
+            {"training": {"steps": 1000, "seed": 10**20}},
+            "training.seed == 100000000000000000000, must lie in [0, 2**63 - 1]",
+        ),
+        ({"training": {"threads": 0}}, "training.threads == 0, must be >= 1"),
     ],
 )
 def test_impossible_values_are_refused_naming_field_value_and_fix(change, message):
@@ -127,3 +140,22 @@ def test_freeze_and_an_open_annealed_last_stage_survive_the_yaml_round_trip(tmp_
     path = dump_config(config, tmp_path / "run.yaml")
     assert load_config(path) == config
     assert "earlier: freeze" in path.read_text()
+
+
+def test_a_config_that_is_not_utf8_is_named_in_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("data: {name: dsprites_full}\n# r\u00e9sum\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(latin1)
+    message = str(caught.value)
+    assert "latin1.yaml is not UTF-8 text (byte 0xe9" in message and "\n" not in message
+
+
+def test_the_largest_seed_is_accepted():
+    config = RunConfig.from_dict({**DEFT, "training": {"steps": 1000, "seed": 2**63 - 1}})
+    assert config.training.seed == 2**63 - 1
+
+
+def test_equal_fixed_rule_betas_are_accepted():
+    stages = [{"beta": 4, "steps": 300}, {"beta": 4, "lr_scale": 0.1}]
+    assert RunConfig.from_dict({**DEFT, "schedule": {"stages": stages}}).schedule.rule == "fixed"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -67,3 +69,53 @@ def test_output_checks_refuse_folders_and_files_in_the_way(tmp_path):
         check_output_dir(tmp_path / "file", "--out")
     assert check_output_file(tmp_path / "new" / "x.yaml", "--out") == tmp_path / "new" / "x.yaml"
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+_UMASK_SCRIPT = """
+import os, sys
+os.umask(0o022)  # before deft_tune reads it
+from deft_tune.data.dsprites import DSprites
+from tests.doubles import SMALL_DSPRITES_SIZES
+DSprites.factor_sizes = SMALL_DSPRITES_SIZES  # the small grid, as the small_dsprites fixture
+from deft_tune.cli import main
+for argv in (
+    ["data", "show", "dsprites_full", "--out", "dsprites.png"],
+    ["ifp", "--dataset", "dsprites_full", "--smoke-test", "--out", "ifp"],
+    ["train", "--config", "run.yaml", "--out", "run", "--no-progress"],
+):
+    assert main(argv) == 0, argv
+"""
+
+_RUN = """
+data: {name: dsprites_full}
+model: {groups: 1, latents_per_group: 2, encoder_width: 4, decoder_width: 4}
+schedule: {stages: [{beta: 1}]}
+training: {steps: 4, batch_size: 8, checkpoint_interval: 2}
+evaluation: {interval: 2, probe_size: 32, metrics: []}
+"""
+
+
+@pytest.mark.slow
+def test_what_the_commands_write_gets_the_users_umask(tmp_path):
+    # The files a new user's first commands write (a PNG, the annealing test's outputs, a run
+    # folder) come out 0644 under umask 022, not the 0600 of a temporary file.
+    from tests import REPO, scaled
+
+    (tmp_path / "run.yaml").write_text(_RUN)
+    env = {**os.environ, "DEFT_TUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-c", _UMASK_SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=scaled(600),
+    )
+    written = [
+        p for folder in ("ifp", "run") for p in (tmp_path / folder).rglob("*") if p.is_file()
+    ]
+    written.append(tmp_path / "dsprites.png")
+    assert {"ifp.parquet", "config.yaml", "model.pt", "last.pt"} <= {p.name for p in written}
+    modes = {
+        p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in written
+    }
+    assert set(modes.values()) == {"0o644"}, modes

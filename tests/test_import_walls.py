@@ -19,6 +19,7 @@ LIBRARY_ROOMS = (
     "deft_tune.batches", "deft_tune.train", "deft_tune.data", "deft_tune.model",
     "deft_tune.freezing", "deft_tune.freezing.report", "deft_tune.freezing.ifp_table",
     "deft_tune.metrics", "deft_tune.report", "deft_tune.report_plots", "deft_tune.plots",
+    "deft_tune.refine", "deft_tune.threads",
 )  # fmt: skip
 HEAVY = ("ray", "optuna", "mlflow")
 

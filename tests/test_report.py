@@ -50,13 +50,14 @@ TRIALS = [
 
 
 def test_ranking_is_best_first_and_skips_running_and_unscored_trials():
-    assert [t.trial_id for t in report.ranked(TRIALS, "metrics/mig", "max")] == ["b", "c", "a"]
-    assert [t.trial_id for t in report.ranked(TRIALS, "metrics/mig", "min")] == ["a", "c", "b"]
+    # a and b ran to their end (stop reason completed), c was stopped: completed trials first.
+    assert [t.trial_id for t in report.ranked(TRIALS, "metrics/mig", "max")] == ["b", "a", "c"]
+    assert [t.trial_id for t in report.ranked(TRIALS, "metrics/mig", "min")] == ["a", "b", "c"]
     rows = report.trials_table(TRIALS, "metrics/mig", "max")
-    assert [r["trial"] for r in rows] == ["b", "c", "a", "d", "e"]
+    assert [r["trial"] for r in rows] == ["b", "a", "c", "d", "e"]
     assert [r["trial"] for r in report.trials_table(TRIALS, "metrics/mig", "max", top=2)] == [
         "b",
-        "c",
+        "a",
     ]
 
 
@@ -74,6 +75,66 @@ def test_one_best_completed_trials_rank_on_their_standard_final_score_first():
     assert (row["objective"], row["setting"]) == (0.10, "standard")
     kept = report.parse_where("mig < 0.12", {"metrics/mig", "final/mig"})
     assert kept(done) and not kept(cut)
+
+
+# One trial seen twice: its last Tune report (what the search ranks) and its MLflow record
+# (what inspect and export rank). A completed trial's last report has the standard score under
+# both keys; MLflow keeps the last fast score under metrics/<key> and the standard one under
+# final/<key>. (trial id, last fast score, standard score or None if stopped, stop reason)
+_SEEN = {
+    "completed beats a better stopped trial": [
+        ("done", 0.15, 0.10, "completed"),
+        ("cut", 0.20, None, "no_capture"),
+    ],
+    "among completed, the standard score decides, not the last fast one": [
+        ("x", 0.30, 0.11, "completed"),
+        ("y", 0.05, 0.12, "completed"),
+    ],
+    "a completed trial whose standard score is NaN cannot rank": [
+        ("nan", 0.50, math.nan, "completed"),
+        ("ok", 0.10, 0.20, "completed"),
+        ("cut", 0.40, None, "asha"),
+    ],
+    "no trial completed: the fast scores decide": [
+        ("p", 0.10, None, "asha"),
+        ("q", 0.30, None, "diffusion"),
+    ],
+}
+
+
+def _tune_report(trial_id, fast, standard, reason):
+    out = {"trial_id": trial_id, "metrics/mig": fast, "trial/completed": 0.0, "done": True}
+    if standard is not None:
+        out |= {"metrics/mig": standard, "final/mig": standard, "trial/completed": 1.0}
+    return out
+
+
+def _mlflow_record(trial_id, fast, standard, reason):
+    metrics = {"metrics/mig": fast, "trial/completed": 0.0}
+    if standard is not None:
+        metrics |= {"final/mig": standard, "trial/completed": 1.0}
+    status = "FINISHED" if reason == "completed" else "KILLED"
+    return Trial(trial_id, metrics, status=status, stop_reason=reason)
+
+
+@pytest.mark.parametrize("case", sorted(_SEEN))
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_the_search_and_inspect_pick_the_same_best_with_the_same_value(case, mode):
+    rows = _SEEN[case]
+    best = report.best_report([_tune_report(*row) for row in rows], "metrics/mig", mode)
+    records = report.ranked([_mlflow_record(*row) for row in rows], "metrics/mig", mode)
+    assert best == (records[0].trial_id, report.objective_value(records[0], "metrics/mig"))
+
+
+def test_a_report_key_objective_also_ranks_completed_trials_first():
+    done = Trial("done", {"train/recon": 50.0, "trial/completed": 1.0})
+    cut = Trial("cut", {"train/recon": 40.0}, stop_reason="asha")
+    assert [t.trial_id for t in report.ranked([cut, done], "train/recon", "min")] == ["done", "cut"]
+    tune = [{"trial_id": "cut", "train/recon": 40.0}, {"trial_id": "done", **done.metrics}]
+    assert report.best_report(tune, "train/recon", "min") == ("done", 50.0)
+    assert report.objective_setting(done, "train/recon") == "report"
+    unscored = [{"trial_id": "x", "metrics/mig": math.nan}]
+    assert report.best_report(unscored, "metrics/mig", "max") is None
 
 
 def test_metric_names_resolve_to_logged_keys_or_list_them():
@@ -164,31 +225,21 @@ def test_parquet_holds_every_trial_param_and_metric(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
 
 
-def test_refined_space_spans_the_top_trials_widened_and_clipped():
-    space = {
-        "name": "s",
-        "budget": {"steps_per_trial": 1000},
-        "params": {
-            "beta_first": {"low": 4, "high": 40, "log": True},
-            "stage_frac": {"low": 0.1, "high": 0.4},
-            "num_stages": {"low": 2, "high": 4},
-            "lr_scale": {"choices": [0.1, 1.0]},
-            "lr": 0.001,
+def test_stage_starts_come_from_the_trials_schedule():
+    fixed = Trial("f", {}, params={**deft_params([4, 2, 1], [1, 0.1, 0.1], [216, 203, "None"]),
+                                   "training.steps": "600"})  # fmt: skip
+    assert report.stage_starts(fixed) == [216, 419]
+    annealed = Trial(
+        "a",
+        {},
+        params={
+            **deft_params([70, 30, 15, 1], [1, 0.1, 0.1, 0.1], ["None"] * 4),
+            "schedule.rule": "annealed",
+            "schedule.beta_max": "150",
+            "schedule.gamma": "20",
+            "schedule.anneal_steps": "200000",
+            "training.steps": "30000",
         },
-        "start": [{"betas": [20, 1]}],
-    }
-    top = [
-        Trial("a", {}, deft_params([10, 1], [1, 0.1], [200, "None"])),
-        Trial("b", {}, deft_params([20, 1], [1, 0.1], [300, "None"])),
-    ]
-    refined = report.refine_space(space, top, widen=0.1)
-    beta = refined["params"]["beta_first"]
-    pad = 0.1 * math.log(2)
-    assert beta["low"] == pytest.approx(math.exp(math.log(10) - pad))
-    assert beta["high"] == pytest.approx(math.exp(math.log(20) + pad))
-    assert refined["params"]["stage_frac"]["low"] == pytest.approx(0.19)
-    assert refined["params"]["stage_frac"]["high"] == pytest.approx(0.31)
-    assert refined["params"]["num_stages"] == 2  # both top trials had 2 stages
-    assert refined["params"]["lr_scale"] == 0.1
-    assert refined["params"]["lr"] == 0.001 and "start" not in refined
-    assert refined["name"] == "s-refined"
+    )
+    assert report.stage_starts(annealed) == [7622, 16095, 23026]  # docs/training.md
+    assert report.stage_starts(Trial("b", {}, params={"objective.kind": "beta_vae"})) == []

@@ -6,10 +6,11 @@ import torch
 
 from deft_tune.batches import BatchSource
 from deft_tune.config import RunConfig
-from deft_tune.errors import TrainingError
+from deft_tune.errors import DataError, TrainingError
+from deft_tune.model import save_model
 from deft_tune.schedules import lr_scales_at
 from deft_tune.train import EvalContext, Trainer
-from tests.doubles import Squares, SquaresProtocolOnly
+from tests.doubles import Squares, SquaresProtocolOnly, write_code_running_checkpoint
 
 SMALL = {"encoder_width": 4, "decoder_width": 4}
 DEFT = {
@@ -255,3 +256,67 @@ def test_replica_r_of_a_run_is_the_one_replica_run_with_seed_plus_r(threads):
         assert together[r] == pytest.approx(scores, abs=1e-6)
     mean_kl = sum(reports[-1][f"replica{r}/kl/total"] for r in range(3)) / 3
     assert reports[-1]["kl/total"] == pytest.approx(mean_kl)
+
+
+# --- checkpoints are data, never code ---------------------------------------------------
+
+
+def _trained(steps=3):
+    trainer = Trainer(deft_config(), data=Squares())
+    trainer.run(until=steps)
+    return trainer
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "marker"
+    path = write_code_running_checkpoint(tmp_path / "evil.pt", marker, _trained().state_dict())
+    with pytest.raises(DataError, match="not a deft-tune training checkpoint") as caught:
+        Trainer.from_checkpoint(path, data=Squares())
+    assert not marker.exists(), "unpickling the checkpoint ran its code"
+    assert str(path) in str(caught.value) and "never loaded" in str(caught.value)
+    assert "weights_only=False" not in str(caught.value)  # no advice to load it unsafely
+
+
+def _not_checkpoints(tmp_path):
+    state = _trained().state_dict()
+    model_file = tmp_path / "model.pt"
+    save_model(model_file, deft_config(), _trained().model, (1, 64, 64))
+    wrong_shape = {
+        **state,
+        "replicas": [{**state["replicas"][0], "model": {"x": torch.zeros(2)}}],
+    }
+    return {
+        "random bytes": lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)),
+        "zeros": lambda p: p.write_bytes(bytes(4096)),
+        "empty": lambda p: p.write_bytes(b""),
+        "a list": lambda p: torch.save([1, 2, 3], p),
+        "a model file": lambda p: p.write_bytes(model_file.read_bytes()),
+        "half a checkpoint": lambda p: torch.save({"step": 3, "config": state["config"]}, p),
+        "other weights": lambda p: torch.save(wrong_shape, p),
+        "a folder": lambda p: p.mkdir(),
+    }
+
+
+def test_files_that_are_not_checkpoints_are_refused_naming_the_file(tmp_path):
+    for what, write in _not_checkpoints(tmp_path).items():
+        path = tmp_path / f"{what.replace(' ', '_')}.pt"
+        write(path)
+        with pytest.raises(DataError) as caught:
+            Trainer.from_checkpoint(path, data=Squares())
+        message = str(caught.value)
+        assert str(path) in message and "\n" not in message, (what, message)
+        assert "checkpoint" in message, (what, message)
+    model_message = str(
+        pytest.raises(DataError, Trainer.from_checkpoint, tmp_path / "a_model_file.pt").value
+    )
+    assert "it is a model file" in model_message
+
+
+def test_a_checkpoint_holds_only_tensors_and_plain_data(tmp_path):
+    trainer = _trained(steps=18)  # every stage, freezing events, captures
+    path = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    state = torch.load(path, weights_only=True)  # raises if anything else were pickled
+    assert isinstance(state["config"], dict) and isinstance(
+        state["replicas"][0]["batches"]["rng"], dict
+    )
+    assert Trainer.from_checkpoint(path, data=Squares()).step == 18

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from deft_tune.errors import ConfigError
-from deft_tune.validation import check_choice, check_keys, check_random_state, check_scalar
+from deft_tune.validation import (
+    MAX_SEED,
+    check_choice,
+    check_keys,
+    check_random_state,
+    check_scalar,
+    check_seed,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +68,12 @@ def test_check_random_state_turns_seeds_into_one_generator():
         check_random_state("5")
     with pytest.raises(TypeError):
         check_random_state(True)
+
+
+def test_seeds_are_whole_numbers_up_to_the_largest_every_generator_takes():
+    assert check_seed(0, "seed") == 0 and check_seed(MAX_SEED, "seed") == 2**63 - 1
+    assert check_seed(7.0, "seed") == 7
+    for bad, message in ((-1, "must lie in"), (2**63, "must lie in"), (1.5, "whole number"),
+                         (math.nan, "finite"), ("7", "an integer")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            check_seed(bad, "seed")

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from deft_tune.threads import available_cpus
+
 from . import tracking
 
 HERE = Path(__file__).resolve().parent
@@ -220,7 +222,7 @@ def _train_and_score(
     # Each of the side-by-side evaluations gets its share of the cores: with torch's default
     # (one thread per core each) two standard evaluations took ~1,100 s each in experiment 1,
     # against ~330-630 s for one alone.
-    threads = str(max(1, (os.cpu_count() or 1) // int(ctx.budget.get("parallel", 1))))
+    threads = str(max(1, available_cpus() // int(ctx.budget.get("parallel", 1))))
     evaluate = cli(
         "evaluate", "--model", str(run_dir), "--metrics", *EVAL_METRICS, *fast,
         "--device", "cpu", "--threads", threads, "--out", str(evaluation),

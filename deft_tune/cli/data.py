@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from deft_tune.errors import DataError
+from deft_tune.fileio import atomic_write, check_output_dir, check_output_file
+from deft_tune.validation import check_seed
 
 _LABEL_WIDTH = 90  # pixels left of each grid row for the factor's name
 _GAP = 2
@@ -63,6 +63,9 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
 
 def _dataset(args: argparse.Namespace):
     from deft_tune.data import get_dataset
+
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir", writable=False)
 
     options = {
         key: value
@@ -144,8 +147,10 @@ def run_show(args: argparse.Namespace) -> int:
         raise DataError(f"--out {out} must end in .png")
     if not out.parent.is_dir():
         raise DataError(f"--out {out}: folder {out.parent} does not exist")
+    check_output_file(out, "--out")
     if args.columns is not None and args.columns < 1:
         raise DataError(f"--columns {args.columns} must be at least 1")
+    check_seed(args.seed, "--seed")
     data = _dataset(args)
     rng = np.random.default_rng(args.seed)
     rows = traversal_rows(data, rng, args.columns)
@@ -189,14 +194,7 @@ def _grid_image(rows: list[np.ndarray], labels: tuple[str, ...]):
 
 
 def _write_png_atomic(out: Path, image) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as exc:
+    try:  # the package's one atomic writer: a unique temp name, the user's umask
+        atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
+    except PermissionError as exc:
         raise DataError(f"--out {out}: cannot write in {out.parent}: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

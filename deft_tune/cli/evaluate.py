@@ -14,19 +14,21 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from deft_tune.aggregate import aggregate, combine_scores
 from deft_tune.cli._threads import add_threads_argument, apply_threads
-from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
-from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
-from deft_tune.metrics import FAST, METRICS, STANDARD, evaluate_blocks
+from deft_tune.fileio import atomic_write_text, check_output_file
+from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.tables import format_table
+from deft_tune.validation import check_seed
+
+if TYPE_CHECKING:  # torch and the metrics (scikit-learn) load when a model is scored
+    import numpy as np
+
+    from deft_tune.config import RunConfig
+    from deft_tune.data.base import GroundTruthData
 
 ENCODE_BATCH = 512
 
@@ -37,9 +39,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--metrics",
         nargs="+",
-        default=list(METRICS),
+        default=list(METRIC_KEYS),
         metavar="NAME",
-        help=f"metrics to compute (default: all of {', '.join(METRICS)})",
+        help=f"metrics to compute (default: all of {', '.join(METRIC_KEYS)})",
     )
     p.add_argument(
         "--fast",
@@ -68,6 +70,10 @@ def representation_from_model_dir(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], GroundTruthData, RunConfig, int]:
     """Encoder means of every replica of a `deft-tune train` output folder side by side
     ((n, R * d), for evaluate_blocks), its data set, its config and R."""
+    import numpy as np
+    import torch
+
+    from deft_tune.data import run_dataset
     from deft_tune.model import load_model, model_files
     from deft_tune.train import resolve_device  # checks that a requested GPU exists
 
@@ -79,7 +85,7 @@ def representation_from_model_dir(
         )
     loaded = [load_model(path) for path in paths]
     config = loaded[0][0]
-    data = get_dataset(config.data.name, **config.data.options)
+    data = run_dataset(config.data.name, config.data.options)
     torch_device = resolve_device(device)
     models = [model.to(torch_device).eval() for _, model in loaded]
     channels_last = config.training.memory_format == "channels_last"  # as the run encoded
@@ -102,12 +108,19 @@ def representation_from_model_dir(
 
 
 def run(args: argparse.Namespace) -> int:
-    unknown = [name for name in args.metrics if name not in METRICS]
+    unknown = [name for name in args.metrics if name not in METRIC_KEYS]
     if unknown:
-        raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        known = ", ".join(METRIC_KEYS)
+        raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {known}")
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
+    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
+    check_output_file(out, "--out")
     apply_threads(args.threads)
+    from deft_tune.metrics import FAST, STANDARD, evaluate_blocks
+
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
     representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
     seed = config.training.seed if args.seed is None else args.seed
@@ -117,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = combine_scores(per_replica)
     seconds = time.perf_counter() - start
-    out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     payload = {
         "model": str(args.model),
         "data": config.data.name,

@@ -1,8 +1,15 @@
-"""`deft-tune export`: the chosen trial's run config (and optionally a narrowed space)."""
+"""`deft-tune export`: the chosen trial's run config (and optionally a narrowed space).
+
+The config is the trial's own (seed, threads, device and precision included), so
+`deft-tune train --config` on it trains the trial again to the same numbers on the same kind of
+machine; the header says where that cannot hold.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -11,7 +18,8 @@ from deft_tune import __version__, report
 from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.fileio import atomic_write_text, check_output_file
+from deft_tune.refine import refine_space
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None and args.space_out is None:
         raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
+    for flag, path in (("--out", args.out), ("--space-out", args.space_out)):
+        if path is not None:
+            check_output_file(path, flag)
+    if args.space_out is not None and args.top < 1:
+        raise ConfigError(f"--top == {args.top}, must be >= 1")
     uri = tracking_uri(args)
     search = experiments.load_search(uri, args.name)
     metric = objective_metric(search, args.metric)
@@ -59,21 +72,25 @@ def run(args: argparse.Namespace) -> int:
             search.trials, metric, search.mode, args.rank, args.seeds_robust
         )
         config = RunConfig.from_dict(yaml.safe_load(experiments.run_config_text(uri, trial.run_id)))
-        dump_config(config, args.out, header=provenance(search, trial, metric, why, uri, config))
+        config, notes = _recorded_threads(config, trial, search)
+        paths = carried_paths(config)
+        notes += [paths] if paths else []
+        header = provenance(search, trial, metric, why, uri, config, notes)
+        dump_config(config, args.out, header=header)
         print(
             f"wrote {args.out}: trial {trial.trial_id} ({why}); "
             f"train it with: deft-tune train --config {args.out}"
         )
+        if paths:
+            print(f"note: {paths}")
     if args.space_out is not None:
-        if args.top < 1:
-            raise ConfigError(f"--top == {args.top}, must be >= 1")
         top = report.ranked(search.trials, metric, search.mode)[: args.top]
         if not top:
             raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")
         if not search.space:
             raise ConfigError(f"search {search.experiment!r} logged no search_space.yaml")
         write_space(
-            report.refine_space(search.space, top),
+            refine_space(search.space, top),
             args.space_out,
             f"narrowed around the top {len(top)} trials of {search.experiment} by {metric}",
         )
@@ -81,7 +98,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def provenance(search, trial, metric: str, why: str, uri: str, config: RunConfig) -> str:
+def _recorded_threads(config: RunConfig, trial, search) -> tuple[RunConfig, list[str]]:
+    """A trial recorded before training.threads existed ran its whole CPUs: write that."""
+    if "training.threads" in trial.params:
+        return config, []
+    from deft_tune.search.space import trial_threads  # pure Python: no Ray
+
+    cpus = float((search.space.get("budget") or {}).get("cpus_per_trial", 1.0))
+    threads = trial_threads(cpus)
+    training = dataclasses.replace(config.training, threads=threads)
+    note = (
+        f"the trial's record predates training.threads: it ran {threads} torch threads "
+        f"(budget.cpus_per_trial {cpus:g}), written here"
+    )
+    return config.replace(training=training), [note]
+
+
+def reproduction_notes(trial, config: RunConfig, metric: str) -> list[str]:
+    """When retraining the file gives the trial's numbers back, and when it cannot."""
+    t = config.training
+    lines = [
+        "exact only as the trial ran: deft-tune train --config THIS_FILE repeats its numbers with",
+        f"  training.threads {t.threads} (torch CPU threads; --threads N gives other numbers), "
+        f"precision {t.precision},",
+        f"  training.device {t.device} (auto: cuda where a GPU is visible, else cpu, as on the "
+        "trial's node),",
+        "  the same torch build and kind of CPU or GPU (code version above). Another thread count,",
+        "  device, CPU type or torch build trains the same schedule to other numbers; a GPU run",
+        "  need not repeat exactly even on the same GPU (nondeterministic kernels).",
+    ]
+    if trial.stop_reason != "completed":
+        lines.append(
+            f"this trial was stopped ({trial.stop_reason}) at step {trial.steps}: the file "
+            f"trains all {t.steps} steps, so its final {metric} is not the trial's"
+        )
+    return lines
+
+
+def provenance(
+    search,
+    trial,
+    metric: str,
+    why: str,
+    uri: str,
+    config: RunConfig,
+    notes: Sequence[str] = (),
+) -> str:
     """The comment block that says where an exported config came from."""
     values = {
         k: v for k, v in sorted(trial.metrics.items()) if k.startswith(("metrics/", "final/"))
@@ -102,9 +164,25 @@ def provenance(search, trial, metric: str, why: str, uri: str, config: RunConfig
         f"replicas: {training.replicas} (seeds {seeds}), each trained as the trial trained it",
         *(f"  {k} = {v:.6g}" for k, v in values.items()),
         f"code version: {search.versions or 'not recorded'}",
+        *notes,
+        *reproduction_notes(trial, config, metric),
         "train it with: deft-tune train --config THIS_FILE",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def carried_paths(config: RunConfig) -> str:
+    """A line naming the data paths an exported config carries ("" when none): the file holds
+    no code, but training from it reads and writes there."""
+    from deft_tune.data.cache import PATH_OPTIONS
+
+    found = [f"data.options.{k} = {v}" for k, v in config.data.options.items() if k in PATH_OPTIONS]
+    if not found:
+        return ""
+    return (
+        f"it carries paths that training reads and writes ({'; '.join(found)}): check them on "
+        "the machine that trains it; relative ones lie in that machine's cache folder"
+    )
 
 
 def write_space(space: dict, path: Path, header: str) -> None:

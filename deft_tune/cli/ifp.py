@@ -80,8 +80,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deft_tune.fileio import check_output_dir, check_output_file
+    from deft_tune.validation import check_seed
+
     if args.suggest is not None:
+        if args.output is not None:
+            check_output_file(args.output, "--output")
         return _suggest(args)
+    check_output_dir(args.out, "--out")
+    check_seed(args.seed, "--seed")
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir", writable=False)
     if args.smoke_test:
         for key, value in SMOKE.items():
             setattr(args, key, value)
@@ -101,9 +110,25 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         window=args.window,
     )
+    _check_memory(args, data)
     if args.unsupervised:
         return _unsupervised(args, data, config)
     return _supervised(args, data, config)
+
+
+def _check_memory(args: argparse.Namespace, data) -> None:
+    """One annealing run (a plain VAE on the CPU) fits in this machine's RAM."""
+    from deft_tune.memory import check_training_memory, training_memory
+
+    needed = training_memory(
+        data.observation_shape,
+        groups=1,
+        latents_per_group=args.latents if args.unsupervised else 1,
+        encoder_width=args.width,
+        decoder_width=args.width,
+        batch_size=args.batch_size,
+    )
+    check_training_memory(needed, {"model": "--width", "batch": "--batch-size"}, "cpu")
 
 
 def _supervised(args: argparse.Namespace, data, config) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from deft_tune import report
 from deft_tune.errors import ConfigError
+from deft_tune.fileio import check_output_dir, check_output_file
 from deft_tune.tables import format_table, union_keys
 
 TRIAL_COLUMNS = (
@@ -67,6 +68,10 @@ def tracking_uri(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from deft_tune.search.tracking import reader as experiments
 
+    if args.parquet is not None:
+        check_output_file(args.parquet, "--parquet")
+    if args.plots is not None:
+        check_output_dir(args.plots, "--plots")
     uri = tracking_uri(args)
     if args.name is None:
         rows = [report.search_row(s) for s in experiments.list_searches(uri)]

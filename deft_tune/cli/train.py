@@ -1,13 +1,16 @@
-"""`deft-tune train --config run.yaml [--out DIR] [--resume]`: train one run from its config.
+"""`deft-tune train --config run.yaml [--out DIR] [--resume] [--threads N]`: train one run.
 
-The output folder receives the config, checkpoints (checkpoints/last.pt), the final model
-(model.pt), the report history (history.jsonl), the final numbers and metrics (metrics.json),
-and two figures (traversals.png, kl_per_group.png).
+The run is its config: ``training.threads`` (torch's CPU threads) included, so that an exported
+trial trains to its score again. ``--threads N`` overrides it, and the output folder's
+config.yaml then says N. The output folder receives the config, checkpoints
+(checkpoints/last.pt), the final model (model.pt), the report history (history.jsonl), the
+final numbers and metrics (metrics.json), and two figures (traversals.png, kl_per_group.png).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -16,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from deft_tune import report_keys as keys
-from deft_tune.cli._threads import add_threads_argument, apply_threads
+from deft_tune.cli._threads import add_threads_argument, checked_threads
 from deft_tune.config import RunConfig, dump_config, load_config
-from deft_tune.errors import ConfigError, TrainingError
-from deft_tune.fileio import atomic_write_text
+from deft_tune.errors import ConfigError, DataError, TrainingError
+from deft_tune.fileio import atomic_write_text, check_output_dir, check_output_file
 
 
 def register(subparsers) -> None:
@@ -29,28 +32,45 @@ def register(subparsers) -> None:
         "--out", type=Path, default=None, help="output folder (default: runs/<config name>)"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
-    add_threads_argument(p)
+    add_threads_argument(
+        p,
+        help="torch CPU threads, overriding the config's training.threads (the run's "
+        "config.yaml records N; another count gives other numbers)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+# What the run writes in --out besides the model file, checked before any work.
+OUTPUT_FILES = ("config.yaml", "metrics.json", "history.jsonl", "traversals.png",
+                "kl_per_group.png", "checkpoints/last.pt")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = with_threads(load_config(args.config), checked_threads(args.threads))
     out = args.out if args.out is not None else Path("runs") / args.config.stem
+    _check_outputs(out, config.training.replicas)
     checkpoint = out / "checkpoints" / "last.pt"
-    apply_threads(args.threads)
+    earlier = _load_history(out / "history.jsonl")
     trainer = _open_trainer(config, checkpoint, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(trainer.config, out / "config.yaml")  # as run: "auto" made concrete
-    history = _load_history(out / "history.jsonl", trainer.step)
+    history = [row for row in earlier if row["step"] <= trainer.step]  # later ones replay
     report = _Reporter(trainer, out, history, progress=not args.no_progress)
     try:
-        last = trainer.run(report=report)
+        last = trainer.run(report=report, on_step=report.step)
     finally:
         report.close()
     _finish(trainer, out, history, last)
     print(f"deft-tune: trained {trainer.step} steps; results in {out}")
     return 0
+
+
+def with_threads(config: RunConfig, threads: int | None) -> RunConfig:
+    """``config`` with training.threads replaced by ``threads`` (None: unchanged)."""
+    if threads is None:
+        return config
+    return config.replace(training=dataclasses.replace(config.training, threads=threads))
 
 
 def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
@@ -60,7 +80,14 @@ def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
         if not checkpoint.exists():
             raise TrainingError(f"--resume but {checkpoint} does not exist: drop --resume")
         trainer = Trainer.from_checkpoint(checkpoint)
-        if trainer.config != resolve_run(config, trainer.device):  # "auto" as the run chose
+        ran = trainer.config.training.threads
+        wanted = resolve_run(config, trainer.device)  # "auto" as the run chose
+        if trainer.config != wanted and trainer.config == with_threads(wanted, ran):
+            raise ConfigError(
+                f"--resume: the run trained with training.threads {ran}, not "
+                f"{config.training.threads}; resume with --threads {ran}"
+            )
+        if trainer.config != wanted:
             raise ConfigError(
                 f"--resume: the config differs from the one in {checkpoint}; "
                 "resume with the same config or train into a new --out"
@@ -74,12 +101,42 @@ def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
     return Trainer(config)
 
 
-def _load_history(path: Path, step: int) -> list[dict[str, float]]:
-    """Reports up to ``step`` from an earlier (interrupted) run; later ones are replayed."""
+def _check_outputs(out: Path, replicas: int) -> None:
+    from deft_tune.model.files import model_file
+
+    check_output_dir(out, "--out")
+    per_replica = [model_file(out, r, replicas) for r in range(replicas)]
+    if replicas > 1:
+        per_replica += [out / f"traversals-replica{r}.png" for r in range(replicas)]
+    for path in (*(out / name for name in OUTPUT_FILES), *per_replica):
+        check_output_file(path, "--out", fix="remove it or choose another --out")
+
+
+def _load_history(path: Path) -> list[dict[str, float]]:
+    """The reports of an earlier (interrupted) run in ``path``; DataError if damaged."""
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= step]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as a report history ({exc})") from None
+    rows = [_history_row(path, number, line) for number, line in enumerate(lines, 1)]
+    return [row for row in rows if row is not None]
+
+
+def _history_row(path: Path, number: int, line: str) -> dict[str, float] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        row = None
+    if not isinstance(row, dict) or not isinstance(row.get("step"), (int, float)):
+        raise DataError(
+            f"{path} line {number} is not a report (a JSON object with a step): "
+            "restore the file or delete it to start the history afresh"
+        )
+    return row
 
 
 def _json_clean(value: Any) -> Any:
@@ -96,7 +153,9 @@ def _json_number(value: float | None) -> float | None:
 
 
 class _Reporter:
-    """The report callback: progress bar, history file, periodic checkpoints."""
+    """The report callback (history file, periodic checkpoints, the bar's numbers) and the
+    per-step one (:meth:`step`: the bar moves every step; tqdm redraws at most 10 times a
+    second)."""
 
     def __init__(self, trainer, out: Path, history: list, *, progress: bool) -> None:
         self.trainer = trainer
@@ -125,13 +184,16 @@ class _Reporter:
         if step // interval > self._saved // interval:
             self.trainer.save_checkpoint(self.out / "checkpoints" / "last.pt")
             self._saved = step
-        if self.bar is not None:
-            self.bar.update(step - self.bar.n)
+        if self.bar is not None:  # the bar itself moves in step()
             self.bar.set_postfix(
                 stage=int(report[keys.STAGE]),
                 beta=f"{report['train/beta']:.3g}",
                 loss=f"{report['train/loss']:.1f}",
             )
+
+    def step(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -167,6 +229,7 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     """Each replica's traversals around its median probe code; KL per group over training."""
     from deft_tune import plots
     from deft_tune.aggregate import replica_values
+    from deft_tune.schedules import stage_boundaries
 
     count = len(trainer.replicas)
     for r, replica in enumerate(trainer.replicas):
@@ -179,8 +242,9 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
         images = plots.traversal_images(replica.model.decoder, np.median(codes, axis=0))
         name = "traversals.png" if count == 1 else f"traversals-replica{r}.png"
         plots.save_figure(plots.plot_traversals(images, groups, kl), out / name)
+    starts = stage_boundaries(trainer.config.schedule, trainer.config.training.steps)[1:]
     plots.save_figure(
-        plots.plot_kl_per_group(history, trainer.num_groups), out / "kl_per_group.png"
+        plots.plot_kl_per_group(history, trainer.num_groups, starts), out / "kl_per_group.png"
     )
 
 

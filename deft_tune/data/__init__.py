@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from deft_tune.data.base import GridData, GroundTruthData
 from deft_tune.errors import DataError
@@ -17,6 +19,7 @@ __all__ = [
     "dataset_class",
     "get_dataset",
     "names",
+    "run_dataset",
 ]
 
 # name -> "module:class"; imported lazily so that `deft-tune data list` stays instant.
@@ -54,3 +57,12 @@ def get_dataset(name: str, **options) -> GroundTruthData:
         return cls(**options)
     except TypeError as exc:  # an option the data set does not take
         raise DataError(f"data set {name!r}: {exc}") from None
+
+
+def run_dataset(name: str, options: Mapping[str, Any]) -> GroundTruthData:
+    """The data set of a run config's (or a search space's) data section: :func:`get_dataset`
+    with a relative ``cache_dir`` or ``path`` taken inside the user's cache folder
+    (:func:`deft_tune.data.cache.resolve_option_paths`)."""
+    from deft_tune.data.cache import resolve_option_paths  # pyarrow: only when a set is made
+
+    return get_dataset(name, **resolve_option_paths(options))

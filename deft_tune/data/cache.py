@@ -9,21 +9,23 @@ so readers (and a second worker rendering the same set at the same moment) only 
 file or a complete one; the last rename wins and both renames leave a valid file.
 
 Where: ``resolve_cache_dir`` picks the argument, else the ``DEFT_TUNE_CACHE`` environment
-variable, else the per-user cache folder (``platformdirs``).
+variable, else the per-user cache folder (``platformdirs``). A run config's relative
+``data.options.cache_dir`` or ``path`` lies inside that folder (:func:`resolve_option_paths`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from deft_tune.errors import DataError
-from deft_tune.fileio import atomic_write
+from deft_tune.fileio import atomic_write, check_output_dir, check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,38 @@ class CorruptCacheError(DataError):
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder: ``cache_dir`` if given, else $DEFT_TUNE_CACHE, else the user cache."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    import platformdirs  # imported here: only needed when nothing else says where
+    """The cache folder: ``cache_dir`` if given, else $DEFT_TUNE_CACHE, else the user cache.
 
-    return Path(platformdirs.user_cache_dir("deft-tune"))
+    ConfigError, naming the setting, when a file stands where the folder must be.
+    """
+    if cache_dir is not None:
+        path, source = Path(cache_dir).expanduser(), "cache_dir"
+    elif os.environ.get(ENV_VAR):
+        path, source = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    else:
+        import platformdirs  # imported here: only needed when nothing else says where
+
+        path, source = Path(platformdirs.user_cache_dir("deft-tune")), "the user cache folder"
+    return check_output_dir(path, source, writable=False)  # written only when rendering
+
+
+# Data set options that are paths: in a run config (or a search space) a relative one lies in
+# the cache folder, so that a config means the same from any folder and on any machine.
+PATH_OPTIONS = ("cache_dir", "path")
+
+
+def resolve_option_paths(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` of a run config's data section with ``cache_dir`` and ``path`` made absolute:
+    ``~`` expanded, and a relative path taken inside the user's cache setting
+    (:func:`resolve_cache_dir` without an argument: $DEFT_TUNE_CACHE, else the user cache), not
+    the working folder (which a Ray trial changes). Absolute paths stay as they are."""
+    resolved = dict(options)
+    for key in PATH_OPTIONS:
+        if resolved.get(key) is None:
+            continue
+        path = Path(resolved[key]).expanduser()
+        resolved[key] = path if path.is_absolute() else resolve_cache_dir() / path
+    return resolved
 
 
 def write_table(path: str | os.PathLike, table: pa.Table) -> Path:
@@ -96,12 +122,16 @@ def load_or_build(
     memory-mapped file (re-read after writing), so every caller gets the same zero-copy layout.
     """
     path = Path(path)
+    where = "the data cache file"
+    fix = f"remove that folder, or set another cache folder (${ENV_VAR}, --cache-dir)"
+    check_output_file(path, where, fix=fix, writable=False)
     try:
         return read_table(path, schema, num_rows)
     except FileNotFoundError:
         log.info("no cache file %s yet; rendering it", path)
     except CorruptCacheError as exc:
         log.warning("cache file %s is corrupt; re-rendering (%s)", path, exc)
+    check_output_file(path, where, fix=fix)  # it can be written: checked before rendering
     table = build()
     if not table.schema.equals(schema, check_metadata=True) or table.num_rows != num_rows:
         raise ValueError(

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from deft_tune.threads import available_cpus
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
@@ -178,7 +179,7 @@ def _render_blocks(
     width = SIDE * SIDE // 8 if packed else SIDE * SIDE
     out = np.empty((len(factors), width), dtype=np.uint8)
     starts = range(0, len(factors), _CHUNK)
-    workers = max(1, min(len(starts), os.cpu_count() or 1))
+    workers = max(1, min(len(starts), available_cpus()))  # the cores this process may use
     with _one_torch_thread(), ThreadPoolExecutor(workers) as pool:
         blocks = pool.map(lambda s: _render_block(factors[s : s + _CHUNK], packed), starts)
         for start, block in zip(starts, blocks):

@@ -10,7 +10,7 @@ The file is a ``torch.save`` of plain data: ``{"config": <run config as a dict>,
 from __future__ import annotations
 
 import os
-import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,15 @@ from deft_tune.errors import ConfigError, DataError
 from deft_tune.fileio import atomic_write
 from deft_tune.model.grouped import GroupedVAE
 
-__all__ = ["MODEL_FILE", "build_model", "load_model", "model_file", "model_files", "save_model"]
+__all__ = [
+    "MODEL_FILE",
+    "build_model",
+    "load_model",
+    "load_torch_file",
+    "model_file",
+    "model_files",
+    "save_model",
+]
 
 MODEL_FILE = "model.pt"  # a one-replica run's model; replica r of several: model-replica{r}.pt
 
@@ -89,9 +97,9 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         raise DataError(f"{path}: its config is invalid ({exc})") from None
     shape = saved.get("observation_shape")
     if shape is None:  # written before the shape was stored: ask the data set
-        from deft_tune.data import get_dataset
+        from deft_tune.data import run_dataset
 
-        shape = get_dataset(config.data.name, **config.data.options).observation_shape
+        shape = run_dataset(config.data.name, config.data.options).observation_shape
     model = build_model(config, shape)  # the weights replace the initialisation
     try:
         _load_weights(model, saved["model"])
@@ -110,14 +118,34 @@ def _load_weights(model: GroupedVAE, state: dict[str, Any]) -> None:
         raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """The content of a ``torch.save`` file, loaded with ``weights_only=True``: tensors and plain
+    data only, so that opening a file never runs code. DataError "<path> is not a <what> (why)"
+    when it is missing, not a torch file, or refers to any Python object (a pickled class or
+    function: refused, never imported)."""
+    path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist or is not a file")
+        raise DataError(f"{path} does not exist or is not a file: it should be a {what}")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path} is not a deft-tune model file ({reason})") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the restricted unpickler refuses
+        raise DataError(f"{path} is not a {what} ({_why_not_loaded(exc)})") from None
+
+
+def _why_not_loaded(exc: Exception) -> str:
+    # torch's own message advises weights_only=False, the very thing not to do: not shown.
+    code = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if code:
+        return f"it refers to Python code, {code.group(1)}, which is never loaded"
+    if isinstance(exc, EOFError) or not str(exc).strip():
+        return "it is empty or cut short"
+    if "zip archive" in str(exc):
+        return "a truncated or damaged torch file"
+    return "not a torch file of tensors and plain data"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    saved = load_torch_file(path, "deft-tune model file")
     if not isinstance(saved, dict) or not {"config", "model"} <= saved.keys():
         raise DataError(f"{path} is not a deft-tune model file (no config and weights in it)")
     return saved

@@ -17,31 +17,33 @@ from ray.tune import Callback
 
 from deft_tune import report_keys as keys
 from deft_tune.report_keys import COMPLETED
+from deft_tune.search.tracking.layout import IFP_STOP_REASONS, STOP_TAG
 from deft_tune.search.tracking.writer import SearchTracking
 
 log = logging.getLogger(__name__)
 
 
-def stop_reason(trial: Any, stopper: Any | None, asha: bool) -> tuple[str, str]:
-    """(MLflow status, deft.stop_reason) of a trial Tune reports complete."""
-    reason = stopper.reason(trial.trial_id) if stopper is not None else None
-    if reason:
-        return "KILLED", reason
-    if (trial.last_result or {}).get(COMPLETED) == 1.0:
+def stop_reason(trial: Any, asha: bool) -> tuple[str, str]:
+    """(MLflow status, deft.stop_reason) of a trial Tune reports complete.
+
+    The IFP stopper's reason rides in the trial's last result (see deft_tune.search.stopping);
+    a trial that ended without one and without its final report was cut by ASHA, or, with ASHA
+    off, ended by Tune itself (the search stopping around it).
+    """
+    last = trial.last_result or {}
+    if last.get(STOP_TAG) in IFP_STOP_REASONS:
+        return "KILLED", last[STOP_TAG]
+    if last.get(COMPLETED) == 1.0:
         return "FINISHED", "completed"
-    # Tune ended it without a final report: only the scheduler does that (or a stop_all).
-    return "KILLED", "asha" if asha else "stopped"
+    return "KILLED", "asha" if asha else "interrupted"
 
 
 class TrialRunFinisher(Callback):
     """Ends each trial's MLflow child run with its stop reason; never leaves one RUNNING."""
 
-    def __init__(
-        self, experiment: str, parent_run_id: str, stopper: Any | None, asha: bool
-    ) -> None:
+    def __init__(self, experiment: str, parent_run_id: str, asha: bool) -> None:
         self.experiment = experiment
         self.parent_run_id = parent_run_id
-        self.stopper = stopper
         self.asha = asha
         self._tracking: SearchTracking | None = None
 
@@ -65,7 +67,7 @@ class TrialRunFinisher(Callback):
             log.warning("could not finalise the MLflow run of trial %s: %s", trial.trial_id, exc)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, *stop_reason(trial, self.stopper, self.asha))
+        self._finish(trial, *stop_reason(trial, self.asha))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FAILED", "error")
@@ -82,9 +84,8 @@ class LiveTable(Callback):
 
     HEADER = f"{'trial':<10} {'step':>7} {'stage':>5} {'beta':>9} {'objective':>10}  status"
 
-    def __init__(self, metric: str, stopper: Any | None = None, asha: bool = True) -> None:
+    def __init__(self, metric: str, asha: bool = True) -> None:
         self.metric = metric
-        self.stopper = stopper
         self.asha = asha
         self._printed_header = False
 
@@ -108,7 +109,7 @@ class LiveTable(Callback):
         self._line(trial, result, status)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        _, reason = stop_reason(trial, self.stopper, self.asha)
+        _, reason = stop_reason(trial, self.asha)
         label = "done" if reason == "completed" else f"stopped ({reason})"
         self._line(trial, trial.last_result or {}, label)
 

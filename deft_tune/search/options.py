@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from deft_tune.config import read_yaml
 from deft_tune.errors import ConfigError
-from deft_tune.search.space import SearchSpace, load_space
+from deft_tune.search.space import SearchSpace, largest_run, load_space
 from deft_tune.validation import check_scalar
 
 __all__ = [
     "STATE_FILE",
     "SearchOptions",
     "SearchOutcome",
+    "check_local_device",
+    "check_local_memory",
+    "cluster_address",
     "prepare_space",
     "read_state",
     "resume_command",
     "smoke_budget",
+    "space_as_run",
     "storage_root",
     "write_state",
 ]
@@ -65,6 +73,13 @@ class SearchOutcome:
     best_trial_id: str | None
     best_value: float | None
     resume_command: str
+    errors: int = 0  # trials that failed (after their retries)
+    first_error: str | None = None  # the last line of the first failed trial's error
+
+    @property
+    def failed(self) -> bool:
+        """Every trial failed (after its retries): the search produced nothing to export."""
+        return not self.interrupted and self.trials > 0 and self.errors == self.trials
 
 
 # --- the space, with the command line's overrides ------------------------------------------
@@ -88,7 +103,72 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     name = options.name or space.name
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
+    _check_device_budget(space)
     return dataclasses.replace(space, name=name, stopping=stopping)
+
+
+def _trial_device(space: SearchSpace) -> str:
+    return str((space.base.get("training") or {}).get("device", "auto"))
+
+
+def _check_device_budget(space: SearchSpace) -> None:
+    device = _trial_device(space)
+    if device.startswith("cuda") and space.budget.gpus_per_trial == 0:
+        raise ConfigError(
+            f"base.training.device == {device!r} but budget.gpus_per_trial == 0: a trial "
+            "would get no GPU; set --gpus-per-trial (e.g. 1) or device 'auto'"
+        )
+
+
+def cluster_address(explicit: str | None) -> str | None:
+    """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_local_memory(space: SearchSpace) -> None:
+    """A search on a local Ray trains on this machine: its largest trial must fit in memory."""
+    from deft_tune.data import dataset_class
+    from deft_tune.memory import check_run_memory
+    from deft_tune.train import resolve_device
+
+    config = largest_run(space)
+    family: Any = dataset_class(config.data.name)  # its shape is a class attribute
+    shape = family.observation_shape
+    # A trial without a GPU share sees no GPU (Ray hides them): it trains in the RAM.
+    gpu = space.budget.gpus_per_trial > 0
+    device = resolve_device(config.training.device) if gpu else "cpu"
+    try:
+        check_run_memory(config, shape, device)
+    except ConfigError as exc:
+        raise ConfigError(f"the largest trial of space {space.name!r}: {exc}") from None
+
+
+def check_local_device(space: SearchSpace) -> None:
+    """A search on a local Ray trains on this machine: a CUDA device must exist here."""
+    device = _trial_device(space)
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"base.training.device == {device!r} but this machine has no CUDA and the search "
+            "runs on a local Ray: use device 'auto' or 'cpu', or --address a cluster with GPUs"
+        )
+
+
+def space_as_run(options: SearchOptions, space: SearchSpace) -> str:
+    """The space file as the search runs it (what the parent run logs as its search space):
+    the file with the name, budget and stopping that the command line's overrides made, so
+    that what is read back (export --space-out) describes the trials that ran."""
+    raw = read_yaml(options.space, "search space")
+    raw = {
+        **raw,
+        "name": space.name,
+        "budget": dataclasses.asdict(space.budget),
+        "stopping": dataclasses.asdict(space.stopping),
+    }
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:

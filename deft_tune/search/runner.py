@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from deft_tune.errors import ConfigError
+from deft_tune.fileio import check_output_dir
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
+    check_local_device,
+    check_local_memory,
+    cluster_address,
     prepare_space,
     read_state,
     storage_root,
@@ -88,7 +92,12 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or resume) a search; returns what happened. See the module docstring."""
     space = prepare_space(options)
+    if not cluster_address(options.address):  # the trials run on this machine
+        check_local_device(space)
+        check_local_memory(space)
     experiment_path = f"{storage_root(options.storage)}/{space.name}"
+    if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
+        check_output_dir(experiment_path, "--storage")
     previous = read_state(experiment_path)
     _check_resume(options, space.name, experiment_path, previous)
     with tracking_store(options, previous) as uri, driver_environment(uri):
@@ -121,6 +130,17 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
         f"search {outcome.name!r}: {outcome.trials} trials, {outcome.completed} ran to the "
         f"end; tracking: {outcome.tracking_uri} (experiment {outcome.name!r})"
     ]
+    if outcome.errors:
+        lines.append(
+            f"{outcome.errors} of {outcome.trials} trials failed; the first error: "
+            f"{outcome.first_error}"
+        )
+    if outcome.failed:
+        return [
+            *lines,
+            f"search {outcome.name!r} failed: every trial failed; their logs are in "
+            f"{outcome.experiment_path}",
+        ]
     if outcome.best_trial_id is None:
         lines.append(
             f"no trial reported the objective: see the trials' logs in {outcome.experiment_path}"
@@ -140,10 +160,17 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
     return lines
 
 
+EXIT_FAILED = 1  # the search ran but every trial failed
+
+
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
-    """Run and print the summary; exit code 0, or 130 when interrupted."""
+    """Run and print the summary; exit code 0, 1 when every trial failed
+    (:attr:`SearchOutcome.failed`), or 130 when interrupted."""
     outcome = run_search(options, data_factory=data_factory)
     metric = load_space(options.space).objective.key
+    ok = not (outcome.interrupted or outcome.failed)
     for line in summary_lines(outcome, metric):
-        print(line, file=sys.stdout if not outcome.interrupted else sys.stderr)
-    return 130 if outcome.interrupted else 0
+        print(line, file=sys.stdout if ok else sys.stderr)
+    if outcome.interrupted:
+        return 130
+    return EXIT_FAILED if outcome.failed else 0

@@ -22,8 +22,14 @@ meet that rule at the same report (:func:`majority`): "no_capture" means most se
 nothing, never one unlucky seed. ASHA compares trials on the objective's aggregate over the
 replicas (``objective.aggregate``).
 
-A Tune stopper cannot edit results, so the reason stays here: :meth:`IFPStopper.reason` gives it
-to the driver-side callback that tags the trial's MLflow run (``deft.stop_reason``).
+The reason travels with the trial: the stopper writes it into the result it judged, under the
+key ``deft.stop_reason`` (:data:`~deft_tune.search.tracking.layout.STOP_TAG`). Tune hands the
+stopper the very dict it then gives the callbacks and keeps as the trial's last result, so the
+driver-side callbacks read the reason from ``trial.last_result`` (and tag the trial's MLflow run
+with it), and it survives experiment checkpoints and ``--resume``. The stopper object does not:
+on restore Tune takes its stopper from the experiment state and the callbacks from the Tuner's
+pickle, two separate copies, so a callback that asked its own copy found no reason for the
+trials the other copy stopped. :meth:`IFPStopper.reason` keeps the stopper's own record.
 
 Honest objective: the trainable reports the current objective (the fast metric setting) in
 every report, so the last value a stopped trial reported is what Optuna is told. Nothing here
@@ -48,7 +54,7 @@ from ray.tune.stopper import Stopper
 from deft_tune import report_keys as keys
 from deft_tune.aggregate import replica_key
 from deft_tune.search.space import IFPStopping, SearchSpace
-from deft_tune.search.tracking.layout import IFP_STOP_REASONS
+from deft_tune.search.tracking.layout import IFP_STOP_REASONS, STOP_TAG
 
 __all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper", "reads"]
 
@@ -100,6 +106,7 @@ class IFPStopper(Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if trial_id in self._reasons:
+            result[STOP_TAG] = self._reasons[trial_id]
             return True
         step = int(_number(result, keys.STEP, _number(result, "training_iteration", 0)))
         count = max(1, int(_number(result, keys.REPLICAS, 1)))
@@ -116,7 +123,7 @@ class IFPStopper(Stopper):
         reason = majority(verdicts)
         if reason is None or step >= self.steps_per_trial:
             return False
-        self._reasons[trial_id] = reason
+        self._reasons[trial_id] = result[STOP_TAG] = reason  # see the module docstring
         logger.info("stopping trial %s at step %d: %s", trial_id, step, reason)
         return True
 

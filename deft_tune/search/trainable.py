@@ -8,9 +8,12 @@ value under the objective key (``metrics/<key>``, what Optuna and ``get_best_res
 Tune hands the searcher a trial's last reported value) and again as ``final/<key>``. That last
 report carries ``trial/completed = 1``; a trial stopped early never reports it.
 
-Seeds: a trial's seed is ``sha256("<search seed>/<trial id>")`` reduced to 31 bits
-(:func:`trial_seed`). Tune draws trial ids at random, so seeds differ from search to search; the
-seed is written into the trial's run config (``training.seed``), which is what reproduces it.
+Seeds and threads: a trial's seed is ``sha256("<search seed>/<trial number>")`` reduced to 31
+bits (:func:`~deft_tune.search.space.trial_seed`), where the number is the trial's Optuna trial
+number (its ordinal in the search), not Tune's random trial id: the same space and search seed
+give the same seeds. Its torch threads are its whole CPUs (``budget.cpus_per_trial``). Both are
+written into the trial's run config (``training.seed``, ``training.threads``), which the
+trainer applies and which is what reproduces the trial.
 
 Resume: on a retry (worker died) or a restored search, ``tune.get_checkpoint()`` holds the last
 checkpoint; the trainer continues from it bit-for-bit and the same MLflow run is continued.
@@ -21,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from ray import cloudpickle, tune
 
@@ -38,11 +39,14 @@ from deft_tune import plots
 from deft_tune import report_keys as keys
 from deft_tune.aggregate import aggregate, combine, replica_values
 from deft_tune.config import RunConfig
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
+from deft_tune.errors import DataError
 from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate_blocks
 from deft_tune.report_keys import COMPLETED, final_key, metric_key
-from deft_tune.search.space import SearchSpace, run_config_from_params
+from deft_tune.schedules import stage_boundaries
+from deft_tune.search.quiet import quiet_trial
+from deft_tune.search.space import TRIAL_NUMBER, SearchSpace, run_config_from_params, trial_seed
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
 from deft_tune.train import Trainer
@@ -63,12 +67,6 @@ class TrackingTarget:
     uri: str
     experiment_id: str
     parent_run_id: str
-
-
-def trial_seed(search_seed: int, trial_id: str) -> int:
-    """A trial's seed from the search seed and its trial id (stable across retries)."""
-    digest = hashlib.sha256(f"{search_seed}/{trial_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def replica_scores(
@@ -154,9 +152,19 @@ def _restore(data: GroundTruthData | None) -> tuple[Trainer, dict[str, Any]] | N
         return None
     with checkpoint.as_directory() as folder:
         trainer = Trainer.from_checkpoint(Path(folder) / TRAINER_FILE, data=data)
-        state = json.loads((Path(folder) / STATE_FILE).read_text())
+        state = _read_state(Path(folder) / STATE_FILE)
     log.info("trial resumes from its checkpoint at step %d", trainer.step)
     return trainer, state
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # missing, not UTF-8, not JSON
+        raise DataError(f"{path} is not a trial state file ({exc})") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path} is not a trial state file (not a JSON object)")
+    return state
 
 
 def _open_run(
@@ -182,11 +190,6 @@ def _write_pid() -> None:
         Path(folder, PID_FILE).write_text(str(os.getpid()))
 
 
-def _threads(cpus: float) -> None:
-    # Ray sets OMP_NUM_THREADS from the trial's CPUs; torch reads it once, so set it explicitly.
-    torch.set_num_threads(max(1, math.floor(cpus)))
-
-
 # The data sets this worker process has opened: with Tune reusing the worker between trials,
 # the next trial finds its data (rows memory-mapped or on the device) already there.
 _RESIDENT: dict[str, GroundTruthData] = {}
@@ -202,7 +205,7 @@ def resident_data(space: SearchSpace, factory: DataFactory | None) -> GroundTrut
         _RESIDENT[key] = (
             factory()
             if factory is not None
-            else get_dataset(space.data["name"], **space.data["options"])
+            else run_dataset(space.data["name"], space.data["options"])
         )
     return _RESIDENT[key]
 
@@ -215,13 +218,14 @@ def train_trial(
     data_factory: DataFactory | None = None,
 ) -> None:
     """The function trainable (wrap with ``tune.with_parameters``)."""
-    _threads(space.budget.cpus_per_trial)
+    quiet_trial()
     _write_pid()
     trial_id = tune.get_context().get_trial_id()
     data = resident_data(space, data_factory)
     restored = _restore(data)
     if restored is None:
-        seed = trial_seed(space.budget.seed, trial_id)
+        # The trainer applies the run config's threads (the trial's whole CPUs).
+        seed = trial_seed(space.budget.seed, config.get(TRIAL_NUMBER, trial_id))
         trainer = Trainer(run_config_from_params(space, config, seed), data=data)
         state: dict[str, Any] = {}
     else:
@@ -234,8 +238,8 @@ def train_trial(
     try:
         trainer.run(report=reporter)
         final = _final_report(trainer, space, seed, reporter.last)
-        run.log_metrics(
-            {k: v for k, v in final.items() if keys.is_final(k)},
+        run.log_metrics(  # the standard scores, and the mark that ranks the trial as completed
+            {k: v for k, v in final.items() if keys.is_final(k) or k == COMPLETED},
             step=trainer.step,
             skip_logged=False,
         )
@@ -278,8 +282,10 @@ def _log_artifacts(
     labels = [values[0] for values in kl] if last else None
     run.log_figure(plots.plot_traversals(images, groups, labels), "traversals.png")
     if history:
+        config = trainer.config
+        starts = stage_boundaries(config.schedule, config.training.steps)[1:]
         run.log_figure(
-            plots.plot_kl_per_group(history, trainer.config.model.groups), "information.png"
+            plots.plot_kl_per_group(history, config.model.groups, starts), "information.png"
         )
 
 

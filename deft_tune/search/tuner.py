@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,11 +20,21 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from deft_tune.data import get_dataset
+from deft_tune.data import run_dataset
+from deft_tune.errors import ConfigError
+from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
-from deft_tune.search.options import SearchOptions, SearchOutcome, resume_command, write_state
+from deft_tune.search.options import (
+    SearchOptions,
+    SearchOutcome,
+    cluster_address,
+    resume_command,
+    space_as_run,
+    write_state,
+)
+from deft_tune.search.quiet import file_loggers, quiet_driver
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -40,11 +48,6 @@ from deft_tune.search.trainable import TrackingTarget, train_trial
 log = logging.getLogger(__name__)
 
 
-def cluster_address(explicit: str | None) -> str | None:
-    """The cluster to join: ``--address``, else $RAY_ADDRESS, else none (a private local Ray)."""
-    return explicit or os.environ.get("RAY_ADDRESS") or None
-
-
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Reuse this process's Ray, join ``address`` (or $RAY_ADDRESS), or start a private one.
@@ -52,6 +55,12 @@ def ray_session(address: str | None) -> Iterator[None]:
     Without an address Ray's own default would join whatever `ray start` left running on this
     machine (its trials, storage and failures included); a search without --address promises
     a local Ray of its own, so it asks for one explicitly.
+
+    The private Ray serves no dashboard UI, but Ray 2.60 binds its gRPC servers (GCS, raylet,
+    driver and workers) to every interface and has no option for loopback (ray.init turns
+    ``_node_ip_address="127.0.0.1"`` into the routable address); they, and the agents' HTTP
+    APIs, answer only requests carrying the session's token (token authentication, on by
+    default for a new local Ray). docs/reliability.md lists what listens where.
     """
     if ray.is_initialized():
         yield
@@ -67,11 +76,26 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.shutdown()
 
 
+def require_trial_fits(budget: Any, available: dict[str, float]) -> None:
+    """ConfigError when one trial asks for more CPUs or GPUs than the local Ray has: Tune would
+    wait for them forever. (A cluster may grow, so only a local Ray is held to this.)"""
+    for key, field, need in (
+        ("CPU", "cpus_per_trial", budget.cpus_per_trial),
+        ("GPU", "gpus_per_trial", budget.gpus_per_trial),
+    ):
+        have = float(available.get(key, 0.0))
+        if need > have:
+            raise ConfigError(
+                f"--{field.replace('_', '-')} == {need:g} (budget.{field}) but the local Ray has "
+                f"{have:g} {key}s: no trial could ever start; ask for at most {have:g}"
+            )
+
+
 def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:
     """Render or read the data set's cache once here, not in every trial at the same time."""
     if cluster_address(options.address):
         return  # the driver may not share a disk with the workers; each node builds its own
-    data = get_dataset(space.data["name"], **space.data["options"])
+    data = run_dataset(space.data["name"], space.data["options"])
     build = getattr(data, "build_cache", None)
     if build is not None and not Path(getattr(data, "cache_path", "")).is_file():
         out(f"preparing data set {space.data['name']!r} (once; cached for later runs) ...")
@@ -113,7 +137,8 @@ def _tuner(
     space: SearchSpace, path: str, trainable: Any, parent_run_id: str, resume: bool
 ) -> tune.Tuner:
     if resume and tune.Tuner.can_restore(path):
-        # The restored run config brings back its stopper and callbacks with their state.
+        # The restored run config brings back its stopper and callbacks; stop reasons
+        # survive in the trials' results (see stopping.py), not in either object.
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     stopper = make_stopper(space)
     asha = space.stopping.asha.enabled
@@ -126,8 +151,9 @@ def _tuner(
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
-            TrialRunFinisher(space.name, parent_run_id, stopper, asha),
-            LiveTable(space.objective.key, stopper, asha),
+            TrialRunFinisher(space.name, parent_run_id, asha),
+            LiveTable(space.objective.key, asha),
+            *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )
     tune_config = tune.TuneConfig(
@@ -177,8 +203,10 @@ def execute(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
-    with ray_session(options.address):
+    with quiet_driver(), ray_session(options.address):
         # Before anything is written: a refused search leaves no state or run behind.
+        if not cluster_address(options.address):
+            require_trial_fits(space.budget, ray.cluster_resources())
         require_shared_resources(options.storage, uri, alive_node_count())
         return _track_and_fit(space, options, path, uri, previous, data_factory, out)
 
@@ -193,7 +221,7 @@ def _track_and_fit(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
-    artifacts = {SPACE_ARTIFACT: Path(options.space).read_text()}
+    artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
     parent = tracking.start_parent(
         _parent_params(space, options),
         artifacts,
@@ -231,10 +259,11 @@ def _outcome(
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     interrupted = settled < len(results) or len(results) < space.budget.num_trials
-    best = best_result(
+    best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
+    errors = [r.error for r in results if r.error is not None]
     return SearchOutcome(
         name=space.name,
         experiment_path=path,
@@ -243,22 +272,19 @@ def _outcome(
         interrupted=interrupted,
         trials=len(results),
         completed=completed,
-        best_trial_id=best.get("trial_id") if best else None,
-        best_value=best.get(space.objective.key) if best else None,
+        # The trial and number inspect and export read (final/<key> of a completed trial).
+        best_trial_id=best[0] if best else None,
+        best_value=best[1] if best else None,
         resume_command=resume_command(options, space.name),
+        errors=len(errors),
+        first_error=last_line(errors[0]) if errors else None,
     )
 
 
-def best_result(metrics: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
-    """The best last report: among trials that ran to the end if any did (their objective
-    is the standard-setting score), else among all."""
-    scored = [m for m in metrics if isinstance(m.get(key), (int, float)) and math.isfinite(m[key])]
-    completed = [m for m in scored if m.get(COMPLETED) == 1.0]
-    pool = completed or scored
-    if not pool:
-        return None
-    pick = max if mode == "max" else min
-    return pick(pool, key=lambda m: m[key])
+def last_line(error: BaseException) -> str:
+    """The line of a trial's error that says what went wrong (its traceback's last line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def _summarise(tracking: SearchTracking, outcome: SearchOutcome) -> None:

@@ -99,6 +99,7 @@ def test_corrupt_cache_is_rerendered_and_said_so(small_dsprites, caplog):
         (["data", "show", "dsprites_full", "--out", "/no/such/folder/g.png"], "does not exist"),
         (["data", "show", "dsprites_full", "--out", "grid.jpg"], "must end in .png"),
         (["data", "show", "dsprites_full", "--out", "g.png", "--columns", "0"], "at least 1"),
+        (["data", "show", "dsprites_full", "--out", "g.png", "--seed", "-1"], "--seed == -1"),
         (["data"], "required"),
     ],
 )
@@ -113,3 +114,15 @@ def test_bad_real_file_leaves_nothing_behind(small_dsprites, tmp_path, capsys):
     assert _run(["data", "render", "dsprites_full", "--path", str(bad)]) == 2
     assert "lacks the array(s) latents_classes" in _one_line_error(capsys)
     assert not small_dsprites.exists() or not any(small_dsprites.iterdir())
+
+
+def test_paths_in_the_way_are_refused_before_rendering(small_dsprites, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert _run(["data", "render", "dsprites_full", "--cache-dir", str(a_file)]) == 2
+    assert f"--cache-dir {a_file} is a file" in _one_line_error(capsys)
+    grid = tmp_path / "grid.png"
+    grid.mkdir()
+    assert _run(["data", "show", "dsprites_full", "--out", str(grid)]) == 2
+    assert "is a folder" in _one_line_error(capsys)
+    assert not small_dsprites.exists()  # nothing rendered

@@ -85,6 +85,7 @@ def test_default_output_and_seed(trained_model, capsys):
         (["--metrics", "irs"], "--metrics: unknown irs"),
         (["--n-jobs", "0"], "--n-jobs == 0"),
         (["--threads", "0"], "--threads == 0"),
+        (["--seed", str(10**20)], "--seed == 100000000000000000000, must lie in [0, 2**63 - 1]"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(trained_model, capsys, extra, message):
@@ -126,3 +127,11 @@ def test_replicas_are_trained_saved_and_scored_on_one_sample(tmp_path, capsys, m
     # The run's seed and the standard setting: evaluate gives train's numbers back.
     assert scores["replica0/mig"] == trained["replica0/mig"]
     assert scores["mig"] == pytest.approx((scores["replica0/mig"] + scores["replica1/mig"]) / 2)
+
+
+def test_an_output_path_in_the_way_is_refused_before_scoring(trained_model, tmp_path, capsys):
+    folder = tmp_path / "scores.json"
+    folder.mkdir()
+    assert main(["evaluate", "--model", str(trained_model), "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "is a folder" in err

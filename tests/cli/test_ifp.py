@@ -126,3 +126,29 @@ def test_unsupervised_smoke_run_writes_latents_table(tmp_path, capsys):
     assert sorted(r["latent"] for r in rows) == [0, 1, 2]
     assert (out / "latents.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out.count("z") >= 3
+
+
+def test_paths_in_the_way_are_refused_before_the_annealing_runs(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    runs = ["ifp", "--dataset", "dsprites_full", "--smoke-test"]
+    assert main([*runs, "--out", str(a_file)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main([*runs, "--out", str(tmp_path / "o"), "--cache-dir", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--cache-dir {a_file} is a file" in err
+    assert main(["ifp", "--suggest", str(tmp_path), "--output", str(tmp_path)]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_impossible_seeds_and_sizes_are_one_line_before_any_run(tmp_path, capsys):
+    runs = ["ifp", "--dataset", "dsprites_full", "--out", str(tmp_path / "o")]
+    assert main([*runs, "--seed", "-1"]) == 2
+    assert "--seed == -1, must lie in [0, 2**63 - 1]" in capsys.readouterr().err
+    assert main([*runs, "--width", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this run needs about" in err and "lower --width" in err
+    assert main([*runs, "--batch-size", "1000000000"]) == 2
+    assert "lower --batch-size" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

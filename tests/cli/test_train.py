@@ -6,6 +6,7 @@ import yaml
 
 from deft_tune import data as data_registry
 from deft_tune.cli import main
+from tests.doubles import write_code_running_checkpoint
 
 CONFIG = {
     "data": {"name": "squares"},
@@ -93,3 +94,141 @@ def test_resume_without_checkpoint_is_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "does not exist: drop --resume" in capsys.readouterr().err
+
+
+# --- resume reads checkpoints as data, and refuses what is not one ------------------------
+
+
+def _trained_run(tmp_path):
+    config = write_config(tmp_path)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    return config, out
+
+
+def _resume(config, out):
+    return main(["train", "--config", str(config), "--out", str(out), "--resume", "--no-progress"])
+
+
+def test_resume_from_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
+    config, out = _trained_run(tmp_path)
+    checkpoint = out / "checkpoints" / "last.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    marker = tmp_path / "marker"
+    write_code_running_checkpoint(checkpoint, marker, state)
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(checkpoint) in err, err
+    assert not marker.exists(), "resuming ran the checkpoint's code"
+
+
+@pytest.mark.parametrize("content", ["random", "zeros", "list", "model"])
+def test_resume_refuses_what_is_not_a_checkpoint_in_one_line(tmp_path, capsys, content):
+    config, out = _trained_run(tmp_path)
+    checkpoint = out / "checkpoints" / "last.pt"
+    if content == "random":
+        checkpoint.write_bytes(bytes(range(256)) * 8)
+    elif content == "zeros":
+        checkpoint.write_bytes(bytes(2048))
+    elif content == "list":
+        torch.save([1, 2, 3], checkpoint)
+    else:
+        checkpoint.write_bytes((out / "model.pt").read_bytes())
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(checkpoint) in err and "checkpoint" in err, err
+
+
+def test_resume_refuses_a_damaged_history_naming_the_line(tmp_path, capsys):
+    config, out = _trained_run(tmp_path)
+    history = out / "history.jsonl"
+    lines = history.read_text().splitlines()
+    history.write_text(lines[0] + "\n{not json\n")
+    capsys.readouterr()
+    assert _resume(config, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{history} line 2 is not a report" in err, err
+
+
+# --- everything the run will need is checked before it trains ------------------------------
+
+
+def _blocked_outputs(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    taken = tmp_path / "taken"
+    (taken / "model.pt").mkdir(parents=True)
+    return {
+        "a file as --out": (tmp_path / "a_file", "is a file: give a folder"),
+        "--out under a file": (tmp_path / "a_file" / "out", "is a file, not a folder"),
+        "a folder where model.pt goes": (taken, "model.pt is a folder: remove it"),
+    }
+
+
+def test_output_paths_in_the_way_are_refused_before_training(tmp_path, capsys):
+    config = write_config(tmp_path)
+    for what, (out, message) in _blocked_outputs(tmp_path).items():
+        assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (what, err)
+    assert not (tmp_path / "taken" / "checkpoints").exists()  # nothing trained
+
+
+def test_unknown_metric_names_are_refused_before_training(tmp_path, capsys):
+    config = write_config(
+        tmp_path, {**CONFIG, "evaluation": {**CONFIG["evaluation"], "metrics": ["migg"]}}
+    )
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation.metrics[0] == 'migg'" in err and "did you mean 'mig'" in err
+    assert not out.exists()
+
+
+def test_a_run_too_large_for_the_machine_is_one_line_naming_the_estimate(tmp_path, capsys):
+    huge = {**CONFIG, "training": {**CONFIG["training"], "batch_size": 10**9}}
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(write_config(tmp_path, huge)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this run needs about" in err
+    assert "lower training.batch_size" in err and not out.exists()
+
+
+def test_the_config_threads_apply_and_threads_overrides_them_on_record(tmp_path, capsys):
+    # The thread count is part of the run: the config's applies, --threads replaces it, and
+    # the run's config.yaml says which one ran (so that it trains to the same numbers again).
+    two = write_config(tmp_path, {**CONFIG, "training": {**CONFIG["training"], "threads": 2}})
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(two), "--out", str(out), "--no-progress"]) == 0
+    assert torch.get_num_threads() == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["training"]["threads"] == 2
+    other = tmp_path / "other"
+    argv = ["train", "--config", str(two), "--out", str(other), "--no-progress"]
+    assert main([*argv, "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    assert yaml.safe_load((other / "config.yaml").read_text())["training"]["threads"] == 1
+    # Resuming takes the count the run trained with, and says so when it is not given.
+    assert main([*argv, "--resume"]) == 2
+    assert "trained with training.threads 1, not 2; resume with --threads 1" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--resume", "--threads", "1"]) == 0
+    assert main([*argv, "--threads", "0"]) == 2
+    assert "--threads == 0, must be >= 1" in capsys.readouterr().err
+
+
+def test_the_progress_bar_moves_every_step_not_only_at_reports(tmp_path, monkeypatch):
+    import tqdm
+
+    moves: list[int] = []
+    real = tqdm.tqdm.update
+
+    def update(self, n=1):
+        moves.append(n)
+        return real(self, n)
+
+    monkeypatch.setattr(tqdm.tqdm, "update", update)
+    config = write_config(tmp_path)  # 8 steps, a report every 4
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert moves == [1] * 8

@@ -10,6 +10,7 @@ import pytest
 
 from deft_tune.data import cache
 from deft_tune.data.cache import CorruptCacheError
+from deft_tune.errors import ConfigError
 
 
 def _table(rows: np.ndarray, tag: str = "t") -> pa.Table:
@@ -142,3 +143,49 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path):
         writer.join()
     assert [w.exitcode for w in writers] == [0, 0]
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["shared.arrow"]
+
+
+def test_a_folder_where_the_cache_file_goes_is_refused_before_rendering(tmp_path, rows):
+    path = tmp_path / "t.arrow"
+    path.mkdir()
+
+    def build():
+        raise AssertionError("rendered although the cache file cannot be written")
+
+    with pytest.raises(ConfigError, match="data cache file .*t.arrow is a folder: remove"):
+        cache.load_or_build(path, build, _table(rows).schema, len(rows))
+
+
+def test_a_file_where_the_cache_folder_goes_is_refused_naming_the_setting(tmp_path, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="cache_dir .*a_file is a file"):
+        cache.resolve_cache_dir(a_file)
+    monkeypatch.setenv("DEFT_TUNE_CACHE", str(a_file / "below"))
+    with pytest.raises(ConfigError, match=r"\$DEFT_TUNE_CACHE .*a_file is a file, not a folder"):
+        cache.resolve_cache_dir()
+
+
+def test_relative_data_paths_of_a_run_config_lie_in_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFT_TUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    resolved = cache.resolve_option_paths(
+        {"cache_dir": "mine", "path": "~/data.npz", "correlation": 0.5}
+    )
+    assert resolved == {
+        "cache_dir": tmp_path / "cache" / "mine",
+        "path": tmp_path / "home" / "data.npz",
+        "correlation": 0.5,
+    }
+    assert cache.resolve_option_paths({"path": str(tmp_path / "x")}) == {"path": tmp_path / "x"}
+
+
+def test_a_run_config_means_the_same_data_from_any_folder(small_dsprites, tmp_path, monkeypatch):
+    from deft_tune.data import run_dataset
+
+    for folder in (tmp_path, tmp_path / "elsewhere"):
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        data = run_dataset("dsprites_full", {"cache_dir": "mine"})
+        assert data.cache_dir == small_dsprites / "mine"

@@ -1,6 +1,11 @@
 """Faults: a trial's worker killed mid-run is retried from its checkpoint in the same MLflow
 run (tracked through `--mlflow-server`); interrupting the driver and resuming completes the
-search with no duplicate MLflow runs."""
+search with no duplicate MLflow runs.
+
+The tests wait on events (a checkpoint written, a pid file, the driver's exit), not on a clock:
+a wait ends when its file appears or when the driver exits; the limits on a driver's run, guards
+against a hang, grow with the machine's load (tests.scaled).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,31 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
+from tests import scaled
 from tests.doubles import tiny_space
 from tests.search import driver
+
+
+def _resume(command: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """The same search command with --resume, run to its end in ``folder``."""
+    return subprocess.run(
+        [*command, "--resume"],
+        cwd=folder,
+        env=driver.environment(),
+        capture_output=True,
+        text=True,
+        timeout=scaled(400),
+    )
+
+
+def _wait_for(condition, process: subprocess.Popen):
+    """Poll ``condition`` until it holds; fail (with the driver's output) if the driver exits."""
+    while not (found := condition()):
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    return found
 
 
 @pytest.mark.slow
@@ -32,23 +59,16 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 240
-    while not list((tmp_path / "runs").glob("tiny/*/checkpoint_000000")):
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-        time.sleep(0.5)
-    first.send_signal(signal.SIGINT)
-    out, err = first.communicate(timeout=240)
+    try:
+        _wait_for(lambda: list((tmp_path / "runs").glob("tiny/*/checkpoint_000000")), first)
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=scaled(240))
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
-    again = subprocess.run(
-        [*command, "--resume"],
-        cwd=tmp_path,
-        env=driver.environment(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
 
@@ -71,15 +91,6 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
 # --- a trial's worker killed mid-run ------------------------------------------------------
 
 
-def _wait_for(condition, process: subprocess.Popen, seconds: float):
-    deadline = time.monotonic() + seconds
-    while not (found := condition()):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "timed out waiting for the search"
-        time.sleep(0.2)
-    return found
-
-
 @pytest.fixture(scope="module")
 def killed_search(tmp_path_factory):
     """2 trials of 60 steps (a report and checkpoint every 10) tracked through
@@ -97,18 +108,17 @@ def killed_search(tmp_path_factory):
         text=True,
     )
     runs = folder / "runs" / "killed"
-    checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), process, 240)[0]
-    trial_dir = checkpoint.parent
-    # The trainable writes its process id into its trial folder when it starts.
-    pid = int(
-        _wait_for(
-            lambda: (trial_dir / "worker.pid").is_file() and (trial_dir / "worker.pid").read_text(),
-            process,
-            30,
-        )
-    )
+    try:
+        checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), process)[0]
+        trial_dir = checkpoint.parent
+        # The trainable writes its process id into its trial folder when it starts.
+        pid_file = trial_dir / "worker.pid"
+        pid = int(_wait_for(lambda: pid_file.is_file() and pid_file.read_text(), process))
+    except BaseException:
+        process.kill()
+        raise
     os.kill(pid, signal.SIGKILL)
-    out, err = process.communicate(timeout=300)
+    out, err = process.communicate(timeout=scaled(300))
     return SimpleNamespace(
         folder=folder,
         trial_dir=trial_dir,
@@ -174,3 +184,69 @@ def test_mlflow_server_flag_tracks_into_the_working_directory_and_stops(killed_s
         for p in (killed_search.folder / "mlartifacts").rglob("run_config.yaml")
     }
     assert {r.info.run_id for r in children} <= stored
+
+
+# --- stop reasons across an interruption --------------------------------------------------
+
+
+def _no_capture_space(path: Path) -> Path:
+    """3 trials, one at a time, that the IFP stopper always stops for no_capture at step 20
+    (the first stage ends between the reports at 10 and 20; no gain reaches 1000 nats)."""
+    raw = yaml.safe_load(tiny_space(path, trials=3, steps=60, concurrent=1, asha=False).read_text())
+    raw["stopping"]["ifp"]["capture_threshold"] = 1000
+    raw["params"].update(num_stages=2, stage_frac={"low": 0.2, "high": 0.3})
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_stop_reasons_survive_an_interrupted_and_resumed_search(tmp_path):
+    space = _no_capture_space(tmp_path / "tiny.yaml")
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    with open(tmp_path / "first.out", "w") as out:
+        first = subprocess.Popen(
+            command, cwd=tmp_path, env=driver.environment(), stdout=out, stderr=subprocess.PIPE
+        )
+        _wait_for(lambda: "stopped (" in (tmp_path / "first.out").read_text(), first)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=scaled(240))
+    assert first.returncode == 130
+    again = _resume(command, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    printed = (tmp_path / "first.out").read_text() + again.stdout
+    assert "stopped (stopped)" not in printed and "stopped (no_capture)" in again.stdout
+
+    from mlflow import MlflowClient
+
+    from deft_tune.search.tracking.layout import STOP_REASONS
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    children = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("deft.role") == "trial"
+    ]
+    reasons = {r.data.tags["deft.trial_id"]: r.data.tags["deft.stop_reason"] for r in children}
+    assert len(reasons) == 3 and set(reasons.values()) <= set(STOP_REASONS), reasons
+    # Stopped before the interruption, and started after it: no_capture. The trial the
+    # interruption caught resumes from its checkpoint and is stopped again or runs to its end.
+    assert list(reasons.values()).count("no_capture") >= 2, reasons
+    assert set(reasons.values()) <= {"no_capture", "completed"}, reasons
+
+
+@pytest.mark.slow
+def test_ray_and_tune_chatter_stays_off_the_live_table(killed_search):
+    # The driver prints the live table; Tune's banner and TensorBoard hint, the token notice
+    # and the trials' per-report checkpoint lines stay away (deft_tune/search/quiet.py).
+    both = killed_search.out + killed_search.err
+    for chatter in (
+        "TensorBoard",
+        "View detailed results",
+        "Token authentication is enabled",
+        "Checkpoint successfully created",
+        "Wrote the latest version",
+        "A new study created",
+    ):
+        assert chatter not in both, chatter
+    assert "trial" in killed_search.out and "retrying from checkpoint" in killed_search.out

@@ -7,16 +7,25 @@ import subprocess
 import sys
 import textwrap
 import time
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from deft_tune.config import RunConfig
 from deft_tune.errors import ConfigError
-from deft_tune.search.options import SearchOptions, prepare_space, resume_command, smoke_budget
-from deft_tune.search.runner import summary_lines
-from tests.doubles import tiny_space
+from deft_tune.search.options import (
+    SearchOptions,
+    SearchOutcome,
+    check_local_device,
+    prepare_space,
+    resume_command,
+    smoke_budget,
+    space_as_run,
+)
+from deft_tune.search.runner import main_search, run_search, summary_lines
+from deft_tune.search.space import space_from_dict
+from tests import scaled
+from tests.doubles import UnreadableData, tiny_space
 
 # --- refused before Ray starts -----------------------------------------------------------
 
@@ -25,27 +34,41 @@ _BAD_SPACES = {
     "betas_up": "name: bad\ndata: {name: dsprites_full}\nparams: {betas: [1, 4, 20]}\n",
     "zero_stages": "name: bad\ndata: {name: dsprites_full}\nparams: {num_stages: 0}\n",
     "not_yaml": "name: [unclosed\n  data: {\n",
+    "cuda_no_gpu": "name: bad\ndata: {name: dsprites_full}\nbase: {training: {device: cuda}}\n",
+    "too_big": "name: bad\ndata: {name: dsprites_full}\nbase: {training: {batch_size: 1.0e+9}}\n",
 }
+
+
+_BAD_FLAGS = {"storage_file": ["--storage", "a_file"]}  # with a valid space
 
 
 def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     for key, text in _BAD_SPACES.items():
         (tmp_path / f"{key}.yaml").write_text(text)
+    for key in _BAD_FLAGS:
+        tiny_space(tmp_path / f"{key}.yaml")
+    (tmp_path / "a_file").write_text("x")
+    runs = {key: ["search", "--space", f"{key}.yaml"] for key in _BAD_SPACES}
+    runs.update({key: ["search", "--space", f"{key}.yaml", *f] for key, f in _BAD_FLAGS.items()})
     script = textwrap.dedent(f"""
         import contextlib, io, json, sys
         from deft_tune.cli import main
         out = {{}}
-        for key in {sorted(_BAD_SPACES)!r}:
+        for key, argv in {runs!r}.items():
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
-                rc = main(["search", "--space", key + ".yaml"])
+                rc = main(argv)
             out[key] = [rc, err.getvalue()]
         out["ray_imported"] = "ray" in sys.modules
         print(json.dumps(out))
     """)
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     )
     elapsed = time.monotonic() - start
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -58,8 +81,11 @@ def test_malformed_spaces_exit_2_with_one_line_before_ray_is_imported(tmp_path):
     assert "decrease" in result["betas_up"][1]
     assert "num_stages" in result["zero_stages"][1]
     assert "YAML" in result["not_yaml"][1]
+    assert "gpus_per_trial == 0" in result["cuda_no_gpu"][1]
+    assert "a_file is a file, not a folder" in result["storage_file"][1]
+    assert "largest trial" in result["too_big"][1] and "batch_size" in result["too_big"][1]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert elapsed < 60  # imports only; no Ray, no tracking store
+    assert elapsed < scaled(60)  # imports only; no Ray, no tracking store
 
 
 def test_cli_flags_refused_with_one_line(tmp_path, capsys):
@@ -68,6 +94,9 @@ def test_cli_flags_refused_with_one_line(tmp_path, capsys):
     space = tiny_space(tmp_path / "tiny.yaml")
     assert main(["search", "--space", str(space), "--cpus-per-trial", "0"]) == 2
     assert "--cpus-per-trial == 0" in capsys.readouterr().err
+    for flag, value in (("--cpus-per-trial", "nan"), ("--gpus-per-trial", "inf")):
+        assert main(["search", "--space", str(space), flag, value]) == 2
+        assert f"{flag} == {value}, must be a finite number" in capsys.readouterr().err
     assert (
         main(["search", "--space", str(space), "--resume", "--storage", str(tmp_path / "none")])
         == 2
@@ -108,6 +137,18 @@ def test_prepare_space_overrides_and_smoke_budget(tmp_path):
         prepare_space(SearchOptions(space=str(space), name="a b"))
 
 
+def test_the_space_is_recorded_as_run_with_its_overrides(tmp_path):
+    path = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
+    options = SearchOptions(space=str(path), name="other", smoke_test=True, asha=False)
+    space = prepare_space(options)
+    recorded = yaml.safe_load(space_as_run(options, space))
+    assert recorded["name"] == "other" and recorded["budget"]["steps_per_trial"] == 40
+    assert recorded["stopping"]["asha"]["enabled"] is False
+    assert recorded["params"] == yaml.safe_load(path.read_text())["params"]
+    again = space_from_dict(recorded)
+    assert again.budget == space.budget and again.params == space.params
+
+
 def test_overrides_keep_what_the_file_sets(tmp_path):
     path = tmp_path / "annealed.yaml"
     path.write_text(
@@ -131,18 +172,24 @@ def test_resume_command_repeats_the_flags_that_locate_the_search():
     )
 
 
+def _outcome(**fields):
+    base = {
+        "name": "q",
+        "experiment_path": "/r/q",
+        "tracking_uri": "sqlite:///m.db",
+        "parent_run_id": "p",
+        "interrupted": False,
+        "trials": 4,
+        "completed": 0,
+        "best_trial_id": None,
+        "best_value": None,
+        "resume_command": "x",
+    }
+    return SearchOutcome(**{**base, **fields})
+
+
 def test_summary_names_best_trial_and_next_commands():
-    outcome = SimpleNamespace(
-        interrupted=False,
-        name="q",
-        trials=4,
-        completed=2,
-        tracking_uri="sqlite:///m.db",
-        best_trial_id="abc",
-        best_value=0.25,
-        experiment_path="/r/q",
-        resume_command="x",
-    )
+    outcome = _outcome(completed=2, best_trial_id="abc", best_value=0.25)
     lines = summary_lines(outcome, "metrics/mig")
     assert "best trial abc: metrics/mig = 0.2500" in lines
     assert "inspect it:  deft-tune inspect q" in lines
@@ -151,23 +198,68 @@ def test_summary_names_best_trial_and_next_commands():
 
 
 def test_summary_says_when_the_best_trial_was_stopped_early():
-    outcome = SimpleNamespace(
-        interrupted=False,
-        name="q",
-        trials=4,
-        completed=0,
-        tracking_uri="sqlite:///m.db",
-        best_trial_id="abc",
-        best_value=0.05,
-        experiment_path="/r/q",
-        resume_command="x",
-    )
+    outcome = _outcome(completed=0, best_trial_id="abc", best_value=0.05)
     stopped = [
         line
         for line in summary_lines(outcome, "metrics/mig")
         if line.startswith("no trial ran to the end")
     ]
     assert len(stopped) == 1 and "deft-tune inspect q" in stopped[0]
+
+
+def test_summary_of_a_search_whose_trials_all_failed_names_the_error():
+    error = "deft_tune.errors.DataError: the data set is unreadable"
+    failed = _outcome(errors=4, first_error=error, best_trial_id="abc", best_value=0.1)
+    assert failed.failed
+    lines = summary_lines(failed, "metrics/mig")
+    assert any("4 of 4 trials failed" in line and error in line for line in lines)
+    assert any("search 'q' failed" in line for line in lines)
+    assert not any("export" in line or "best trial" in line for line in lines)
+    some = _outcome(errors=1, first_error=error, completed=3, best_trial_id="abc", best_value=1)
+    assert not some.failed
+    assert any("1 of 4 trials failed" in line for line in summary_lines(some, "metrics/mig"))
+    assert not _outcome(errors=4, interrupted=True).failed
+
+
+def test_a_cuda_device_without_a_gpu_is_refused_before_ray(tmp_path, monkeypatch):
+    import torch
+
+    path = tiny_space(tmp_path / "tiny.yaml")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"]["training"]["device"] = "cuda"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="budget.gpus_per_trial == 0: a trial would get no GPU"):
+        prepare_space(SearchOptions(space=str(path)))
+    space = prepare_space(SearchOptions(space=str(path), gpus_per_trial=1))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="this machine has no CUDA"):
+        check_local_device(space)
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_all_fail_exits_1_naming_the_error(
+    ray_session, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    space = tiny_space(tmp_path / "failing.yaml", trials=1, steps=20, name="failing")
+    options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"))
+    assert main_search(options, data_factory=UnreadableData()) == 1
+    captured = capsys.readouterr()
+    assert "the first error: " in captured.err and UnreadableData.MESSAGE in captured.err
+    assert "search 'failing' failed" in captured.err
+    assert "export" not in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_trial_larger_than_the_local_ray_is_refused_before_anything_is_written(
+    ray_session, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    space = tiny_space(tmp_path / "big.yaml", name="big")
+    options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"), cpus_per_trial=64)
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* local Ray has 2 CPUs"):
+        run_search(options)
+    assert not (tmp_path / "runs" / "big").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 # --- the session's recorded search (tests/conftest.py), read by the assertions below --------

@@ -9,11 +9,16 @@ below 0.1 nats for 2 reports past the first quarter of the budget.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from deft_tune.report_keys import COMPLETED
 from deft_tune.search import space_from_dict
+from deft_tune.search.callbacks import stop_reason
 from deft_tune.search.space import IFPStopping
 from deft_tune.search.stopping import IFPStopper, make_scheduler, make_stopper
+from deft_tune.search.tracking.layout import STOP_REASONS, STOP_TAG
 
 STEPS, STAGE, INTERVAL = 4000, 1000, 250
 
@@ -243,6 +248,10 @@ def test_stopper_inside_a_real_tune_run(ray_session, tmp_path):
     stopped = [r for r in results if r.metrics["step"] == 1500][0]
     assert stopper.reason(stopped.metrics["trial_id"]) == "diffusion"
     assert len(stopper.reasons) == 1
+    # The reason rides in the trial's own last result, where the callbacks read it: it
+    # survives a restore, which gives Tune and the callbacks two copies of the stopper.
+    assert stopped.metrics[STOP_TAG] == "diffusion"
+    assert [STOP_TAG in r.metrics for r in results].count(True) == 1
 
 
 def _replicated(*per_replica: list[dict]) -> list[dict]:
@@ -316,3 +325,18 @@ def test_reports_cut_to_the_read_keys_give_the_same_decisions():
         full, lean = _stopper(), _stopper()
         assert _run(full, "t", reports) == _run(lean, "t", cut), i
         assert full.reason("t") == lean.reason("t")
+
+
+def test_stop_reasons_come_from_the_trials_last_result_and_are_documented():
+    def trial(**last):
+        return SimpleNamespace(trial_id="t", last_result=last)
+
+    cases = {
+        ("KILLED", "no_capture"): (trial(**{STOP_TAG: "no_capture"}), False),
+        ("FINISHED", "completed"): (trial(**{COMPLETED: 1.0}), True),
+        ("KILLED", "asha"): (trial(step=10), True),
+        ("KILLED", "interrupted"): (trial(step=10), False),  # no rule claims it: Tune ended it
+    }
+    for expected, (ended, asha) in cases.items():
+        assert stop_reason(ended, asha) == expected
+        assert expected[1] in STOP_REASONS

@@ -7,9 +7,18 @@ tests record what the runner asks Ray for, without starting one.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from deft_tune.search import tuner as _tune
+from tests import REPO
 
 
 @pytest.fixture
@@ -74,3 +83,82 @@ def test_the_sampler_follows_budget_sampler_and_seed():
     assert draws[0] == draws[1]  # seeded by budget.seed
     with pytest.raises(ConfigError, match=r"budget.sampler == 'grid', must be one of"):
         _budget_space(sampler="grid")
+
+
+def test_a_trial_larger_than_the_local_ray_is_refused_with_the_numbers():
+    from types import SimpleNamespace
+
+    from deft_tune.errors import ConfigError
+
+    fits = SimpleNamespace(cpus_per_trial=2.0, gpus_per_trial=0.0)
+    _tune.require_trial_fits(fits, {"CPU": 2.0})
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* local Ray has 2 CPUs"):
+        _tune.require_trial_fits(SimpleNamespace(cpus_per_trial=64, gpus_per_trial=0), {"CPU": 2})
+    with pytest.raises(ConfigError, match=r"--gpus-per-trial == 0.5 .* has 0 GPUs"):
+        _tune.require_trial_fits(SimpleNamespace(cpus_per_trial=1, gpus_per_trial=0.5), {"CPU": 2})
+
+
+# --- what the private local Ray exposes -----------------------------------------------------
+
+_EXPOSURE = """
+import json, os, subprocess, sys
+from deft_tune.search.tuner import ray_session
+
+def descendants():
+    parents = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError):
+            pass
+    found, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+with ray_session(None):
+    pids = descendants() | {os.getpid()}
+    listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ours = [line.split()[3] + " " + line.split("users:")[-1] for line in listening.splitlines()
+            if any(f"pid={pid}," in line for pid in pids)]
+    commands = [cmdline(pid) for pid in pids]
+    auth = os.environ.get("RAY_AUTH_MODE")
+print(json.dumps({"pids": sorted(pids - {os.getpid()}), "listening": ours,
+                  "commands": commands, "auth": auth}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ss") is None or not os.path.isdir("/proc"), reason="needs ss")
+def test_the_private_local_ray_serves_no_dashboard_needs_its_token_and_goes_away(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", _EXPOSURE],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["listening"], "the check found none of Ray's sockets"
+    assert not any(address.endswith(":8265") for address in seen["listening"]), seen
+    # Ray still starts its dashboard process, without the web UI (metrics only).
+    heads = [command for command in seen["commands"] if "dashboard/dashboard.py" in command]
+    assert all("--disable-frontend" in command for command in heads), heads
+    assert seen["auth"] == "token"  # every request to Ray's ports needs the session's token
+    deadline = time.monotonic() + 60
+    while alive := [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"Ray processes outlived the search: {alive}"
+        time.sleep(0.5)

@@ -14,11 +14,14 @@
 Nothing here imports Ray or Optuna: a bad space is refused before a cluster is touched.
 """
 
-from deft_tune.search.space.loading import load_space, space_from_dict
+from deft_tune.search.space.loading import largest_run, load_space, space_from_dict
 from deft_tune.search.space.sampling import (
+    TRIAL_NUMBER,
     define_by_run,
     points_to_evaluate,
     run_config_from_params,
+    trial_seed,
+    trial_threads,
 )
 from deft_tune.search.space.schema import (
     METHODS,
@@ -33,6 +36,7 @@ from deft_tune.search.space.schema import (
 
 __all__ = [
     "METHODS",
+    "TRIAL_NUMBER",
     "ASHAStopping",
     "Budget",
     "IFPStopping",
@@ -40,9 +44,12 @@ __all__ = [
     "SearchSpace",
     "StoppingConfig",
     "define_by_run",
+    "largest_run",
     "load_space",
     "param_domains",
     "points_to_evaluate",
     "run_config_from_params",
     "space_from_dict",
+    "trial_seed",
+    "trial_threads",
 ]

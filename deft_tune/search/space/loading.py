@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from deft_tune.config import RunConfig, read_yaml
 from deft_tune.errors import ConfigError, DataError
 from deft_tune.freezing.ifp_table import ifps_by_factor, read_ifp_table
 from deft_tune.search.space.ifp_betas import beta_candidates
@@ -31,7 +30,7 @@ from deft_tune.search.space.schema import (
 from deft_tune.search.space.start import start_point
 from deft_tune.validation import check_keys
 
-__all__ = ["load_space", "space_from_dict"]
+__all__ = ["largest_run", "load_space", "space_from_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +44,7 @@ def load_space(
     from it (the DEFT annealing and AnnealedVAE capacity spans follow the trial length).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read search space {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+    raw = read_yaml(path, "search space")
     try:
         return space_from_dict(raw, source=str(path), budget_overrides=budget_overrides)
     except ConfigError as exc:
@@ -218,6 +208,8 @@ def _check_decreasing(betas: tuple[float, ...] | list[float], where: str) -> Non
 class _ProbeTrial:
     """Stands in for an Optuna trial: every parameter at one end of its range, or overridden."""
 
+    number = 0
+
     def __init__(self, end: int, overrides: dict[str, Any]) -> None:
         self.end, self.overrides = end, overrides
         self.params: dict[str, Any] = {}
@@ -261,3 +253,11 @@ def _probe(space: SearchSpace) -> None:
                     f"this space can produce an invalid run ({where}every other parameter at "
                     f"its {('low', 'high')[end]} end): {exc}"
                 ) from None
+
+
+def largest_run(space: SearchSpace) -> RunConfig:
+    """The run config of the space's largest trial (every parameter at its high end: the most
+    groups and latents), for the checks made before a search starts."""
+    trial = _ProbeTrial(1, {})
+    constants = define_by_run(space)(trial) or {}
+    return run_config_from_params(space, {**trial.params, **constants}, seed=0)

@@ -11,6 +11,12 @@ Suggest names (flat; OptunaSearch turns "stage2/frac" into ``{"stage2": {"frac":
   the groups opened before a stage are treated: "scale" or "freeze", one choice per trial) and,
   under "scale", ``stage{i}/lr_scale`` for i = 2..n.
 
+Besides the parameters, every trial's Tune config carries ``trial_number`` (:data:`TRIAL_NUMBER`):
+the Optuna trial number, the trial's ordinal in the search (start points first). The trial's
+seed derives from it and the search seed (:func:`trial_seed`), so the same space and seed give
+the same seeds, unlike Tune's random trial ids. It is a constant of the define-by-run
+function, so Optuna never sees it as a parameter.
+
 Betas decrease by construction, never by rejection: a middle stage's beta sits at position u in
 (0, 1) between the previous beta and the last one on a log scale,
 ``log b_i = log b_last + u_i (log b_{i-1} - log b_last)``, and the first beta's range lies above
@@ -25,6 +31,7 @@ none and trains to the end, as in the authors' code (thresholds [70, 30, 15, 1]:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Callable
@@ -35,7 +42,16 @@ from deft_tune.errors import ConfigError
 from deft_tune.search.space.params import Param
 from deft_tune.search.space.schema import SearchSpace
 
-__all__ = ["define_by_run", "points_to_evaluate", "run_config_from_params"]
+__all__ = [
+    "TRIAL_NUMBER",
+    "define_by_run",
+    "points_to_evaluate",
+    "run_config_from_params",
+    "trial_seed",
+    "trial_threads",
+]
+
+TRIAL_NUMBER = "trial_number"  # the key of the Optuna trial number in a trial's Tune config
 
 
 def define_by_run(space: SearchSpace) -> Callable[[Any], dict[str, Any] | None]:
@@ -58,7 +74,22 @@ class _DefineByRun:
             return param.suggest(trial, name)
 
         _walk(self.space, take)
-        return constants or None
+        return {**constants, TRIAL_NUMBER: int(trial.number)}
+
+
+def trial_seed(search_seed: int, ordinal: int | str) -> int:
+    """A trial's training seed: ``sha256("<search seed>/<ordinal>")`` reduced to 31 bits.
+
+    ``ordinal`` is the trial's Optuna number (a Tune trial id only for configs from before the
+    number was recorded); a retried or resumed trial keeps its number, hence its seed.
+    """
+    digest = hashlib.sha256(f"{search_seed}/{ordinal}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def trial_threads(cpus_per_trial: float) -> int:
+    """torch threads of a trial: its whole CPUs from Ray (at least 1), as Ray's OMP_NUM_THREADS."""
+    return max(1, math.floor(cpus_per_trial))
 
 
 def points_to_evaluate(space: SearchSpace) -> list[dict[str, Any]]:
@@ -172,7 +203,12 @@ def _sections(space: SearchSpace, v: dict[str, Any], seed: int) -> dict[str, dic
     steps = space.budget.steps_per_trial
     sections: dict[str, dict[str, Any]] = {
         "data": dict(space.data),
-        "training": {"steps": steps, "lr": v["lr"], "seed": seed},
+        "training": {
+            "steps": steps,
+            "lr": v["lr"],
+            "seed": seed,
+            "threads": trial_threads(space.budget.cpus_per_trial),
+        },
         "evaluation": {
             "interval": space.budget.eval_interval,
             "metrics": list(space.objective.metrics),

@@ -18,7 +18,7 @@ from deft_tune.config import _build as build_dataclass  # the run config's named
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
 from deft_tune.search.space.params import Domain, Param, parse_param
-from deft_tune.validation import check_keys, check_scalar
+from deft_tune.validation import check_keys, check_scalar, check_seed
 
 __all__ = [
     "ASHAStopping",
@@ -247,7 +247,7 @@ def _parse_budget(raw: Any) -> Budget:
     budget = build_dataclass(Budget, raw, "budget")
     for name in ("steps_per_trial", "num_trials", "max_concurrent", "eval_interval"):
         check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1)
-    check_scalar(budget.seed, "budget.seed", int, min_val=0)
+    check_seed(budget.seed, "budget.seed")
     check_scalar(
         budget.cpus_per_trial, "budget.cpus_per_trial", min_val=0, include_boundaries="neither"
     )
@@ -302,6 +302,7 @@ def _why_not_base(section: str, key: str) -> str:
     owners = {
         ("training", "steps"): "set budget.steps_per_trial",
         ("training", "seed"): "trial seeds derive from budget.seed",
+        ("training", "threads"): "a trial runs budget.cpus_per_trial threads",
         ("training", "lr"): "set params.lr",
         ("evaluation", "interval"): "set budget.eval_interval",
         ("evaluation", "metrics"): "set objective.metrics",

@@ -9,8 +9,10 @@
   run it replayed): params = the replay's options, metrics = its summary, artifacts = its
   tables and figure;
 - each trial has exactly one child run (``mlflow.parentRunId``, ``deft.role=trial``,
-  ``deft.trial_id`` and, once it ends, ``deft.stop_reason``); its params are the run config
-  flattened (``schedule.stages.0.beta``) and its run config is artifact ``run_config.yaml``.
+  ``deft.trial_id`` and, once it ends, ``deft.stop_reason``: one of :data:`STOP_REASONS`); its
+  params are the run config flattened (``schedule.stages.0.beta``) and its run config is
+  artifact ``run_config.yaml``. The IFP stopper also writes its reason into the stopped trial's
+  last Tune result under the same key, where the driver's callbacks read it.
 
 This module imports nothing heavy: the CLI reads the default store's URI from it.
 """
@@ -64,7 +66,7 @@ STOP_REASONS = (
     "asha",  # cut by the ASHA scheduler
     *IFP_STOP_REASONS,
     "error",  # failed after its retries
-    "interrupted",  # the search stopped (Ctrl-C, SIGTERM) while it ran
+    "interrupted",  # the search stopped while it ran (Ctrl-C, SIGTERM), or Tune ended it unasked
 )
 
 

@@ -3,17 +3,26 @@
 `deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/report.py turns
 the records into tables, Parquet, plots and configs), so nothing outside deft_tune/search/ has
 to import MLflow. The layout read here is :mod:`deft_tune.search.tracking.layout`.
+
+Reading changes nothing. MLflow opening a sqlite URI creates the file (and its folders) when it
+is missing, creates or migrates its tables when they are not all there, and adds its default
+experiment when that is missing; so a sqlite store is first opened here with Python's sqlite3 in
+read-only mode (``file:...?mode=ro``), checked (``PRAGMA quick_check``, MLflow's tables, the
+default experiment) and handed to MLflow only when MLflow will find nothing to write.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import yaml
 
@@ -79,18 +88,24 @@ class SearchRecord:
 
 @contextmanager
 def _mlflow(uri: str) -> Iterator[Any]:
-    """An MlflowClient on ``uri`` whose failures become one TrackingError naming the URI."""
+    """An MlflowClient on ``uri`` whose failures become one TrackingError naming the URI; a
+    sqlite store is checked read-only first (:func:`check_sqlite_store`)."""
+    check_sqlite_store(uri)
     saved = {key: os.environ.get(key) for key in _CLIENT_ENV}
     os.environ.update(_CLIENT_ENV)
     try:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import SQLAlchemyError
 
         try:
             yield MlflowClient(tracking_uri=uri)
         except MlflowException as exc:
             first = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
             raise TrackingError(f"MLflow at {uri!r} failed: {first}") from None
+        except SQLAlchemyError as exc:  # a store damaged where quick_check does not look
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise TrackingError(f"the MLflow store {uri!r} cannot be read: {first}") from None
         except OSError as exc:  # connection refused, DNS, ...
             raise TrackingError(f"cannot reach MLflow at {uri!r}: {exc}") from None
     finally:
@@ -99,6 +114,74 @@ def _mlflow(uri: str) -> Iterator[Any]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# --- a sqlite store, checked without writing to it ---------------------------------------------
+
+_CORE_TABLES = frozenset(("experiments", "runs", "metrics", "params", "tags", "alembic_version"))
+
+
+def sqlite_store_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI (relative to the working folder unless absolute)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri.removeprefix("sqlite:///").split("?", 1)[0]))
+
+
+def check_sqlite_store(uri: str) -> None:
+    """TrackingError unless ``uri`` is a sqlite MLflow store that MLflow can read without
+    writing; other URIs pass. Opens the file read-only: its bytes never change here."""
+    path = sqlite_store_path(uri)
+    if path is None:
+        return
+    if str(path) in ("", ":memory:"):
+        raise TrackingError(f"{uri!r} is an in-memory store: it holds no search")
+    if not path.exists():
+        raise TrackingError(
+            f"no MLflow store at {path} ({uri}): run `deft-tune search` there first, or pass "
+            "--tracking-uri with the store or server the search wrote to"
+        )
+    if not path.is_file():
+        raise TrackingError(f"{uri!r}: {path} is a folder, not an MLflow store (a sqlite file)")
+    missing = _mlflow_tables() - _sqlite_tables(path, uri)
+    if missing & _CORE_TABLES:
+        raise TrackingError(f"{uri!r}: {path} is a sqlite file but not an MLflow store")
+    if missing:
+        raise TrackingError(
+            f"{uri!r}: {path} lacks MLflow tables ({', '.join(sorted(missing)[:3])}, ...): it was "
+            "written by another MLflow version; back it up and run `mlflow db upgrade` on it"
+        )
+
+
+def _sqlite_tables(path: Path, uri: str) -> set[str]:
+    """Table names of a sqlite file opened read-only, after its quick integrity check."""
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            default = (
+                "experiments" in {n for (n,) in names}
+                and db.execute("SELECT 1 FROM experiments WHERE experiment_id = 0").fetchone()
+            )
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"{uri!r}: {path} is not an MLflow store ({exc})") from None
+    if verdict != "ok":
+        raise TrackingError(f"{uri!r}: {path} is damaged (sqlite quick_check: {verdict})")
+    tables = {name for (name,) in names}
+    if "experiments" in tables and not default:  # MLflow would add it
+        raise TrackingError(f"{uri!r}: {path} lacks MLflow's default experiment")
+    return tables
+
+
+@functools.cache
+def _mlflow_tables() -> frozenset[str]:
+    """Every table MLflow's own schema defines (the ones it would create if missing)."""
+    try:
+        import mlflow.store.db.utils  # noqa: F401 - registers every ORM table with Base
+        from mlflow.store.db.base_sql_model import Base
+    except ImportError:  # another MLflow layout: the tables every version has
+        return _CORE_TABLES
+    return frozenset(Base.metadata.tables) | _CORE_TABLES
 
 
 def _parent_runs(client: Any, experiment_id: str) -> list[Any]:

@@ -37,9 +37,9 @@ def test_a_real_unstopped_search_is_a_bank(tmp_path, ray_session):
         assert first["train/replicas"] == 2.0 and "replica1/info/active_captured" in first
         assert "replica0/kl/group0" in first and "metrics/mig" in first
         assert all(r.cost_s >= 0 for r in trial.reports) and trial.final.cost_s > 0
-    # The space file has both stoppers on (the command line switched them off): the rules
-    # are built from it, the budget from what the search ran.
-    assert bank.space.stopping.ifp.enabled and bank.space.budget.steps_per_trial == 40
+    # The parent run records the space as the search ran it (the command line switched both
+    # stoppers off): their settings are kept, and each replayed rule switches its own on.
+    assert not bank.space.stopping.ifp.enabled and bank.space.budget.steps_per_trial == 40
     result = replay_bank(bank, ReplayOptions("tinybank", replays=5, concurrency=2))
     assert {r.trial_steps for r in result.runs["none"]} == {120}
     assert all(r.trial_steps <= 120 for runs in result.runs.values() for r in runs)

@@ -19,9 +19,11 @@ from deft_tune.search import (
     space_from_dict,
 )
 from deft_tune.search.space.sampling import (
+    TRIAL_NUMBER,
     betas_from_positions,
     positions_from_betas,
     stage_lengths,
+    trial_seed,
 )
 from tests import REPO
 
@@ -256,6 +258,33 @@ def test_fixed_values_come_back_as_constants():
     assert "num_stages" not in trial.params and "stage2/beta_pos" in trial.params
 
 
+def test_trials_carry_their_optuna_number_and_seeds_derive_from_it():
+    # The number is the trial's ordinal in the search (not a parameter TPE models), so the
+    # same search seed gives the same trial seeds whatever ids Tune draws.
+    space = space_from_dict(_space(num_stages=3))
+    study = optuna.create_study()
+    fn = define_by_run(space)
+    numbers = [fn(study.ask())[TRIAL_NUMBER] for _ in range(3)]
+    assert numbers == [0, 1, 2]
+    assert all(TRIAL_NUMBER not in t.params for t in study.trials)
+    seeds = [trial_seed(0, n) for n in numbers]
+    assert seeds == [trial_seed(0, n) for n in range(3)] and len(set(seeds)) == 3
+    assert trial_seed(1, 0) != trial_seed(0, 0) and 0 <= min(seeds) <= max(seeds) < 2**31
+    # sha256(b"0/0") begins 5513e3ea (from `sha256sum`): its first 31 bits.
+    assert trial_seed(0, 0) == 0x5513E3EA & 0x7FFFFFFF
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(0.5, 1), (1, 1), (2.5, 2), (4, 4)])
+def test_a_trial_run_config_records_its_threads_from_its_cpus(cpus, threads):
+    raw = _space(num_stages=2)
+    raw["budget"]["cpus_per_trial"] = cpus
+    space = space_from_dict(raw)
+    params = _ask(optuna.create_study(), define_by_run(space))
+    assert run_config_from_params(space, params, seed=0).training.threads == threads
+    with pytest.raises(ConfigError, match="budget.cpus_per_trial"):
+        space_from_dict({**raw, "base": {"training": {"threads": 2}}})
+
+
 def test_define_by_run_survives_pickling():
     space = load_space(SPACES / "quick.yaml")
     fn = pickle.loads(pickle.dumps(define_by_run(space)))
@@ -402,6 +431,15 @@ def test_non_yaml_and_missing_files_name_the_file(tmp_path):
     wrong.write_text("data: dsprites_full\nparams: {num_stages: 0}\n")
     with pytest.raises(ConfigError, match=r"wrong.yaml: params.num_stages == 0"):
         load_space(wrong)
+
+
+def test_a_space_that_is_not_utf8_or_has_a_huge_seed_is_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("data: dsprites_full\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml is not UTF-8 text \(byte 0xe9"):
+        load_space(latin1)
+    with pytest.raises(ConfigError, match=r"budget.seed == 10+, must lie in \[0, 2\*\*63 - 1\]"):
+        space_from_dict({"data": "dsprites_full", "budget": {"seed": 10**20}})
 
 
 def test_name_defaults_to_the_file_stem(tmp_path):
