@@ -19,13 +19,13 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
+from _search_bench import machine
 
 from deft_tune.tables import markdown_table, write_block
 
@@ -71,14 +71,14 @@ def variant_config(name: str, seed: int, folder: Path) -> Path:
 
 
 def train(config: Path, out: Path) -> float:
-    """Train unless ``out`` already holds a finished run; the seconds it took (0 if read)."""
-    if (out / "metrics.json").exists():
-        return 0.0
-    start = time.monotonic()
-    command = [sys.executable, "-m", "deft_tune", "train", "--config", str(config), "--out",
-               str(out), "--no-progress", "--threads", "1"]  # fmt: skip
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - start
+    """Train unless ``out`` already holds a finished run; the run's wall seconds, from its
+    folder (config.yaml is written when training starts, metrics.json when it ends), so that a
+    run read back from an earlier invocation still states its cost."""
+    if not (out / "metrics.json").exists():
+        command = [sys.executable, "-m", "deft_tune", "train", "--config", str(config), "--out",
+                   str(out), "--no-progress", "--threads", "1"]  # fmt: skip
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return (out / "metrics.json").stat().st_mtime - (out / "config.yaml").stat().st_mtime
 
 
 def one_run(name: str, seed: int, runs: Path) -> dict[str, Any]:
@@ -111,7 +111,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     stages = max((len(r["entered"]) for r in rows), default=0)
     lines = []
     for r in rows:
-        line = {"variant": r["variant"], "seed": r["seed"], "MIG (standard)": f"{r['mig']:.4f}"}
+        line = {"variant": r["variant"], "seed": r["seed"], "MIG (standard)": f"{r['mig']:.4f}",
+                "wall (min)": f"{r['seconds'] / 60:.1f}"}  # fmt: skip
         for i in range(stages):
             value = r["entered"][i] if i < len(r["entered"]) else None
             line[f"nats into earlier groups, stage {i + 1}"] = "-" if value is None else (
@@ -120,7 +121,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for name in VARIANTS:
         mine = [r for r in rows if r["variant"] == name]
         line = {"variant": f"**{name}**", "seed": f"{len(mine)} seeds",
-                "MIG (standard)": f"**{_mean_std([r['mig'] for r in mine])}**"}  # fmt: skip
+                "MIG (standard)": f"**{_mean_std([r['mig'] for r in mine])}**",
+                "wall (min)": _mean_std([r["seconds"] / 60 for r in mine])}  # fmt: skip
         for i in range(stages):
             values = [r["entered"][i] for r in mine if i < len(r["entered"])]
             line[f"nats into earlier groups, stage {i + 1}"] = _mean_std(values)
@@ -135,17 +137,17 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="runs side by side (2)")
     parser.add_argument("--write", action="store_true", help="write the table to docs/")
     args = parser.parse_args()
-    start = time.monotonic()
     rows = run_all(args.seeds, args.runs, args.parallel)
     text = table(rows)
     print(text)
     if args.write:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        wall = (time.monotonic() - start) / 60
+        total = sum(r["seconds"] for r in rows) / 3600
         header = (f"Measured {stamp} by `python benchmarks/deft_modes.py --seeds "
-                  f"{' '.join(map(str, args.seeds))} --write` ({len(rows)} runs of 4,000 steps, "
-                  f"{args.parallel} at a time with one torch thread each; {wall:.0f} min wall "
-                  "for the runs this invocation trained).")  # fmt: skip
+                  f"{' '.join(map(str, args.seeds))} --write` on {machine()} ({len(rows)} "
+                  f"runs of 4,000 steps, {args.parallel} at a time, niced, with one torch thread "
+                  f"each, beside other work on the shared machine: {total:.1f} h of run wall time "
+                  "in all, each run's in the table).")  # fmt: skip
         write_block(DOC, "deft-modes", f"{header}\n\n{text}")
 
 
