@@ -35,6 +35,8 @@ class Trial:
     ended_at: float  # epoch seconds of its last result (Tune's whole-second timestamp)
     objective: float | None  # standard setting if completed, else the last fast score
     schedule: tuple  # the sampled run config less its seed: pairs trials of two searches
+    replicas: int = 1  # seeds the trial trained (training.replicas)
+    seed_std: float | None = None  # the final objective's std over those seeds (replicas > 1)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ def run_search(
             *times.get(t.trial_id, nan),
             _objective(t.metrics, metric),
             _schedule(t.params),
+            int(float(t.params.get("training.replicas", 1))),
+            t.metrics.get(f"final/{metric}_std"),
         )
         for t in record.trials
     )

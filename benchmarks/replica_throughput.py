@@ -27,6 +27,7 @@ from train_throughput import cpu_ghz, flops_per_image
 from deft_tune.config import RunConfig, load_config
 from deft_tune.data import get_dataset
 from deft_tune.tables import markdown_table, write_block
+from deft_tune.threads import available_cpus
 from deft_tune.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "dsprites_deft.yaml")
     p.add_argument("--quick", action="store_true", help="the quick.yaml trial model, batch 32")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=available_cpus(),
+                   help="training.threads of every run (default: this process's CPUs)")  # fmt: skip
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--steps", type=int, default=20, help="timed steps per model and round")
     p.add_argument("--rounds", type=int, default=3)
@@ -59,6 +62,7 @@ def bench_config(args: argparse.Namespace, replicas: int) -> RunConfig:
                evaluation={"interval": 10**6, "probe_size": 64, "metrics": []})  # fmt: skip
     raw["training"].update(
         device=args.device, replicas=replicas, memory_format=args.memory_format,
+        threads=args.threads,
         batch_size=32 if args.quick else raw["training"]["batch_size"], steps=10**7,
     )  # fmt: skip
     return RunConfig.from_dict(raw)
@@ -92,7 +96,7 @@ def measure(args, data, replicas: int) -> dict[str, list[float]]:
 def main() -> None:
     args = parse_args()
     data = get_dataset("dsprites_full")
-    threads = torch.get_num_threads()
+    threads = args.threads
     rows, flops, config = [], None, None
     for replicas in args.replicas:
         rates = measure(args, data, replicas)

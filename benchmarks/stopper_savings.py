@@ -6,13 +6,12 @@ Reported per seed: trial-steps of each arm (the sum over trials of the last step
 the best objective of each (the search's best: the standard-setting score of a completed
 trial), the ratio of trial-steps, and the noise the two best objectives are compared with.
 
-Noise: TPE's first 10 trials are random draws from the search seed, the same in both arms.
-When the figures in docs/search.md were measured, each trial's training seed followed Tune's
-random trial id, so a schedule that ran to the end in both arms was one schedule trained with
-two seeds; sigma = the root mean square of those pairs' objective differences. Trial seeds now
-derive from the trial number (issue #19), so such a pair trains the same schedule with the same
-seed: it differs only where the stopper changed the search, and sigma from these pairs is 0. A
-seed-to-seed noise estimate needs its own runs (not done here). The best objectives count as
+Noise: each trial trains ``training.replicas`` R seeds of its schedule (quick.yaml: 3) and its
+objective is their mean, so the noise of one trial's objective is its seeds' spread over
+sqrt(R). sigma (of the difference of two trials' objectives) = sqrt(2 / R) x the root mean
+square of the completed trials' seed standard deviations, both arms pooled. (Before trials had
+replicas, same-schedule pairs across the arms served; since trial seeds follow the trial
+number, such a pair trains the same seeds and differs by nothing.) The best objectives count as
 "within noise" when they differ by at most 2 sigma. The issue's goal: at least 40% fewer
 trial-steps, best within noise.
 
@@ -45,18 +44,19 @@ BEGIN, END = "<!-- stopper-savings:begin -->", "<!-- stopper-savings:end -->"
 GOAL_SAVING = 0.40
 
 
-def paired_differences(stopped: SearchRun, full: SearchRun) -> list[float]:
-    """Objective differences of schedules that ran to the end in both arms."""
-    done = {
-        t.schedule: t.objective
-        for t in full.trials
-        if t.status == "FINISHED" and t.objective is not None
-    }
-    return [
-        t.objective - done[t.schedule]
-        for t in stopped.trials
-        if t.status == "FINISHED" and t.objective is not None and t.schedule in done
+def seed_noise(*runs: SearchRun) -> tuple[float, int] | None:
+    """sigma of the difference of two trials' objectives from their seeds' spread, and how
+    many completed trials it pools; None when no completed trial trained several seeds."""
+    spreads = [
+        (t.seed_std, t.replicas)
+        for run in runs
+        for t in run.trials
+        if t.status == "FINISHED" and t.seed_std is not None and t.replicas > 1
     ]
+    if not spreads:
+        return None
+    mean_square = sum(std * std / replicas for std, replicas in spreads) / len(spreads)
+    return math.sqrt(2 * mean_square), len(spreads)
 
 
 def _reasons(run: SearchRun) -> str:
@@ -102,7 +102,7 @@ def pair_table(seed: int, stopped: SearchRun, full: SearchRun) -> list[str]:
 
 def verdict(stopped: SearchRun, full: SearchRun) -> str:
     saving = 1 - stopped.trial_steps / full.trial_steps
-    pairs = paired_differences(stopped, full)
+    noise = seed_noise(stopped, full)
     line = (
         f"trial-steps with/without the stopper = {stopped.trial_steps}/{full.trial_steps}"
         f" = {1 - saving:.2f} ({saving:.0%} fewer)"
@@ -111,13 +111,13 @@ def verdict(stopped: SearchRun, full: SearchRun) -> str:
         return line + "; a best objective is missing: goal not judged."
     gap = stopped.best_value - full.best_value
     line += f"; best objective difference {gap:+.4f}"
-    if not pairs:
-        return line + "; no schedule completed in both arms, so no noise estimate: not judged."
-    sigma = math.sqrt(sum(d * d for d in pairs) / len(pairs))
+    if noise is None:
+        return line + "; no completed trial trained several seeds, so no noise estimate."
+    sigma, pooled = noise
     within = abs(gap) <= 2 * sigma
     met = saving >= GOAL_SAVING and within
     return (
-        line + f", noise sigma {sigma:.4f} from {len(pairs)} same-schedule pairs "
+        line + f", noise sigma {sigma:.4f} from the seed spread of {pooled} completed trials "
         f"({'within' if within else 'outside'} 2 sigma). Goal (>= 40% fewer trial-steps, "
         f"best within noise): **{'met' if met else 'not met'}**."
     )
