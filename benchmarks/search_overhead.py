@@ -65,8 +65,9 @@ def overhead_split(run: SearchRun, overhead: float) -> str:
         f"Of the overhead, {before:.0f} s passed before the first trainable started (Ray "
         f"start, Tuner, first trial actor) and {after:.0f} s after the last report (MLflow "
         f"finalisation, Ray shutdown); the remaining {between:.0f} s, {between / gaps:.0f} s "
-        "per gap, lie between trials (a new actor process importing torch, MLflow run "
-        "set-up, Tune's bookkeeping). Timestamps are Tune's whole seconds."
+        "per gap, lie between trials (Tune's bookkeeping and the next trial's MLflow run; "
+        "the worker process, its torch import and its data set are reused). Timestamps are "
+        "Tune's whole seconds, so each part is good to about a second."
     )
 
 
