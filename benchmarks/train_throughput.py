@@ -12,6 +12,10 @@ process; rounds alternate so that load from other processes hits both alike.
 - deft-tune: :class:`deft_tune.train.Trainer` (bit-packed rows on the device, seeded index
   gather, on-device decode, losses accumulated on the device), read from its own
   ``train/images_per_sec`` (evaluation time excluded).
+- deft-tune, channels_last: the same with ``training.memory_format: channels_last`` (images
+  and convolution weights in NHWC); every other loop runs contiguous.
+
+Every loop runs with ``--threads`` torch threads (the trainers apply ``training.threads``).
 
 FLOP utilisation = model FLOPs per image (forward + backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode``) x images per second / peak. CPU peak = threads x
@@ -39,10 +43,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from deft_tune.config import ObjectiveConfig, load_config
 from deft_tune.data import run_dataset
 from deft_tune.model import kl_per_latent, objective_loss, reconstruction_loss
+from deft_tune.threads import available_cpus
 from deft_tune.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
+
+
+# The deft-tune loop with training.memory_format channels_last (the others run contiguous).
+CHANNELS_LAST = "deft-tune, channels_last"
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=30, help="timed steps per round and loop")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--subset", type=int, default=16384, help="images decoded for DataLoader")
     p.add_argument("--ghz", type=float, default=None)
@@ -63,13 +72,15 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def bench_config(args: argparse.Namespace):
+def bench_config(args: argparse.Namespace, memory_format: str = "contiguous"):
     config = load_config(args.config)
     training = {
         **config.training.__dict__,
         "batch_size": args.batch_size,
         "precision": args.precision,
         "device": args.device,
+        "memory_format": memory_format,
+        "threads": args.threads or available_cpus(),  # a trainer applies it (process-wide)
         "steps": args.rounds * (args.warmup + args.steps) + 1,
     }
     raw = config.to_dict()
@@ -161,8 +172,6 @@ def cpu_ghz(override: float | None) -> float:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = bench_config(args)
     data = run_dataset(config.data.name, config.data.options)
     rng = np.random.default_rng(0)
@@ -171,13 +180,17 @@ def main() -> None:
     plain_trainer = Trainer(config, data=data, hooks=())
     rows_trainer = Trainer(config, data=data, hooks=())
     ours = Trainer(config, data=data, hooks=())
+    ours_nhwc = Trainer(bench_config(args, "channels_last"), data=data, hooks=())
     tensors, rows = TensorDataset(images), RowDataset(data)
     generator = torch.Generator().manual_seed(0)
-    rates: dict[str, list[float]] = {"plain (tensor)": [], "plain (rows)": [], "deft-tune": []}
+    rates: dict[str, list[float]] = {
+        "plain (tensor)": [], "plain (rows)": [], "deft-tune": [], CHANNELS_LAST: []
+    }  # fmt: skip
     for _ in range(args.rounds):  # alternate so that machine load hits every loop alike
         rates["plain (tensor)"].append(plain_loop(plain_trainer, tensors, args, generator))
         rates["plain (rows)"].append(plain_loop(rows_trainer, rows, args, generator))
         rates["deft-tune"].append(our_loop(ours, args))
+        rates[CHANNELS_LAST].append(our_loop(ours_nhwc, args))
     flops = flops_per_image(ours, images[: args.batch_size].to(ours.device))
     report(args, config, rates, flops)
 
@@ -205,13 +218,15 @@ def report(args, config, rates: dict[str, list[float]], flops: float) -> None:
         f"- model FLOPs per image (forward + backward): {flops / 1e6:.1f} MFLOP; peak "
         f"{peak / 1e9:.0f} GFLOP/s ({peak_how})",
         "",
-        "| loop | img/s per round | median img/s | deft-tune / this | FLOP utilisation |",
-        "|---|---|---|---|---|",
+        "| loop | img/s per round | median img/s | deft-tune / this | this / plain (rows) "
+        "| FLOP utilisation |",
+        "|---|---|---|---|---|---|",
     ]
     for loop, values in rates.items():
         lines.append(
             f"| {loop} | {', '.join(f'{v:.0f}' for v in values)} | {medians[loop]:.0f} | "
-            f"{mine / medians[loop]:.2f}x | {flops * medians[loop] / peak:.1%} |"
+            f"{mine / medians[loop]:.2f}x | {medians[loop] / medians['plain (rows)']:.2f}x | "
+            f"{flops * medians[loop] / peak:.1%} |"
         )
     text = "\n".join(lines)
     print(text)
