@@ -99,11 +99,11 @@ def run_all(seeds: list[int], runs: Path, parallel: int) -> list[dict[str, Any]]
         return list(pool.map(lambda job: one_run(*job, runs), jobs))
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 3) -> str:
     if not values:
         return "-"
-    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f}{spread}"
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -122,7 +122,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         mine = [r for r in rows if r["variant"] == name]
         line = {"variant": f"**{name}**", "seed": f"{len(mine)} seeds",
                 "MIG (standard)": f"**{_mean_std([r['mig'] for r in mine])}**",
-                "wall (min)": _mean_std([r["seconds"] / 60 for r in mine])}  # fmt: skip
+                "wall (min)": _mean_std([r["seconds"] / 60 for r in mine], 1)}  # fmt: skip
         for i in range(stages):
             values = [r["entered"][i] for r in mine if i < len(r["entered"])]
             line[f"nats into earlier groups, stage {i + 1}"] = _mean_std(values)
