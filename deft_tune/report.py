@@ -246,7 +246,10 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         "stages": stage_count(trial.params) or None,
         "betas": betas,
         "earlier": earlier_mode(trial.params),
-        "lr_scales": stage_values(trial.params, "lr_scale")[1:],
+        # A frozen stage's lr_scale is its default and unused: only scaled trials show theirs.
+        "lr_scales": stage_values(trial.params, "lr_scale")[1:]
+        if earlier_mode(trial.params) != "freeze"
+        else [],
         "lr": param_float(trial.params.get("training.lr")),
         "steps": trial.steps,
         "wall_s": round(wall, 1) if wall is not None else None,

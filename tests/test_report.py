@@ -175,6 +175,13 @@ def test_stage_values_read_flattened_run_config_params():
     assert report.stage_values(params, "steps") == [100, 100]
     row = report.trial_row(Trial("x", {"metrics/mig": 0.5}, params), "metrics/mig")
     assert (row["stages"], row["betas"], row["lr_scales"]) == (3, [70, 30, 1], [0.1, 0.1])
+    frozen = {
+        **params,
+        "schedule.stages.1.earlier": "freeze",
+        "schedule.stages.2.earlier": "freeze",
+    }
+    row = report.trial_row(Trial("y", {"metrics/mig": 0.5}, frozen), "metrics/mig")
+    assert (row["earlier"], row["lr_scales"]) == ("freeze", [])
 
 
 def test_seeds_robust_ranks_mean_minus_std_over_seeds():
