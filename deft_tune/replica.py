@@ -28,6 +28,7 @@ from deft_tune.model import (
     apply_lr_scales,
     build_model,
     describe_parameter_groups,
+    encode_in_chunks,
     kl_per_latent,
     objective_loss,
     parameter_groups,
@@ -132,8 +133,8 @@ class Replica:
     # --- training ---------------------------------------------------------------------------
 
     def train_step(self, at: Position) -> None:
-        """One optimizer step at ``at`` (the stage must have been entered)."""
-        self.model.train()
+        """One optimizer step at ``at`` (the stage must have been entered; the model stays in
+        train mode: evaluation restores it)."""
         images = self.batches.next()
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -172,20 +173,12 @@ class Replica:
 
     # --- evaluation -------------------------------------------------------------------------
 
-    @torch.no_grad()
     def encode(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder means and log-variances of host observations, chunk by chunk."""
-        self.model.eval()
-        means, logvars = [], []
-        for chunk in observations.split(ENCODE_BATCH):
-            chunk = chunk.to(self.device, non_blocking=True)
-            if self.channels_last:
-                chunk = chunk.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                mean, logvar = self.model.encoder(chunk)
-            means.append(mean.float())
-            logvars.append(logvar.float())
-        return torch.cat(means), torch.cat(logvars)
+        return encode_in_chunks(
+            self.model, observations, self.device, channels_last=self.channels_last,
+            autocast=self._autocast(), chunk_size=ENCODE_BATCH,
+        )  # fmt: skip
 
     def evaluate(self, at: Position, step: int) -> dict[str, float]:
         """KL per latent and group on the probe batch, schedule position, hooks' numbers."""

@@ -74,7 +74,7 @@ def representation_from_model_dir(
     import torch
 
     from deft_tune.data import run_dataset
-    from deft_tune.model import load_model, model_files
+    from deft_tune.model import encode_in_chunks, load_model, model_files
     from deft_tune.train import resolve_device  # checks that a requested GPU exists
 
     paths = model_files(model_dir)
@@ -90,18 +90,13 @@ def representation_from_model_dir(
     models = [model.to(torch_device).eval() for _, model in loaded]
     channels_last = config.training.memory_format == "channels_last"  # as the run encoded
 
-    @torch.no_grad()
     def encoder_means(observations: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
-        codes = []
-        for model in models:
-            means = []
-            for chunk in x.split(ENCODE_BATCH):
-                chunk = chunk.to(torch_device)
-                if channels_last:
-                    chunk = chunk.contiguous(memory_format=torch.channels_last)
-                means.append(model.encoder(chunk)[0].float().cpu())
-            codes.append(torch.cat(means))
+        codes = [
+            encode_in_chunks(model, x, torch_device, channels_last=channels_last,
+                             chunk_size=ENCODE_BATCH)[0].cpu()
+            for model in models
+        ]  # fmt: skip
         return torch.cat(codes, dim=1).numpy()
 
     return encoder_means, data, config, len(models)

@@ -14,6 +14,7 @@ from deft_tune.model.grouped import (
     GroupedVAE,
     apply_lr_scales,
     describe_parameter_groups,
+    encode_in_chunks,
     parameter_groups,
 )
 from deft_tune.model.networks import Decoder, Encoder, reconstruction_loss
@@ -32,6 +33,7 @@ __all__ = [
     "apply_lr_scales",
     "build_model",
     "describe_parameter_groups",
+    "encode_in_chunks",
     "kl_per_latent",
     "load_model",
     "load_torch_file",

@@ -16,6 +16,7 @@ group ``projection`` at the base rate; they receive gradients only while their g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -128,6 +129,34 @@ class GroupedVAE(nn.Module):
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * logvar) * noise
         return self.decoder(z), mean, logvar, z
+
+
+@torch.no_grad()
+def encode_in_chunks(
+    model: GroupedVAE,
+    observations: torch.Tensor,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+    autocast: contextlib.AbstractContextManager | None = None,
+    chunk_size: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder means and log-variances (float32, on ``device``) of host ``observations``,
+    chunk by chunk in eval mode, in the memory format the model trained in; the model's
+    train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    means, logvars = [], []
+    for chunk in observations.split(chunk_size):
+        chunk = chunk.to(device, non_blocking=True)
+        if channels_last:
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        with autocast if autocast is not None else contextlib.nullcontext():
+            mean, logvar = model.encoder(chunk)
+        means.append(mean.float())
+        logvars.append(logvar.float())
+    model.train(was_training)
+    return torch.cat(means), torch.cat(logvars)
 
 
 def parameter_groups(model: GroupedVAE, lr: float) -> list[dict]:
