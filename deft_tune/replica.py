@@ -23,12 +23,14 @@ from deft_tune.batches import BatchSource, probe_batch
 from deft_tune.config import RunConfig
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import TrainingError
+from deft_tune.freezing import InformationTracker
 from deft_tune.model import (
     GroupedVAE,
     apply_lr_scales,
     build_model,
     describe_parameter_groups,
     encode_in_chunks,
+    encode_with_encoder_output_in_chunks,
     kl_per_latent,
     objective_loss,
     parameter_groups,
@@ -53,7 +55,7 @@ class EvalContext:
     beta: float
     stage_start: int
     stage_end: int
-    kl_per_latent: np.ndarray
+    kl_per_latent: np.ndarray  # of the means and log-variances the decoder sees
     group_of_latent: np.ndarray
     num_groups: int
     probe_codes: np.ndarray
@@ -61,17 +63,17 @@ class EvalContext:
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
     replica: int = 0
+    # KL per latent of the encoders' own output, before a frozen group's projection: what the
+    # encoders read from the images (None: the same as kl_per_latent).
+    encoder_kl_per_latent: np.ndarray | None = None
 
 
 EvalHook = Callable[[EvalContext], dict[str, float]]
 
 
-def _default_hooks(config: RunConfig, data: GroundTruthData) -> list[EvalHook]:
-    from deft_tune.freezing import InformationTracker  # a library room beside this one
-
+def _information_tracker(config: RunConfig, data: GroundTruthData) -> InformationTracker:
     names = tuple(getattr(data, "factor_names", ()) or ()) or None
-    tracker: EvalHook = InformationTracker(config.model.groups, names)
-    return [tracker]
+    return InformationTracker(config.model.groups, names)
 
 
 class Replica:
@@ -88,7 +90,8 @@ class Replica:
     ) -> None:
         self.config, self.data, self.device, self.index = config, data, device, index
         self.seed = config.training.seed + index
-        self.hooks = [*_default_hooks(config, data), *hooks]
+        self.tracker = _information_tracker(config, data)
+        self.hooks: list[EvalHook] = [self.tracker, *hooks]
         self.channels_last = config.training.memory_format == "channels_last"
         self.model = self._build_model()
         lr = config.training.lr
@@ -119,6 +122,8 @@ class Replica:
         """Open the stage's groups, freeze or slow the earlier ones (a no-op within a stage)."""
         if at.stage == self._stage:
             return
+        if self._stage is not None:  # a stage change while training (not a start or a resume)
+            self.tracker.begin_stage(at.stage, self._encoder_group_kl())
         self._stage = at.stage
         self.model.encoder.set_stage(at.stage, freeze=at.freeze)
         apply_lr_scales(self.optimizer, at.lr_scales)
@@ -180,10 +185,26 @@ class Replica:
             autocast=self._autocast(), chunk_size=ENCODE_BATCH,
         )  # fmt: skip
 
+    def _encoder_group_kl(self) -> np.ndarray:
+        """Nats per group on the probe batch of the encoders' own output (before projections)."""
+        *_, raw_mean, raw_logvar = self._encode_with_encoder_output(self.probe)
+        kl = kl_per_latent(raw_mean, raw_logvar).mean(0).double().cpu().numpy()
+        groups = self.model.encoder.group_of_latent().numpy()
+        return np.bincount(groups, weights=kl, minlength=self.config.model.groups)
+
+    def _encode_with_encoder_output(
+        self, observations: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return encode_with_encoder_output_in_chunks(
+            self.model, observations, self.device, channels_last=self.channels_last,
+            autocast=self._autocast(), chunk_size=ENCODE_BATCH,
+        )  # fmt: skip
+
     def evaluate(self, at: Position, step: int) -> dict[str, float]:
         """KL per latent and group on the probe batch, schedule position, hooks' numbers."""
-        mean, logvar = self.encode(self.probe)
+        mean, logvar, raw_mean, raw_logvar = self._encode_with_encoder_output(self.probe)
         kl = kl_per_latent(mean, logvar).mean(0).double().cpu().numpy()
+        encoder_kl = kl_per_latent(raw_mean, raw_logvar).mean(0).double().cpu().numpy()
         groups = self.model.encoder.group_of_latent().numpy()
         out: dict[str, float] = {
             keys.BETA: at.beta,
@@ -208,6 +229,7 @@ class Replica:
             probe_factors=self.probe_factors,
             factor_names=tuple(getattr(self.data, "factor_names", ())),
             factor_sizes=tuple(getattr(self.data, "factor_sizes", ())), replica=self.index,
+            encoder_kl_per_latent=encoder_kl,
         )  # fmt: skip
         for hook in self.hooks:
             out.update(hook(ctx))

@@ -67,9 +67,18 @@ GAIN_GROUP_PREFIX = "info/gain/group"
 
 
 def gain_group(group: int) -> str:
-    """Nats group ``group`` gained since the current stage began (an earlier group's share is
-    information that diffused into it)."""
+    """Nats group ``group``'s encoder gained since the current stage began (an earlier group's
+    share is information that diffused into it), measured before any projection."""
     return f"{GAIN_GROUP_PREFIX}{group}"
+
+
+PROJECTION_GROUP_PREFIX = "info/projection/group"
+
+
+def projection_group(group: int) -> str:
+    """Nats of KL that earlier group ``group``'s projection moved (KL after it minus before):
+    a frozen group's rescaling, not information its encoder took in."""
+    return f"{PROJECTION_GROUP_PREFIX}{group}"
 
 
 def nmi1(factor: str) -> str:
@@ -129,7 +138,8 @@ FIXED_KEYS = (
 )  # fmt: skip
 # Keys with an index or a factor name in them.
 PATTERNS = (
-    r"kl/latent\d+", r"kl/group\d+", r"lr/group\d+", r"info/gain/group\d+", r"info/nmi[12]/.+",
+    r"kl/latent\d+", r"kl/group\d+", r"lr/group\d+", r"info/gain/group\d+",
+    r"info/projection/group\d+", r"info/nmi[12]/.+",
 )  # fmt: skip
 
 

@@ -220,6 +220,30 @@ def test_frozen_groups_keep_their_weights_while_their_projections_learn():
     assert {"info/gain/group0", "info/gain/group1", "info/gain/group2"} <= set(stage2)
 
 
+def _entered_earlier(reports):
+    """Per stage > 0, the earlier groups' encoder gains at the stage's last report."""
+    from deft_tune.freezing import stage_gains
+
+    return [s["entered_earlier"] for s in stage_gains(reports) if s["stage"] > 0]
+
+
+def test_frozen_groups_gain_exactly_nothing_while_their_projections_move_kl():
+    reports = collect(Trainer(frozen_config(), data=Squares()))
+    entered = _entered_earlier(reports)
+    assert entered == [{"group0": 0.0}, {"group0": 0.0, "group1": 0.0}]
+    assert all(r["info/diffusion"] == 0.0 for r in reports)
+    moved = [r["info/projection/group0"] for r in reports if r["train/stage"] > 0]
+    assert any(m != 0.0 for m in moved)  # the projection learns: KL moves, no information
+
+
+def test_slowed_groups_that_still_learn_show_their_gain():
+    reports = collect(Trainer(deft_config(), data=Squares()))  # lr_scale 0.1, then 0
+    entered = _entered_earlier(reports)
+    assert entered[0]["group0"] > 0.0  # slowed, not stopped: the encoder drifts
+    assert entered[1] == {"group0": 0.0, "group1": 0.0}  # lr 0: the encoders stand still
+    assert all(r.get("info/projection/group0", 0.0) == 0.0 for r in reports)  # not projected
+
+
 def _equivalence_config(**training):
     stages = [{"beta": 8, "steps": 40}, {"beta": 4, "steps": 30, "earlier": "freeze"},
               {"beta": 1, "earlier": "freeze"}]  # fmt: skip

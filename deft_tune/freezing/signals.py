@@ -7,11 +7,19 @@ early stopper reads (all keys under ``info/``):
 - ``info/active_gain``: nats the active group (the one opened by the current stage) gained since
   the stage began. The group was closed before (mean 0, log-variance 0: KL exactly 0), so its
   baseline is 0.
-- ``info/frozen_gain``: nats gained by the groups opened before, each measured from its value at
-  the last evaluation before the stage began. Gains are clipped at 0 per group: information one
-  frozen group loses does not cancel what another takes in.
+- ``info/frozen_gain``: nats gained by the groups opened before, each measured from its value
+  when the stage began (the training loop measures it at the switch, :meth:`begin_stage`;
+  without that, the last evaluation before the stage). Gains are clipped at 0 per group:
+  information one frozen group loses does not cancel what another takes in.
 - ``info/gain/group{g}``: the same gain for each open group g (the active one and each earlier
   one), so a report says which earlier group the new information went into.
+- Gains are measured on each encoder's own output, before a frozen group's projection
+  (``encoder_kl_per_latent``): diffusion is new features entering an earlier encoder, and a
+  projection (mean * exp(w1), log-variance + w2) can move a frozen group's KL but cannot teach
+  its encoder anything. A frozen group's gain is therefore exactly 0; a slowed (lr-scaled)
+  encoder that drifts shows its drift.
+- ``info/projection/group{g}``: for each earlier group, the nats of KL its projection moves
+  (KL after the projection minus before, signed; 0 for a group that is not projected).
 - ``info/diffusion``: frozen_gain / (active_gain + frozen_gain), or 0 while the total gain is
   within ``noise`` nats of nothing (the probe KL wobbles by a few thousandths between evals).
 - ``info/active_captured``: 1.0 once the active gain exceeded ``capture_threshold`` this stage.
@@ -57,6 +65,8 @@ class _Context(Protocol):
     def beta(self) -> float: ...
     @property
     def kl_per_latent(self) -> np.ndarray: ...
+    # Also read when present: ``encoder_kl_per_latent`` (before projections; None or absent:
+    # the same as kl_per_latent).
     @property
     def group_of_latent(self) -> np.ndarray: ...
     @property
@@ -131,31 +141,39 @@ class InformationTracker:
     def __call__(self, ctx: _Context) -> dict[str, float]:
         kl = np.asarray(ctx.kl_per_latent, dtype=np.float64)
         groups = np.asarray(ctx.group_of_latent, dtype=np.int64)
-        if kl.ndim != 1 or groups.shape != kl.shape:
+        encoder_kl = getattr(ctx, "encoder_kl_per_latent", None)
+        encoder_kl = kl if encoder_kl is None else np.asarray(encoder_kl, dtype=np.float64)
+        if kl.ndim != 1 or groups.shape != kl.shape or encoder_kl.shape != kl.shape:
             raise ValueError(
-                f"kl_per_latent {kl.shape} and group_of_latent {groups.shape} "
-                "must be 1-D of the same length"
+                f"kl_per_latent {kl.shape}, encoder_kl_per_latent {encoder_kl.shape} and "
+                f"group_of_latent {groups.shape} must be 1-D of the same length"
             )
         if groups.size and (groups.min() < 0 or groups.max() >= self.num_groups):
             raise ValueError(f"group_of_latent must lie in [0, {self.num_groups})")
-        group_kl = np.bincount(groups, weights=kl, minlength=self.num_groups)
+        group_kl = np.bincount(groups, weights=encoder_kl, minlength=self.num_groups)
         stage = int(ctx.stage)
-        if stage != self._stage:
-            self._begin_stage(stage, group_kl)
+        if stage != self._stage:  # nobody said when the stage began: the last measurement
+            before = self._last_group_kl if self._last_group_kl is not None else group_kl
+            self.begin_stage(stage, before)
         self._last_group_kl = group_kl
         self._detect_events(ctx, kl, groups)
         out = self._gains(stage, group_kl)
+        projected = np.bincount(groups, weights=kl, minlength=self.num_groups)
+        for g in range(max(min(stage, self.num_groups), 0)):
+            out[keys.projection_group(g)] = float(projected[g] - group_kl[g])
         out[keys.FREEZING_EVENTS] = float(len(self._events))
         out[keys.LAST_FREEZING_BETA] = self._events[-1].beta if self._events else math.nan
         if getattr(ctx, "probe_factors", None) is not None:
             out.update(self._nmi(ctx, kl))
         return out
 
-    def _begin_stage(self, stage: int, group_kl: np.ndarray) -> None:
-        # Baseline: the last measurement before the stage began; with none (the first call),
-        # the current values, so that only what comes after counts.
-        before = self._last_group_kl if self._last_group_kl is not None else group_kl
-        self._baseline = before.copy()
+    def begin_stage(self, stage: int, encoder_group_kl: np.ndarray) -> None:
+        """Stage ``stage`` begins now; ``encoder_group_kl`` is each group's KL before any
+        projection at this moment, the baseline of the stage's gains. Called by the training
+        loop at the switch; a tracker not told takes its last measurement before the stage."""
+        if np.shape(encoder_group_kl) != (self.num_groups,):
+            raise ValueError(f"encoder_group_kl must have {self.num_groups} values")
+        self._baseline = np.array(encoder_group_kl, dtype=np.float64)
         if 0 <= stage < self.num_groups:
             self._baseline[stage] = 0.0  # the newly opened group had exactly 0 KL while closed
         self._stage = stage
@@ -247,9 +265,10 @@ class InformationTracker:
 
 
 def stage_gains(history: Sequence[dict[str, float]]) -> list[dict[str, Any]]:
-    """Per stage of a run's reports: its last report's step, the nats its active group took in
-    and the nats that entered each earlier group (``info/gain/group{g}`` at the stage's last
-    report; gains are measured from the stage's start)."""
+    """Per stage of a run's reports: its last report's step, the nats its active group took in,
+    the nats that entered each earlier group's encoder (``info/gain/group{g}`` at the stage's
+    last report; gains are measured from the stage's start, before projections) and the nats
+    of KL each earlier group's projection moved (``info/projection/group{g}``)."""
     last: dict[int, dict[str, float]] = {}
     for report in history:
         if keys.STAGE in report:
@@ -257,11 +276,13 @@ def stage_gains(history: Sequence[dict[str, float]]) -> list[dict[str, Any]]:
     out = []
     for stage, report in sorted(last.items()):
         earlier = {f"group{g}": report.get(keys.gain_group(g), math.nan) for g in range(stage)}
+        moved = {f"group{g}": report.get(keys.projection_group(g), 0.0) for g in range(stage)}
         out.append({
             "stage": stage,
             "last_step": int(report.get(keys.STEP, -1)),
             "active_gain": report.get(keys.ACTIVE_GAIN, math.nan),
             "entered_earlier": earlier,
             "entered_earlier_total": float(sum(earlier.values())) if earlier else 0.0,
+            "projection_moved": moved,
         })  # fmt: skip
     return out

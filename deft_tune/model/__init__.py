@@ -15,6 +15,7 @@ from deft_tune.model.grouped import (
     apply_lr_scales,
     describe_parameter_groups,
     encode_in_chunks,
+    encode_with_encoder_output_in_chunks,
     parameter_groups,
 )
 from deft_tune.model.networks import Decoder, Encoder, reconstruction_loss
@@ -34,6 +35,7 @@ __all__ = [
     "build_model",
     "describe_parameter_groups",
     "encode_in_chunks",
+    "encode_with_encoder_output_in_chunks",
     "kl_per_latent",
     "load_model",
     "load_torch_file",

@@ -31,6 +31,8 @@ __all__ = [
     "GroupedVAE",
     "apply_lr_scales",
     "describe_parameter_groups",
+    "encode_in_chunks",
+    "encode_with_encoder_output_in_chunks",
     "parameter_groups",
 ]
 
@@ -78,16 +80,25 @@ class GroupedEncoder(nn.Module):
         self.stage = stage
         self.freeze = freeze
 
-    def _group(self, g: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        encoder = self.encoders[g]
-        if not (self.freeze and g < self.stage):
-            return encoder(images)
-        with torch.no_grad():  # frozen: no gradient into the encoder, its output detached
-            mean, logvar = encoder(images)
-        return self.projections[g](mean, logvar)
+    def _projected(self, g: int) -> bool:
+        return self.freeze and g < self.stage
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [self._group(g, images) for g in range(self.stage + 1)]
+    def _encode_open(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each open group's encoder output (mean, log-variance), before any projection; a
+        frozen group's runs without gradients."""
+        outputs = []
+        for g in range(self.stage + 1):
+            if self._projected(g):
+                with torch.no_grad():  # frozen: no gradient into the encoder, its output detached
+                    outputs.append(self.encoders[g](images))
+            else:
+                outputs.append(self.encoders[g](images))
+        return outputs
+
+    def _assemble(
+        self, outputs: list[tuple[torch.Tensor, torch.Tensor]], images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The open groups' outputs side by side, the closed groups' zeros after them."""
         means = [m for m, _ in outputs]
         logvars = [lv for _, lv in outputs]
         closed = (self.groups - self.stage - 1) * self.latents_per_group
@@ -96,6 +107,24 @@ class GroupedEncoder(nn.Module):
             means.append(zeros)
             logvars.append(zeros)
         return torch.cat(means, 1), torch.cat(logvars, 1)
+
+    def _project(
+        self, outputs: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [self.projections[g](*out) if self._projected(g) else out
+                for g, out in enumerate(outputs)]  # fmt: skip
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._assemble(self._project(self._encode_open(images)), images)
+
+    def forward_with_encoder_output(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean, log-variance) as :meth:`forward` returns them, then as the encoders output
+        them before any projection: what an encoder reads from the images, which a frozen
+        group's projection can rescale but not change (the information signals' input)."""
+        raw = self._encode_open(images)
+        return *self._assemble(self._project(raw), images), *self._assemble(raw, images)
 
     def group_of_latent(self) -> torch.Tensor:
         """Group index of each latent, int64 (G·L,)."""
@@ -144,19 +173,52 @@ def encode_in_chunks(
     """Encoder means and log-variances (float32, on ``device``) of host ``observations``,
     chunk by chunk in eval mode, in the memory format the model trained in; the model's
     train/eval mode is restored afterwards."""
+    mean, logvar = _chunked(model, False, observations, device, channels_last, autocast, chunk_size)
+    return mean, logvar
+
+
+@torch.no_grad()
+def encode_with_encoder_output_in_chunks(
+    model: GroupedVAE,
+    observations: torch.Tensor,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+    autocast: contextlib.AbstractContextManager | None = None,
+    chunk_size: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """As :func:`encode_in_chunks`, then the encoders' own means and log-variances before any
+    projection (:meth:`GroupedEncoder.forward_with_encoder_output`), from the same pass."""
+    mean, logvar, raw_mean, raw_logvar = _chunked(
+        model, True, observations, device, channels_last, autocast, chunk_size
+    )
+    return mean, logvar, raw_mean, raw_logvar
+
+
+def _chunked(
+    model: GroupedVAE,
+    with_encoder_output: bool,
+    observations: torch.Tensor,
+    device: torch.device,
+    channels_last: bool,
+    autocast: contextlib.AbstractContextManager | None,
+    chunk_size: int,
+) -> list[torch.Tensor]:
+    """The encoder over chunks of ``observations`` in eval mode, each output float32 and
+    concatenated; the model's train/eval mode is restored."""
+    encoder = model.encoder
+    encode = encoder.forward_with_encoder_output if with_encoder_output else encoder.forward
     was_training = model.training
     model.eval()
-    means, logvars = [], []
+    parts: list[list[torch.Tensor]] = []
     for chunk in observations.split(chunk_size):
         chunk = chunk.to(device, non_blocking=True)
         if channels_last:
             chunk = chunk.contiguous(memory_format=torch.channels_last)
         with autocast if autocast is not None else contextlib.nullcontext():
-            mean, logvar = model.encoder(chunk)
-        means.append(mean.float())
-        logvars.append(logvar.float())
+            parts.append([t.float() for t in encode(chunk)])
     model.train(was_training)
-    return torch.cat(means), torch.cat(logvars)
+    return [torch.cat(column) for column in zip(*parts)]
 
 
 def parameter_groups(model: GroupedVAE, lr: float) -> list[dict]:

@@ -14,8 +14,9 @@ from deft_tune.freezing import InformationTracker
 GROUPS = np.array([0, 0, 1, 1, 2, 2])  # three groups of two latents
 
 
-def ctx(step, stage, kl, beta=10.0, codes=None, factors=None, names=()):
+def ctx(step, stage, kl, beta=10.0, codes=None, factors=None, names=(), encoder_kl=None):
     return SimpleNamespace(
+        encoder_kl_per_latent=None if encoder_kl is None else np.asarray(encoder_kl, dtype=float),
         step=step,
         stage=stage,
         beta=beta,
@@ -49,6 +50,33 @@ def test_diffusion_is_one_when_only_frozen_groups_gain():
     assert [out[f"info/gain/group{g}"] for g in range(3)] == [0.5, 0.25, 0.0]
     assert out["info/diffusion"] == 1.0
     assert out["info/active_captured"] == 0.0
+
+
+def test_only_the_projection_moving_a_frozen_group_is_no_gain():
+    # Group 0 frozen in stage 1: its encoder's output (encoder_kl) stays at 2.0 nats while its
+    # projection scales the KL the decoder sees from 2.0 to 3.25; group 1 takes in 0.75.
+    tracker = InformationTracker(3)
+    tracker(ctx(100, 0, [1.5, 0.5, 0, 0, 0, 0]))
+    tracker.begin_stage(1, np.array([2.0, 0.0, 0.0]))
+    out = tracker(ctx(200, 1, [2.5, 0.75, 0.5, 0.25, 0, 0], encoder_kl=[1.5, 0.5, 0.5, 0.25, 0, 0]))
+    assert out["info/gain/group0"] == 0.0
+    assert out["info/frozen_gain"] == 0.0
+    assert out["info/diffusion"] == 0.0
+    assert out["info/active_gain"] == 0.75
+    assert out["info/projection/group0"] == 1.25  # 3.25 after the projection - 2.0 before
+    assert "info/projection/group1" not in out  # the active group is not projected
+
+
+def test_the_stage_baseline_is_taken_at_the_switch_when_the_loop_gives_it():
+    # The encoder of group 0 moved from 2.0 to 2.25 between the last evaluation and the switch
+    # (still stage 0); only what it takes in after the switch counts as diffusion.
+    tracker = InformationTracker(3)
+    tracker(ctx(100, 0, [1.5, 0.5, 0, 0, 0, 0]))
+    tracker.begin_stage(1, np.array([2.25, 0.0, 0.0]))
+    out = tracker(ctx(200, 1, [1.75, 0.75, 0.5, 0.5, 0, 0]))
+    assert out["info/gain/group0"] == 0.25
+    assert out["info/active_gain"] == 1.0
+    assert out["info/diffusion"] == 0.2
 
 
 def test_mixed_gains_and_losses_do_not_cancel():
