@@ -56,6 +56,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("--no-asha", action="store_true", help="do not use the ASHA scheduler")
     p.add_argument(
+        "--seed",
+        type=int,
+        metavar="K",
+        help="search seed (default: the space's budget.seed): which schedules are drawn and "
+        "each trial's training seeds; parts of a bank differ only in it",
+    )
+    p.add_argument(
+        "--num-trials", type=int, metavar="N", help="trials to run (default: the space's)"
+    )
+    p.add_argument(
         "--smoke-test", action="store_true", help="shrink the budget to seconds (2 short trials)"
     )
     p.set_defaults(func=run)
@@ -77,6 +87,8 @@ def options_from_args(args: argparse.Namespace):
         ifp_stopper=not args.no_ifp_stopper,
         asha=not args.no_asha,
         smoke_test=args.smoke_test,
+        seed=args.seed,
+        num_trials=args.num_trials,
     )
 
 

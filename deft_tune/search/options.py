@@ -59,6 +59,8 @@ class SearchOptions:
     ifp_stopper: bool = True
     asha: bool = True
     smoke_test: bool = False
+    seed: int | None = None  # budget.seed: which trials are drawn, and their training seeds
+    num_trials: int | None = None  # budget.num_trials: a part of a bank is a few trials
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,10 @@ def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
         overrides["gpus_per_trial"] = check_scalar(
             options.gpus_per_trial, "--gpus-per-trial", min_val=0
         )
+    if options.seed is not None:
+        overrides["seed"] = check_scalar(options.seed, "--seed", int, min_val=0)
+    if options.num_trials is not None:
+        overrides["num_trials"] = check_scalar(options.num_trials, "--num-trials", int, min_val=1)
     if options.smoke_test:
         overrides.update(smoke_budget(budget))
     return overrides
@@ -209,9 +215,11 @@ def resume_command(options: SearchOptions, name: str) -> str:
         ("--storage", options.storage),
         ("--address", options.address),
         ("--tracking-uri", options.tracking_uri),
+        ("--seed", options.seed),
+        ("--num-trials", options.num_trials),
     ):
-        if value:
-            parts += [flag, value]
+        if value is not None and value != "":
+            parts += [flag, str(value)]
     if options.mlflow_server:
         parts.append("--mlflow-server")
     if options.smoke_test:

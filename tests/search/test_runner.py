@@ -137,6 +137,19 @@ def test_prepare_space_overrides_and_smoke_budget(tmp_path):
         prepare_space(SearchOptions(space=str(space), name="a b"))
 
 
+def test_seed_and_trial_count_come_from_the_command_line_into_the_space_as_run(tmp_path):
+    path = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
+    options = SearchOptions(space=str(path), name="part3", seed=3, num_trials=2)
+    space = prepare_space(options)
+    assert (space.budget.seed, space.budget.num_trials) == (3, 2)
+    recorded = yaml.safe_load(space_as_run(options, space))
+    assert (recorded["budget"]["seed"], recorded["budget"]["num_trials"]) == (3, 2)
+    assert resume_command(options, "part3").endswith("--seed 3 --num-trials 2 --resume")
+    for bad in ({"seed": -1}, {"seed": 1.5}, {"num_trials": 0}):
+        with pytest.raises(ConfigError, match="--seed|--num-trials"):
+            prepare_space(SearchOptions(space=str(path), **bad))
+
+
 def test_the_space_is_recorded_as_run_with_its_overrides(tmp_path):
     path = tiny_space(tmp_path / "tiny.yaml", trials=5, steps=400, interval=100)
     options = SearchOptions(space=str(path), name="other", smoke_test=True, asha=False)
