@@ -24,7 +24,17 @@ def register(subparsers) -> None:
         "objective each rule would return and its regret (median and IQM with bootstrap 95% "
         "intervals), writes the anytime figure and logs an MLflow run in EXPERIMENT-replay.",
     )
-    p.add_argument("experiment", metavar="EXPERIMENT", help="the recorded search's name")
+    p.add_argument(
+        "experiment", metavar="EXPERIMENT", nargs="?", help="the recorded search's name in MLflow"
+    )
+    p.add_argument(
+        "--bank",
+        nargs="+",
+        metavar="FILE",
+        default=(),
+        help="replay curve bank files (deft-tune bank export) instead of an MLflow search; "
+        "several files are parts of one bank",
+    )
     p.add_argument(
         "--rules", default="none,ifp,asha,ifp+asha", help=f"comma-separated: {RULES_HELP}"
     )
@@ -70,6 +80,7 @@ def options_from_args(args: argparse.Namespace):
             sweep=parse_sweep(args.sweep) if args.sweep else None,
             out=args.out,
             write_doc=args.write_doc,
+            banks=tuple(args.bank),
         )
     )
 

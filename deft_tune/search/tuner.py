@@ -42,6 +42,7 @@ from deft_tune.search.tracking.layout import (
     INTERRUPTED_TAG,
     SPACE_ARTIFACT,
 )
+from deft_tune.search.tracking.provenance import commit, machine, package_versions
 from deft_tune.search.tracking.writer import SearchTracking
 from deft_tune.search.trainable import TrackingTarget, train_trial
 
@@ -167,18 +168,6 @@ def _tuner(
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("deft-tune", "torch", "ray", "optuna", "mlflow", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "missing"
-    return found
-
-
 def _parent_params(space: SearchSpace, options: SearchOptions) -> dict[str, Any]:
     return {
         "space_file": options.space,
@@ -190,6 +179,8 @@ def _parent_params(space: SearchSpace, options: SearchOptions) -> dict[str, Any]
         "search_seed": space.budget.seed,
         "smoke_test": options.smoke_test,
         "versions": package_versions(),
+        "commit": commit(),
+        "machine": machine(),
     }
 
 

@@ -21,7 +21,7 @@ reports past its stop, and no rule can be judged on reports that do not exist.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from deft_tune import report
@@ -32,7 +32,15 @@ from deft_tune.search.space import SearchSpace, space_from_dict
 from deft_tune.search.stopping import reads
 from deft_tune.search.tracking.layout import SPACE_ARTIFACT
 
-__all__ = ["BankTrial", "CurveBank", "Report", "bank_from_records", "load_bank"]
+__all__ = [
+    "BankPart",
+    "BankTrial",
+    "CurveBank",
+    "Report",
+    "bank_from_records",
+    "load_bank",
+    "replica_finals",
+]
 
 TIME_KEY = keys.LOSS  # logged in every report: its history gives the report steps and times
 _SHOWN = 6  # trials named in a refusal before "and N more"
@@ -54,10 +62,27 @@ class BankTrial:
     final_objective: float  # what the live search ranks a completed trial by
     replica_finals: tuple[float, ...]  # each replica's standard score of the objective's metric
     params: dict[str, str]  # the run config, flattened (the schedule)
+    finals: dict[str, float] = field(default_factory=dict)  # final/* scores, run and replicas
+    stop_reason: str = "completed"
 
     @property
     def steps(self) -> int:
         return self.final.step
+
+
+@dataclass(frozen=True)
+class BankPart:
+    """One recorded search of a bank: where it came from and what it cost."""
+
+    experiment: str
+    parent_run_id: str
+    search_seed: int
+    trials: int
+    started: float  # seconds since the epoch
+    wall_s: float | None  # the search's wall time; None when it never ended
+    commit: str = "unknown"
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,7 @@ class CurveBank:
     budget: dict[str, int]  # steps_per_trial and eval_interval as the search ran them
     space: SearchSpace  # raw_space with that budget: what the rules are built from
     trials: tuple[BankTrial, ...]
+    parts: tuple[BankPart, ...] = ()  # the recorded searches it holds (one from MLflow)
 
     @property
     def objective(self) -> str:
@@ -134,7 +160,32 @@ def bank_from_records(search: Any, histories: dict[str, dict[str, list]], uri: s
         budget,
         space,
         tuple(trials),
+        (_part(search, len(trials)),),
     )
+
+
+def _part(search: Any, trials: int) -> BankPart:
+    """The search as one part of a bank (its parent run's params say seed, commit, machine;
+    a search recorded before they were logged says "unknown")."""
+    params = search.params
+    seed = params.get("search_seed", (search.space.get("budget") or {}).get("seed", 0))
+    start = getattr(search, "start_time", 0.0)
+    end = getattr(search, "end_time", None)
+    return BankPart(
+        experiment=search.experiment,
+        parent_run_id=search.parent_run_id,
+        search_seed=int(float(seed)),
+        trials=trials,
+        started=start,
+        wall_s=end - start if end else None,
+        commit=params.get("commit", "unknown"),
+        versions=_prefixed(params, "versions."),
+        machine=_prefixed(params, "machine."),
+    )
+
+
+def _prefixed(params: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
 
 
 def _refuse_stopped(search: Any) -> None:
@@ -209,8 +260,10 @@ def _trial(record: Any, history: dict[str, list], space: SearchSpace) -> BankTri
         reports,
         final,
         final_value,
-        _replica_finals(record.metrics, objective),
+        replica_finals(record.metrics, objective),
         dict(record.params),
+        {k: v for k, v in record.metrics.items() if keys.is_final(k)},
+        record.stop_reason,
     )
 
 
@@ -236,7 +289,7 @@ def _final(
     return Report(last.step, result, cost)
 
 
-def _replica_finals(metrics: dict[str, float], objective: str) -> tuple[float, ...]:
+def replica_finals(metrics: dict[str, float], objective: str) -> tuple[float, ...]:
     """Each replica's standard-setting score of the objective's metric (its replicas' spread
     is the seed noise a schedule's objective carries)."""
     metric, _ = split_objective_key(objective)

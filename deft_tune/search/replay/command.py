@@ -34,9 +34,10 @@ TABLE = "replay.md"
 
 def command_line(options: ReplayOptions, concurrency: int) -> str:
     """The command that reproduces these replays (the bank aside)."""
+    source = ["--bank", *options.banks] if options.banks else [str(options.experiment)]
     parts = [
         "deft-tune replay",
-        options.experiment,
+        *source,
         "--rules",
         ",".join(options.rules),
         "--concurrency",
@@ -107,13 +108,18 @@ def run_replay(options: ReplayOptions, out: Callable[[str], None] = print) -> Re
     """The whole command: check, read, replay, then print and write every output."""
     check_options(options)
     uri = options.tracking_uri or default_tracking_uri()
-    bank = load_bank(uri, options.experiment)
+    if options.banks:
+        from deft_tune.search.replay.bankfile import read_banks
+
+        bank = read_banks(options.banks)
+    else:
+        bank = load_bank(uri, str(options.experiment))
     result = replay_bank(bank, options)
     out(text(result))
     written = _write_outputs(result, options)
     if options.log_mlflow:
         run_id = _log(result, options, uri, written)
-        out(f"logged run {run_id} in experiment {options.experiment}-replay ({uri})")
+        out(f"logged run {run_id} in experiment {result.bank.experiment}-replay ({uri})")
     if options.write_doc:
         doc = Path(options.write_doc)
         folder = os.path.relpath(options.out_dir.resolve(), doc.resolve().parent)
@@ -147,7 +153,8 @@ def _log(result: ReplayResult, options: ReplayOptions, uri: str, files: list[Pat
     from deft_tune.search.tracking.writer import log_finished_run
 
     params = {
-        "experiment": options.experiment,
+        "experiment": result.bank.experiment,
+        "banks": ",".join(options.banks),
         "bank_parent_run": result.bank.parent_run_id,
         "rules": ",".join(options.rules),
         "concurrency": result.concurrency,
@@ -159,12 +166,12 @@ def _log(result: ReplayResult, options: ReplayOptions, uri: str, files: list[Pat
     }
     return log_finished_run(
         uri,
-        replay_experiment(options.experiment),
+        replay_experiment(result.bank.experiment),
         tags={ROLE_TAG: ROLE_REPLAY, BANK_TAG: result.bank.parent_run_id},
         params=params,
         metrics=summary_metrics(result),
         files=files,
-        run_name=f"replay-{options.experiment}",
+        run_name=f"replay-{result.bank.experiment}",
     )
 
 

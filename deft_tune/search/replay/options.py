@@ -46,7 +46,7 @@ class Sweep:
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    experiment: str
+    experiment: str | None  # a recorded search in MLflow, or None with bank files
     rules: tuple[str, ...] = RULES
     concurrency: int | None = None  # None: the bank's budget.max_concurrent
     replays: int = 100
@@ -57,10 +57,16 @@ class ReplayOptions:
     out: str | None = None  # None: replay-<experiment> in the working folder
     write_doc: str | None = None
     log_mlflow: bool = True
+    banks: tuple[str, ...] = ()  # curve bank files (deft-tune bank export), merged as parts
+
+    @property
+    def source(self) -> str:
+        """What the replay reads, as a name: the experiment, or the first bank file's stem."""
+        return self.experiment or Path(self.banks[0]).stem
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out or f"replay-{self.experiment}")
+        return Path(self.out or f"replay-{self.source}")
 
 
 def parse_rules(text: str) -> tuple[str, ...]:
@@ -110,6 +116,11 @@ def _scalar(text: str) -> Any:
 
 def check_options(options: ReplayOptions) -> ReplayOptions:
     """Every option checked (ConfigError, one line); the options back as they are."""
+    if (options.experiment is None) == (not options.banks):
+        raise ConfigError(
+            "replay needs exactly one source: a recorded search's EXPERIMENT name, or --bank "
+            "FILE.parquet [FILE ...]"
+        )
     for rule in options.rules:
         check_choice(rule, "--rules", RULES)
     if not options.rules:

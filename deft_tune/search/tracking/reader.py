@@ -73,6 +73,7 @@ class SearchRecord:
     # The parent run's params: the search as it ran (budget.*, stopping.* after the command
     # line's overrides), where ``space`` is the file as written.
     params: dict[str, str] = field(default_factory=dict)
+    end_time: float | None = None  # seconds since the epoch; None while it runs
 
     @property
     def objective(self) -> str:
@@ -270,6 +271,7 @@ def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchReco
             make(client, run) for run in _all_pages(client, experiment.experiment_id, query)
         ),
         params=dict(parent.data.params),
+        end_time=parent.info.end_time / 1000 if parent.info.end_time else None,
     )
 
 

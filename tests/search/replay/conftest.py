@@ -100,13 +100,16 @@ def write_trial(search, trial_id: str, spec: Spec, final: bool = True) -> None:
     run.end("FINISHED")
 
 
-def write_search(uri: str, name: str, specs: dict[str, Spec], ends: dict | None = None) -> str:
-    """A search with one child run per spec; ``ends`` overrides a trial's (status, reason)."""
+def write_search(
+    uri: str, name: str, specs: dict[str, Spec], ends: dict | None = None, space: dict | None = None
+) -> str:
+    """A search with one child run per spec; ``ends`` overrides a trial's (status, reason);
+    ``space`` replaces the bank's space file."""
     from deft_tune.search.tracking.writer import SearchTracking
 
     search = SearchTracking(uri, name)
-    budget = bank_space()["budget"]
-    search.start_parent({"budget": budget}, {"search_space.yaml": yaml.safe_dump(bank_space(name))})
+    space = space or bank_space(name)
+    search.start_parent({"budget": space["budget"]}, {"search_space.yaml": yaml.safe_dump(space)})
     for trial_id, spec in specs.items():
         write_trial(search, trial_id, spec, final=trial_id != "holey")
         status, reason = (ends or {}).get(trial_id, ("FINISHED", "completed"))
