@@ -2,14 +2,17 @@
 learned projection, against beta-VAE, on dsprites_full at the example configs' budget.
 
 Every variant is ``configs/dsprites_deft.yaml`` (or ``configs/dsprites_beta_vae.yaml``) with one
-field changed, trained with ``deft-tune train`` (the command a user runs), once per seed. Per run
-it reads the final MIG (standard setting) and, from ``metrics.json``'s ``stages``, the nats that
-entered the earlier groups during each stage (the information that diffused instead of going
-into the newly opened group). Runs go two at a time with one torch thread each, niced; a run
-folder that already holds ``metrics.json`` is read, not trained again, so an interrupted
-comparison continues where it stopped. ``--write`` puts the table into docs/training.md.
+field changed, trained with ``deft-tune train`` (the command a user runs), once per seed: one
+campaign unit (benchmarks/campaign.yaml) per run, each leaving one JSON file under
+benchmarks/results/deft_modes/ with the final MIG (standard setting), the per-stage nats that
+entered the earlier groups' encoders and that their projections moved (``metrics.json``'s
+``stages``), every report's information signals, the run config, wall time, commit and machine.
+The table in docs/training.md is generated from those files alone, with, per run, where the IFP
+stopper with dsprites_full.yaml's settings would have stopped it (its reports fed to the live
+stopper).
 
-    nice -n 10 python benchmarks/deft_modes.py --seeds 0 1 2 --write
+    python -m benchmarks.deft_modes unit --variant scale-0.1 --seed 0 --out FILE.json
+    python -m benchmarks.deft_modes table --write
 """
 
 from __future__ import annotations
@@ -19,22 +22,25 @@ import json
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
-from _search_bench import machine
 
+from deft_tune import report_keys as keys
+from deft_tune.fileio import atomic_write_text
+from deft_tune.search.tracking.provenance import commit, machine
 from deft_tune.tables import markdown_table, write_block
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "training.md"
+RESULTS = ROOT / "benchmarks" / "results" / "deft_modes"
 DEFT, BETA_VAE = (
     ROOT / "configs" / "dsprites_deft.yaml",
     ROOT / "configs" / "dsprites_beta_vae.yaml",
 )
+STOPPER_SPACE = ROOT / "search_spaces" / "dsprites_full.yaml"
 
 
 def _stages(earlier: str, lr_scale: float | None) -> list[dict[str, Any]]:
@@ -48,55 +54,87 @@ def _stages(earlier: str, lr_scale: float | None) -> list[dict[str, Any]]:
     return stages
 
 
-VARIANTS: dict[str, tuple[Path, Any]] = {
-    "DEFT, earlier scale 0.1": (DEFT, _stages("scale", 0.1)),
-    "DEFT, earlier scale 0": (DEFT, _stages("scale", 0.0)),
-    "DEFT, earlier freeze + projection": (DEFT, _stages("freeze", None)),
-    "beta-VAE (beta 4)": (BETA_VAE, None),
+# slug -> (name in the table, base config, stages or None to keep the config's)
+VARIANTS: dict[str, tuple[str, Path, Any]] = {
+    "scale-0.1": ("DEFT, earlier scale 0.1", DEFT, _stages("scale", 0.1)),
+    "scale-0": ("DEFT, earlier scale 0", DEFT, _stages("scale", 0.0)),
+    "freeze": ("DEFT, earlier freeze + projection", DEFT, _stages("freeze", None)),
+    "beta-vae": ("beta-VAE (beta 4)", BETA_VAE, None),
 }
 
 
-def variant_config(name: str, seed: int, folder: Path) -> Path:
-    """The variant's config with ``training.seed`` set, written beside its runs."""
-    base, stages = VARIANTS[name]
+def variant_config(slug: str, seed: int) -> dict[str, Any]:
+    _, base, stages = VARIANTS[slug]
     raw = yaml.safe_load(base.read_text())
     raw["training"]["seed"] = seed
     if stages is not None:
         raw["schedule"]["stages"] = stages
-    folder.mkdir(parents=True, exist_ok=True)
-    slug = name.split(" (")[0].lower().replace(",", "").replace(" + ", "-").replace(" ", "-")
-    path = folder / f"{slug}-seed{seed}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return raw
 
 
-def train(config: Path, out: Path) -> float:
-    """Train unless ``out`` already holds a finished run; the run's wall seconds, from its
-    folder (config.yaml is written when training starts, metrics.json when it ends), so that a
-    run read back from an earlier invocation still states its cost."""
-    if not (out / "metrics.json").exists():
-        command = [sys.executable, "-m", "deft_tune", "train", "--config", str(config), "--out",
-                   str(out), "--no-progress", "--threads", "1"]  # fmt: skip
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return (out / "metrics.json").stat().st_mtime - (out / "config.yaml").stat().st_mtime
+def _signal(key: str) -> bool:
+    return (
+        key == keys.STEP or key.startswith(("info/", "kl/group", "train/")) or key == keys.KL_TOTAL
+    )
 
 
-def one_run(name: str, seed: int, runs: Path) -> dict[str, Any]:
-    config = variant_config(name, seed, runs / "configs")
-    out = runs / config.stem
-    seconds = train(config, out)
-    metrics = json.loads((out / "metrics.json").read_text())
-    entered = [s["entered_earlier_total"] for s in metrics.get("stages", []) if s["stage"] > 0]
-    row = {"variant": name, "seed": seed, "mig": metrics["metrics"]["mig"], "entered": entered,
-           "seconds": seconds}  # fmt: skip
-    print(f"{name:36s} seed {seed}: MIG {row['mig']:.4f}, entered {entered}", flush=True)
+# --- one unit: one run ------------------------------------------------------------------------
+
+
+def unit(slug: str, seed: int, out: Path, work: Path | None) -> dict[str, Any]:
+    """Train the variant with ``seed`` (unless ``work`` already holds the finished run) and
+    write its result row to ``out``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = work or Path(scratch) / "run"
+        config = variant_config(slug, seed)
+        if not (folder / "metrics.json").exists():
+            path = Path(scratch) / "config.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            command = [sys.executable, "-m", "deft_tune", "train", "--config", str(path), "--out",
+                       str(folder), "--no-progress", "--threads", "1"]  # fmt: skip
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        row = _row(slug, seed, folder, config)
+    atomic_write_text(out, json.dumps(row, indent=1) + "\n")
     return row
 
 
-def run_all(seeds: list[int], runs: Path, parallel: int) -> list[dict[str, Any]]:
-    jobs = [(name, seed) for seed in seeds for name in VARIANTS]
-    with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(lambda job: one_run(*job, runs), jobs))
+def _row(slug: str, seed: int, folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    wall = (folder / "metrics.json").stat().st_mtime - (folder / "config.yaml").stat().st_mtime
+    return {
+        "variant": slug,
+        "seed": seed,
+        "mig": metrics["metrics"]["mig"],
+        "stages": metrics.get("stages", []),
+        "reports": [{k: v for k, v in r.items() if _signal(k)} for r in history],
+        "config": config,
+        "wall_s": round(wall, 1),
+        "commit": commit(),
+        "machine": machine(),
+    }
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def read_rows() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+
+
+def stopper_verdict(row: dict[str, Any]) -> str:
+    """Where the IFP stopper with dsprites_full.yaml's settings stops the run ("-": never)."""
+    from deft_tune.search.space import load_space
+    from deft_tune.search.stopping import IFPStopper
+
+    space = load_space(STOPPER_SPACE)
+    steps = int(row["config"]["training"]["steps"])
+    stopper = IFPStopper(space.stopping.ifp, steps)
+    for report in row["reports"]:
+        result = dict(report)
+        if stopper("run", result):
+            return f"{result.get('deft.stop_reason', '?')} at {int(report[keys.STEP]):,}"
+    return "-"
 
 
 def _mean_std(values: list[float], digits: int = 3) -> str:
@@ -106,49 +144,73 @@ def _mean_std(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
+def _stage_values(row: dict[str, Any], field: str) -> list[float]:
+    return [sum(s[field].values()) for s in row["stages"] if s["stage"] > 0 and field in s]
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """One row per run, then each variant's mean ± std over seeds."""
-    stages = max((len(r["entered"]) for r in rows), default=0)
+    stages = max((len(_stage_values(r, "entered_earlier")) for r in rows), default=0)
     lines = []
     for r in rows:
-        line = {"variant": r["variant"], "seed": r["seed"], "MIG (standard)": f"{r['mig']:.4f}",
-                "wall (min)": f"{r['seconds'] / 60:.1f}"}  # fmt: skip
+        line = {"variant": VARIANTS[r["variant"]][0], "seed": r["seed"],
+                "MIG (standard)": f"{r['mig']:.4f}", "wall (min)": f"{r['wall_s'] / 60:.1f}",
+                "IFP stopper (dsprites_full.yaml) stops": stopper_verdict(r)}  # fmt: skip
+        entered, moved = _stage_values(r, "entered_earlier"), _stage_values(r, "projection_moved")
         for i in range(stages):
-            value = r["entered"][i] if i < len(r["entered"]) else None
-            line[f"nats into earlier groups, stage {i + 1}"] = "-" if value is None else (
-                f"{value:.2f}")  # fmt: skip
+            line[f"stage {i + 1}: nats into earlier encoders"] = (
+                f"{entered[i]:.2f}" if i < len(entered) else "-")  # fmt: skip
+            line[f"stage {i + 1}: KL moved by projections"] = (
+                f"{moved[i]:.2f}" if i < len(moved) else "-")  # fmt: skip
         lines.append(line)
-    for name in VARIANTS:
-        mine = [r for r in rows if r["variant"] == name]
+    for slug, (name, _, _) in VARIANTS.items():
+        mine = [r for r in rows if r["variant"] == slug]
+        if not mine:
+            continue
         line = {"variant": f"**{name}**", "seed": f"{len(mine)} seeds",
                 "MIG (standard)": f"**{_mean_std([r['mig'] for r in mine])}**",
-                "wall (min)": _mean_std([r["seconds"] / 60 for r in mine], 1)}  # fmt: skip
+                "wall (min)": _mean_std([r["wall_s"] / 60 for r in mine], 1),
+                "IFP stopper (dsprites_full.yaml) stops": ""}  # fmt: skip
         for i in range(stages):
-            values = [r["entered"][i] for r in mine if i < len(r["entered"])]
-            line[f"nats into earlier groups, stage {i + 1}"] = _mean_std(values)
+            for field, column in (("entered_earlier", "nats into earlier encoders"),
+                                  ("projection_moved", "KL moved by projections")):  # fmt: skip
+                values = [v[i] for r in mine if i < len(v := _stage_values(r, field))]
+                line[f"stage {i + 1}: {column}"] = _mean_std(values)
         lines.append(line)
     return markdown_table(lines)
 
 
+def header(rows: list[dict[str, Any]]) -> str:
+    commits = sorted({r["commit"][:12] for r in rows})
+    cpus = sorted({r["machine"]["cpu"] for r in rows})
+    hours = sum(r["wall_s"] for r in rows) / 3600
+    return (f"Generated by `python -m benchmarks.deft_modes table --write` from {len(rows)} "
+            f"committed unit files (benchmarks/results/deft_modes/), each one run of 4,000 steps "
+            f"trained niced with one torch thread beside other work on a shared {', '.join(cpus)} "
+            f"machine by commit(s) {', '.join(commits)}: {hours:.1f} h of run wall time in all, "
+            "each run's in the table.")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "deft-modes")
-    parser.add_argument("--parallel", type=int, default=2, help="runs side by side (2)")
-    parser.add_argument("--write", action="store_true", help="write the table to docs/")
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("unit", help="train one variant and seed, write its JSON row")
+    one.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    one.add_argument("--seed", type=int, required=True)
+    one.add_argument("--out", type=Path, required=True)
+    one.add_argument("--work", type=Path, help="run folder to train in or read (default: temp)")
+    show = commands.add_parser("table", help="the table from the committed unit files")
+    show.add_argument("--write", action="store_true", help="write it into docs/training.md")
     args = parser.parse_args()
-    rows = run_all(args.seeds, args.runs, args.parallel)
-    text = table(rows)
+    if args.command == "unit":
+        row = unit(args.variant, args.seed, args.out, args.work)
+        print(f"{args.variant} seed {args.seed}: MIG {row['mig']:.4f}")
+        return
+    rows = read_rows()
+    text = f"{header(rows)}\n\n{table(rows)}" if rows else "No unit file yet."
     print(text)
     if args.write:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        total = sum(r["seconds"] for r in rows) / 3600
-        header = (f"Measured {stamp} by `python benchmarks/deft_modes.py --seeds "
-                  f"{' '.join(map(str, args.seeds))} --write` on {machine()} ({len(rows)} "
-                  f"runs of 4,000 steps, {args.parallel} at a time, niced, with one torch thread "
-                  f"each, beside other work on the shared machine: {total:.1f} h of run wall time "
-                  "in all, each run's in the table).")  # fmt: skip
-        write_block(DOC, "deft-modes", f"{header}\n\n{text}")
+        write_block(DOC, "deft-modes", text)
 
 
 if __name__ == "__main__":
