@@ -75,7 +75,8 @@ def load_plan(path: Path = PLAN) -> list[Unit]:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"campaign plan {path} cannot be read ({exc})") from None
+        why = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"campaign plan {path} cannot be read ({why})") from None
     entries = raw.get("units") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"campaign plan {path} must hold a non-empty list under 'units'")

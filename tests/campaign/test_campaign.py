@@ -1,0 +1,149 @@
+"""The campaign runner on tiny plans: units land whole or not at all, failures are recorded and
+the campaign goes on, a unit that cannot finish in time is not started, a killed campaign leaves
+no partial file, bad plans are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import campaign
+
+WRITE = "python write.py {out}"  # write.py: see the root fixture
+SLOW = "python slow.py {out}"  # half a file, a marker, then it waits to be killed
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "ROOT", tmp_path)
+    monkeypatch.setattr(campaign, "LEDGER", tmp_path / "benchmarks" / "ledger.json")
+    monkeypatch.setattr(campaign, "SCRATCH", tmp_path / "benchmarks" / ".scratch")
+    (tmp_path / "write.py").write_text("import sys\nopen(sys.argv[1], 'w').write('{\"x\": 1}')\n")
+    (tmp_path / "slow.py").write_text(
+        "import sys, time\nopen(sys.argv[1], 'w').write('half')\n"
+        "open('started', 'w').close()\ntime.sleep(600)\n"
+    )
+    return tmp_path
+
+
+def plan(root, units: str):
+    path = root / "plan.yaml"
+    path.write_text("units:\n" + textwrap.indent(textwrap.dedent(units), "  "))
+    return path
+
+
+def test_units_run_in_order_failures_are_recorded_and_long_units_wait(root, capsys):
+    path = plan(
+        root,
+        f"""\
+        - id: ok
+          cost_min: 1
+          output: benchmarks/out/ok.json
+          commands: ['{WRITE}']
+        - id: fails
+          cost_min: 1
+          output: benchmarks/out/fails.json
+          commands: ['python -c "raise SystemExit(3)"']
+        - id: silent
+          cost_min: 1
+          output: benchmarks/out/silent.json
+          commands: ['python -c "pass"']
+        - id: long
+          cost_min: 600
+          output: benchmarks/out/long.json
+          commands: ['{WRITE}']
+        """,
+    )
+    assert campaign.main(["--plan", str(path), "run", "--minutes", "30"]) == 1
+    assert json.loads((root / "benchmarks/out/ok.json").read_text()) == {"x": 1}
+    assert not (root / "benchmarks/out/fails.json").exists()
+    assert not (root / "benchmarks/out/long.json").exists()  # 600 min > 30 left: not started
+    ledger = json.loads(campaign.LEDGER.read_text())
+    assert ledger["ok"]["status"] == "done" and ledger["ok"]["commit"]
+    assert ledger["fails"]["status"] == "failed" and "exit 3" in ledger["fails"]["error"]
+    assert "wrote no {out} file" in ledger["silent"]["error"]
+    assert "long" not in ledger
+    capsys.readouterr()
+    assert campaign.main(["--plan", str(path), "status"]) == 0
+    shown = capsys.readouterr().out
+    assert "1 of 4 units done" in shown and "FAILED" in shown and "600.0 min expected" in shown
+
+
+def test_a_killed_campaign_leaves_no_partial_file_and_the_next_run_clears_it(root):
+    started = root / "started"
+    path = plan(
+        root,
+        f"""\
+        - id: slow
+          cost_min: 1
+          output: benchmarks/out/slow.json
+          commands: ['{SLOW}']
+        """,
+    )
+    code = (
+        "import sys; from pathlib import Path; from benchmarks import campaign as c\n"
+        f"root = Path({str(root)!r}); c.ROOT = root\n"
+        "c.LEDGER = root / 'benchmarks' / 'ledger.json'\n"
+        "c.SCRATCH = root / 'benchmarks' / '.scratch'\n"
+        f"sys.exit(c.main(['--plan', {str(path)!r}, 'run', '--minutes', '5']))\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", code])
+    while not started.exists():  # the unit is in flight, its file half written
+        assert runner.poll() is None, "the campaign ended before its unit started"
+        os.sched_yield()
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    assert not (root / "benchmarks/out/slow.json").exists()
+    pgid = int((campaign.SCRATCH / "slow" / "pgid").read_text())
+    campaign._clear_scratch()  # what the next run does first
+    assert not campaign.SCRATCH.joinpath("slow").exists()
+    while _alive(pgid):  # the unit's process group was told to stop: wait until it has
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize(
+    "units, message",
+    [
+        ("- id: a\n  cost_min: 1\n  output: /etc/x\n  commands: [x]\n", "under benchmarks/"),
+        ("- id: a\n  cost_min: 0\n  output: benchmarks/x\n  commands: [x]\n", "cost_min"),
+        ("- id: a\n  output: benchmarks/x\n  commands: [x]\n", "needs id, cost_min"),
+        (
+            "- id: a\n  cost_min: 1\n  output: benchmarks/x\n  commands: [x]\n  when: now\n",
+            "unknown",
+        ),
+    ],
+)
+def test_bad_plans_are_one_line(root, capsys, units, message):
+    path = plan(root, units)
+    assert campaign.main(["--plan", str(path), "status"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_unit_is_refused(root, capsys):
+    path = plan(root, f"- id: a\n  cost_min: 1\n  output: benchmarks/a\n  commands: ['{WRITE}']\n")
+    assert campaign.main(["--plan", str(path), "run", "--minutes", "1", "--only", "zz"]) == 2
+    assert "zz" in capsys.readouterr().err
+
+
+def test_the_committed_plan_loads():
+    units = campaign.load_plan()
+    assert any(u.group == "bank_dsprites" for u in units)
+    assert all(u.output.parts[0] == "benchmarks" for u in units)
