@@ -22,6 +22,7 @@ def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
     p = trial.params
     betas = stage_values(p, "beta")
     seen: dict[str, list[Any]] = defaultdict(list)
+    annealed = p.get("schedule.rule") == "annealed"
     for key, param in (
         ("lr", "training.lr"),
         ("beta", "objective.beta"),
@@ -29,6 +30,8 @@ def observed_values(trial: Any, steps_per_trial: int) -> dict[str, list[Any]]:
         ("gamma", "schedule.gamma"),
         ("beta_max", "schedule.beta_max"),
     ):
+        if key in ("gamma", "beta_max") and not annealed:
+            continue  # a fixed-rule run config carries the defaults: not sampled values
         if param_float(p.get(param)) is not None:
             seen[key].append(param_float(p[param]))
     if p.get("objective.kind", "deft") != "deft":

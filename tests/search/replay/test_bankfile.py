@@ -96,8 +96,12 @@ def test_bad_bank_files_are_one_line(exported, tmp_path, capsys):
     meta = json.loads(table.schema.metadata[b"deft_tune.bank"])
     encoded = json.dumps({**meta, "schema_version": 99})
     pq.write_table(table.replace_schema_metadata({b"deft_tune.bank": encoded}), other)
-    for path, message in ((text, "not a readable Parquet"), (cut, "not a readable Parquet"),
-                          (other, "schema version 99"), (tmp_path / "none.parquet", "does not")):
+    for path, message in (
+        (text, "not a readable Parquet"),
+        (cut, "not a readable Parquet"),
+        (other, "schema version 99"),
+        (tmp_path / "none.parquet", "does not"),
+    ):
         assert main(["replay", "--bank", str(path), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
