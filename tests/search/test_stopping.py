@@ -62,7 +62,8 @@ def _run(stopper, trial_id, reports):
 
 
 def _stopper(**overrides) -> IFPStopper:
-    return IFPStopper(IFPStopping(**overrides), steps_per_trial=STEPS)
+    """A stopper with the diffusion rule on at 0.5 (its default is off), to test the rule."""
+    return IFPStopper(IFPStopping(**{"diffusion_threshold": 0.5, **overrides}), STEPS)
 
 
 def test_good_trial_runs_to_the_end():
@@ -80,6 +81,12 @@ def test_diffusing_trial_stops_with_its_reason():
     assert _run(stopper, "bad", diffusing) == 1500
     assert stopper.reason("bad") == "diffusion"
     assert stopper("bad", _report(1750)) is True  # a stopped trial stays stopped
+
+
+def test_the_shipped_default_never_stops_for_diffusion():
+    stopper = IFPStopper(IFPStopping(), steps_per_trial=STEPS)
+    diffusing = _trial(diffusion=lambda step, stage, progress: 1.0 if stage == 1 else 0.1)
+    assert _run(stopper, "scaled", diffusing) is None
 
 
 def test_diffusion_in_the_grace_period_or_on_tiny_gains_does_not_count():

@@ -73,8 +73,10 @@ class IFPStopping:
     enabled: bool = True
     # diffusion: info/diffusion above the threshold for `patience` reports in a row, judged only
     # after the grace part of the stage and once the stage gained at least `min_gain` nats
-    # (a ratio of two tiny gains is noise).
-    diffusion_threshold: float = 0.5
+    # (a ratio of two tiny gains is noise). 1 (the default) switches the rule off: measured on
+    # the encoders' own output, a run at lr_scale 0.1 diffuses 0.7-0.999 and scores with the
+    # best (docs/search.md, "The diffusion rule"); the DEFT bank's sweep is to set it.
+    diffusion_threshold: float = 1.0
     min_gain: float = 0.05
     patience: int = 2
     grace_fraction: float = 0.25  # of the current stage (train/stage_progress)

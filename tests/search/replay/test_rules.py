@@ -27,7 +27,7 @@ def test_rules_switch_the_live_stoppers_on_and_off(bank):
     # The bank's ASHA settings (grace 1 report, halving) in steps, as make_scheduler sets them.
     assert scheduler._max_t == 300 and scheduler._reduction_factor == 2
     assert [m for m, _ in scheduler._brackets[0]._rungs] == [200, 100]
-    assert rule_space(bank.space, "ifp").stopping.ifp.diffusion_threshold == 0.5
+    assert rule_space(bank.space, "ifp").stopping.ifp.diffusion_threshold == 1.0
 
 
 def _tune_outcomes(bank, rule, storage):
