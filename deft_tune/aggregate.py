@@ -8,6 +8,20 @@ over replicas. Scores (``metrics/*``, ``final/*``) and the search objective also
 ``<key>_mean_minus_std``, so any of the aggregates a search may rank on is in every report. A
 one-replica run reports as it always did: plain keys, no prefixes and no statistics but the
 objective's.
+
+A replica without a finite value: a score's aggregates (its mean and every statistic) are NaN
+when any replica's value is NaN, infinite or missing. Skipping it would rank a schedule on the
+seeds that did not collapse, so a collapsed seed would make its schedule look better (``_min``
+and ``_mean_minus_std`` included). The search's objective follows the same rule, also when it
+is a report key (the trainable aggregates it so), and the search then sees NaN for that trial:
+Optuna is told it was pruned, without a value (deft_tune.search.tuner), which TPE counts among
+the worst; :func:`deft_tune.report.ranked` (the best trial of the summary, inspect and export)
+leaves it out, and inspect lists it after the trials that rank. Signals (every other key:
+losses, KL, the information signals) are means over the replicas that have a finite value, NaN
+when none has: a signal can be NaN for one seed without a failure (``info/last_freezing_beta``
+before that seed's first freezing event, an NMI with no factor varied on its probe), and each
+replica's value stays in the report beside the mean. A NaN loss stops the run anyway
+(TrainingError).
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ __all__ = [
     "objective_key",
     "replica_key",
     "replica_values",
+    "signal_mean",
     "split_objective_key",
 ]
 
@@ -54,19 +69,29 @@ def split_objective_key(key: str) -> tuple[str, str]:
 
 
 def aggregate(values: Sequence[float], how: str) -> float:
-    """One of :data:`AGGREGATES` (or "std") of the replicas' values; NaN when none is finite."""
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite:
+    """One of :data:`AGGREGATES` (or "std") of a score's replica values; NaN when there are
+    none or any is not a finite number (see the module docstring)."""
+    if not values or not all(_finite(v) for v in values):
         return math.nan
-    mean = statistics.fmean(finite)
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {
         "mean": mean,
         "std": std,
-        "min": min(finite),
-        "median": statistics.median(finite),
+        "min": min(values),
+        "median": statistics.median(values),
         "mean_minus_std": mean - std,
     }[how]
+
+
+def signal_mean(values: Sequence[float]) -> float:
+    """The mean of a signal's finite replica values; NaN when none is finite."""
+    finite = [v for v in values if _finite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _has_statistics(key: str, extra: Sequence[str]) -> bool:
@@ -78,8 +103,9 @@ def combine(
 ) -> dict[str, float]:
     """One report of the run from its replicas' reports (see the module docstring).
 
-    ``statistics_of`` names further keys that get the suffixed statistics (the objective when
-    it is not a score). Keys of :data:`RUN_KEYS` are taken from the first report as they are.
+    ``statistics_of`` names further keys that get the suffixed statistics and a score's NaN
+    rule (the objective when it is not a score). Keys of :data:`RUN_KEYS` are taken from the
+    first report as they are.
     """
     if not reports:
         raise ValueError("combine needs at least one replica's report")
@@ -95,9 +121,11 @@ def combine(
         values = [report.get(key, math.nan) for report in reports]
         for r, value in enumerate(values):
             out[replica_key(r, key)] = value
-        out[key] = aggregate(values, "mean")
-        if _has_statistics(key, statistics_of):
+        if _has_statistics(key, statistics_of):  # a score: NaN with any replica's NaN
+            out[key] = aggregate(values, "mean")
             out.update({f"{key}_{s}": aggregate(values, s) for s in STATISTICS})
+        else:
+            out[key] = signal_mean(values)
     return out
 
 

@@ -34,7 +34,9 @@ from deft_tune.model import (
     kl_per_latent,
     objective_loss,
     parameter_groups,
+    place_model,
     reconstruction_loss,
+    run_autocast,
 )
 from deft_tune.schedules import Position
 
@@ -108,15 +110,11 @@ class Replica:
         self._stage: int | None = None
 
     def _build_model(self) -> GroupedVAE:
-        model = build_model(self.config, self.data.observation_shape, self.seed).to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return model
+        model = build_model(self.config, self.data.observation_shape, self.seed)
+        return place_model(model, self.config, self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.config.training.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return run_autocast(self.config, self.device)
 
     def enter_stage(self, at: Position) -> None:
         """Open the stage's groups, freeze or slow the earlier ones (a no-op within a stage)."""

@@ -3,6 +3,12 @@
 Scores a model trained by `deft-tune train` (DIR holds its model.pt) with the disentanglement
 metrics, on the data set named in the model's config; the representation is the encoder mean.
 Prints a table (metric key | value) and writes the scores, settings and seed as JSON.
+
+The model is the one the run scored: its groups open and frozen as the run ended (the model
+file's stage state), encoded as the run encoded (memory format, precision, chunk size) with the
+run's torch threads and on its device unless --threads / --device say otherwise. So with the
+run's seed (the default) and the standard setting, evaluate gives back the scores of the run's
+metrics.json exactly.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deft_tune.aggregate import aggregate, combine_scores
-from deft_tune.cli._threads import add_threads_argument, apply_threads
-from deft_tune.errors import ConfigError
+from deft_tune.cli._threads import add_threads_argument, apply_threads, checked_threads
+from deft_tune.errors import ConfigError, TrainingError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.tables import format_table
@@ -26,11 +32,10 @@ from deft_tune.validation import check_seed
 
 if TYPE_CHECKING:  # torch and the metrics (scikit-learn) load when a model is scored
     import numpy as np
+    import torch
 
     from deft_tune.config import RunConfig
     from deft_tune.data.base import GroundTruthData
-
-ENCODE_BATCH = 512
 
 
 def register(subparsers) -> None:
@@ -58,24 +63,27 @@ def register(subparsers) -> None:
         help="JSON file to write (default: MODEL/evaluation[_fast].json)",
     )
     p.add_argument("--n-jobs", type=int, default=1, help="DCI classifiers fitted in parallel")
-    add_threads_argument(p)
+    add_threads_argument(p, help="CPU threads for torch (default: the run's training.threads)")
     p.add_argument(
-        "--device", default="auto", help="torch device for the encoder (auto, cpu, cuda)"
+        "--device",
+        default=None,
+        help="torch device for the encoder (auto, cpu, cuda; default: the run's training.device)",
     )
     p.set_defaults(func=run)
 
 
 def representation_from_model_dir(
-    model_dir: Path, device: str = "auto"
+    model_dir: Path, device: str | None = None
 ) -> tuple[Callable[[np.ndarray], np.ndarray], GroundTruthData, RunConfig, int]:
     """Encoder means of every replica of a `deft-tune train` output folder side by side
-    ((n, R * d), for evaluate_blocks), its data set, its config and R."""
+    ((n, R * d), for evaluate_blocks), its data set, its config and R. The replicas encode as
+    they did in the run (see the module docstring), on ``device`` (default: the run's)."""
     import numpy as np
     import torch
 
     from deft_tune.data import run_dataset
-    from deft_tune.model import encode_in_chunks, load_model, model_files
-    from deft_tune.train import resolve_device  # checks that a requested GPU exists
+    from deft_tune.model import encode_in_chunks, load_model, model_files, place_model, run_autocast
+    from deft_tune.replica import ENCODE_BATCH
 
     paths = model_files(model_dir)
     if not paths:
@@ -86,20 +94,36 @@ def representation_from_model_dir(
     loaded = [load_model(path) for path in paths]
     config = loaded[0][0]
     data = run_dataset(config.data.name, config.data.options)
-    torch_device = resolve_device(device)
-    models = [model.to(torch_device).eval() for _, model in loaded]
-    channels_last = config.training.memory_format == "channels_last"  # as the run encoded
+    torch_device = _device(config, device)
+    models = [place_model(model, config, torch_device).eval() for _, model in loaded]
+    channels_last = config.training.memory_format == "channels_last"
 
     def encoder_means(observations: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(observations, dtype=np.float32))
         codes = [
             encode_in_chunks(model, x, torch_device, channels_last=channels_last,
+                             autocast=run_autocast(config, torch_device),
                              chunk_size=ENCODE_BATCH)[0].cpu()
             for model in models
         ]  # fmt: skip
         return torch.cat(codes, dim=1).numpy()
 
     return encoder_means, data, config, len(models)
+
+
+def _device(config: RunConfig, device: str | None) -> torch.device:
+    """``device``, or the run's; one line when the run's is not on this machine."""
+    from deft_tune.train import resolve_device  # checks that a requested GPU exists
+
+    if device is not None:
+        return resolve_device(device)
+    try:
+        return resolve_device(config.training.device)
+    except TrainingError:
+        raise ConfigError(
+            f"the run trained on {config.training.device!r}, which this machine lacks: pass "
+            "--device cpu (the scores may then differ a little from the run's)"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
     if args.seed is not None:
         check_seed(args.seed, "--seed")
+    threads = checked_threads(args.threads)
     out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     check_output_file(out, "--out")
-    apply_threads(args.threads)
+    representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
+    apply_threads(config.training.threads if threads is None else threads)  # as the run scored
     from deft_tune.metrics import FAST, STANDARD, evaluate_blocks
 
     settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
-    representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
     seed = config.training.seed if args.seed is None else args.seed
     start = time.perf_counter()
     per_replica = evaluate_blocks(

@@ -1,12 +1,15 @@
 """The grouped VAE of DEFT: networks, grouped encoder and objectives."""
 
 from deft_tune.model.files import (
+    FORMAT,
     MODEL_FILE,
     build_model,
     load_model,
     load_torch_file,
     model_file,
     model_files,
+    place_model,
+    run_autocast,
     save_model,
 )
 from deft_tune.model.grouped import (
@@ -26,6 +29,7 @@ from deft_tune.model.objectives import (
 )
 
 __all__ = [
+    "FORMAT",
     "MODEL_FILE",
     "Decoder",
     "Encoder",
@@ -43,7 +47,9 @@ __all__ = [
     "model_files",
     "objective_loss",
     "parameter_groups",
+    "place_model",
     "reconstruction_loss",
+    "run_autocast",
     "save_model",
     "total_correlation",
 ]

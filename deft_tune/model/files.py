@@ -1,14 +1,24 @@
 """Building a run's model and the model file: written by `deft-tune train`, read by `deft-tune
 evaluate` and anyone who wants the trained encoder.
 
-The file is a ``torch.save`` of plain data: ``{"config": <run config as a dict>, "model":
-<state dict>, "observation_shape": [C, H, W], "replica": r}``. It loads with
-``weights_only=True``, so opening a model file never runs code. A one-replica run writes
-``model.pt``; a run of R replicas ``model-replica{r}.pt`` for each r.
+The file is a ``torch.save`` of plain data: ``{"format": 2, "config": <run config as a dict>,
+"model": <state dict>, "observation_shape": [C, H, W], "replica": r, "stage": s, "freeze":
+bool}``. ``stage`` and ``freeze`` are the encoder's state as the run ended (its open groups, and
+whether the earlier ones ran frozen behind their projections): the model the run scored, which
+:func:`load_model` restores. A file of format 1 (no ``format`` key) predates them: it loads with
+every group open and none frozen, and one warning says so. It loads with ``weights_only=True``,
+so opening a model file never runs code. A one-replica run writes ``model.pt``; a run of R
+replicas ``model-replica{r}.pt`` for each r.
+
+:func:`place_model` and :func:`run_autocast` put a model on a device as its run trained it
+(memory format, precision): the trainer's replicas and `deft-tune evaluate` both use them, so
+that evaluate encodes exactly as the run did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -23,14 +33,21 @@ from deft_tune.fileio import atomic_write
 from deft_tune.model.grouped import GroupedVAE
 
 __all__ = [
+    "FORMAT",
     "MODEL_FILE",
     "build_model",
     "load_model",
     "load_torch_file",
     "model_file",
     "model_files",
+    "place_model",
+    "run_autocast",
     "save_model",
 ]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2  # 2: the encoder's stage state is recorded; 1 (no "format" key): it is not
 
 MODEL_FILE = "model.pt"  # a one-replica run's model; replica r of several: model-replica{r}.pt
 
@@ -68,6 +85,22 @@ def build_model(
         )
 
 
+def place_model(model: GroupedVAE, config: RunConfig, device: torch.device) -> GroupedVAE:
+    """``model`` on ``device`` in the memory format its run trained in (the layout changes the
+    numbers a little)."""
+    model = model.to(device)
+    if config.training.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
+def run_autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast context the run's forward passes ran in (bf16 or none)."""
+    if config.training.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def save_model(
     path: str | os.PathLike,
     config: RunConfig,
@@ -76,19 +109,24 @@ def save_model(
     replica: int = 0,
 ) -> Path:
     """Write the model file atomically: the run's config, the weights (on the CPU), the
-    observation shape and which replica of the run (seed ``training.seed + replica``) it is."""
+    observation shape, which replica of the run (seed ``training.seed + replica``) it is and
+    the encoder's stage state as it is now."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
+        "format": FORMAT,
         "config": config.to_dict(),
         "model": state,
         "observation_shape": [int(n) for n in observation_shape],
         "replica": int(replica),
+        "stage": int(model.encoder.stage),
+        "freeze": bool(model.encoder.freeze),
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), durable=True)
 
 
 def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
-    """The config and the model (on the CPU, eval mode) of a model file; DataError if not one."""
+    """The config and the model (on the CPU, eval mode, in the stage state the run ended in) of
+    a model file; DataError if not one."""
     path = Path(path)
     saved = _read(path)
     try:
@@ -107,7 +145,34 @@ def load_model(path: str | os.PathLike) -> tuple[RunConfig, GroupedVAE]:
         raise DataError(
             f"{path}: the weights do not match the model in its config ({exc})"
         ) from None
+    _restore_stage(model, saved, path)
     return config, model.eval()
+
+
+def _restore_stage(model: GroupedVAE, saved: dict[str, Any], path: Path) -> None:
+    """Open and freeze the groups as the run ended; a format-1 file keeps every group open."""
+    version = saved.get("format", 1)
+    if type(version) is not int or not 1 <= version <= FORMAT:
+        raise DataError(
+            f"{path} has model file format {version!r}, which this deft-tune does not read "
+            f"(formats 1 to {FORMAT}): a newer deft-tune wrote it, or it is damaged"
+        )
+    if version == 1:
+        log.warning(
+            "%s predates the stage state in model files: it loads with every group open and "
+            "none frozen, which is not the model its run scored if the run froze groups or "
+            "ended before its last stage (retrain it to score that model)",
+            path,
+        )
+        return
+    stage, freeze = saved.get("stage"), saved.get("freeze")
+    groups = model.encoder.groups
+    if type(stage) is not int or not 0 <= stage < groups or not isinstance(freeze, bool):
+        raise DataError(
+            f"{path}: its stage state (stage {stage!r}, freeze {freeze!r}) does not fit its "
+            f"model of {groups} groups"
+        )
+    model.encoder.set_stage(stage, freeze=freeze)
 
 
 def _load_weights(model: GroupedVAE, state: dict[str, Any]) -> None:

@@ -14,7 +14,9 @@
   The group that should hold a factor stays empty, so a later stage must crowd two factors
   into one group.
 - ``"collapse"``: ``kl/total`` below ``collapse_kl`` nats for ``patience`` reports after
-  ``collapse_grace_fraction`` of the budget: the posterior collapsed and carries nothing.
+  ``collapse_grace_fraction`` of the budget: the posterior collapsed and carries nothing. A
+  NaN or infinite ``kl/total`` counts as below (a replica that diverged has no posterior left
+  to judge, and must not vote with the healthy ones); a missing one does not.
 
 A trial of several replicas (``training.replicas``) is judged replica by replica on each one's
 own signals (``replica{r}/...``) and stops for a reason only when more than half of its replicas
@@ -165,14 +167,21 @@ class IFPStopper(Stopper):
             state.diffusing += 1
         else:
             state.diffusing = 0
-        kl = _number(result, keys.KL_TOTAL, math.nan)
         late = step >= cfg.collapse_grace_fraction * self.steps_per_trial
-        state.collapsed = state.collapsed + 1 if late and kl < cfg.collapse_kl else 0
+        state.collapsed = state.collapsed + 1 if late and self._collapsed(result) else 0
         if state.diffusing >= cfg.patience:
             reason = reason or "diffusion"
         if state.collapsed >= cfg.patience:
             reason = reason or "collapse"
         return reason
+
+    def _collapsed(self, result: dict[str, Any]) -> bool:
+        """``kl/total`` below ``collapse_kl``; NaN or infinite counts as below while the rule
+        is on (collapse_kl > 0)."""
+        kl = result.get(keys.KL_TOTAL)
+        if isinstance(kl, (int, float)) and not isinstance(kl, bool) and not math.isfinite(kl):
+            return self.config.collapse_kl > 0
+        return _number(result, keys.KL_TOTAL, math.nan) < self.config.collapse_kl
 
     def _holds(self, result: dict[str, Any], group: int) -> bool:
         """Whether ``group`` holds information now: it may have filled up after the stage's

@@ -101,11 +101,12 @@ def combined_scores(
 
 
 def _add_objective(report: dict[str, float], space: SearchSpace) -> None:
-    """The search's objective key (an aggregate over replicas) when the report lacks it."""
+    """The search's objective key: its aggregate over the replicas, NaN when any replica's
+    value is not finite, also for an objective that is a signal (whose plain mean in the
+    trainer's report skips NaN: deft_tune.aggregate)."""
     objective = space.objective
-    if objective.key not in report:
-        values = replica_values(report, objective.metric)
-        report[objective.key] = aggregate(values, objective.aggregate)
+    values = replica_values(report, objective.metric)
+    report[objective.key] = aggregate(values, objective.aggregate)
 
 
 class _TrialReporter:

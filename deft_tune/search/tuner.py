@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,9 +117,28 @@ def make_sampler(space: SearchSpace) -> Any:
         return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
 
 
+class NanLastOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna a trial whose objective is NaN (a replica without a
+    finite score: deft_tune.aggregate) was pruned, without a value.
+
+    Ray's own tells Optuna the NaN as a completed value, which Optuna refuses; Ray logs that
+    and leaves the trial RUNNING in the study for good, where TPE never sees it. A pruned
+    trial without intermediate values TPE counts among the worst (its group of good trials
+    takes the completed ones first): the place of a schedule that lost a seed.
+    """
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        value = (result or {}).get(self.metric)
+        if isinstance(value, float) and math.isnan(value):
+            result = None  # with error False, Ray tells Optuna PRUNED
+        super().on_trial_complete(trial_id, result, error)
+
+
 def _searcher(space: SearchSpace) -> ConcurrencyLimiter:
     sampler = make_sampler(space)
-    search = OptunaSearch(
+    search = NanLastOptunaSearch(
         space=define_by_run(space),
         metric=space.objective.key,
         mode=space.objective.mode,

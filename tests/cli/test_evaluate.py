@@ -135,3 +135,74 @@ def test_an_output_path_in_the_way_is_refused_before_scoring(trained_model, tmp_
     assert main(["evaluate", "--model", str(trained_model), "--out", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err and "is a folder" in err
+
+
+# --- evaluate scores the model the run scored -------------------------------------------------
+
+FREEZE = {"stages": [{"beta": 4, "steps": 4}, {"beta": 1, "earlier": "freeze"}]}
+# beta falls from 150 to 30 only after ~16,000 steps: the run ends in stage 0 of 2.
+ANNEALED = {"rule": "annealed", "stages": [{"beta": 30}, {}]}
+RUNS = {
+    "freeze": ({"schedule": FREEZE}, (1, True)),
+    "scale": ({}, (1, False)),
+    "annealed, ended before its last stage": ({"schedule": ANNEALED}, (0, False)),
+    "beta-VAE": ({"objective": {"kind": "beta_vae"}, "schedule": {"stages": []}}, (1, False)),
+    "2 replicas, freeze": ({"schedule": FREEZE, "replicas": 2}, (1, True)),
+}
+
+
+def _train_scored(folder, changes):
+    """A run of CONFIG with ``changes`` (``replicas`` goes into training) whose metrics.json
+    holds MIG and SAP; lr 0.01 so that the frozen groups' projections move off the identity."""
+    changes = dict(changes)
+    training = {**CONFIG["training"], "lr": 0.01, "replicas": changes.pop("replicas", 1)}
+    raw = {**CONFIG, **changes, "training": training,
+           "evaluation": {**CONFIG["evaluation"], "metrics": ["mig", "sap"]}}  # fmt: skip
+    config = folder / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = folder / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("changes, ended", list(RUNS.values()), ids=list(RUNS))
+def test_evaluate_gives_back_the_runs_own_scores(tmp_path, monkeypatch, changes, ended):
+    from deft_tune.model import load_model, model_files
+
+    monkeypatch.setitem(data_registry._REGISTRY, "squares", "tests.doubles:Squares")
+    torch.set_num_threads(1)
+    out = _train_scored(tmp_path, changes)
+    for path in model_files(out):  # the file holds the stage state the run ended in
+        encoder = load_model(path)[1].encoder
+        assert (encoder.stage, encoder.freeze) == ended
+    target = tmp_path / "scores.json"
+    argv = ["evaluate", "--model", str(out), "--metrics", "mig", "sap", "--out", str(target)]
+    assert main(argv) == 0
+    trained = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert json.loads(target.read_text())["scores"] == trained
+
+
+@pytest.mark.parametrize("layout, precision", [("contiguous", "fp32"), ("channels_last", "bf16")])
+def test_evaluate_encodes_exactly_as_the_trainer(tmp_path, monkeypatch, layout, precision):
+    """The codes themselves: frozen groups through their learned projections, in the run's
+    memory format and precision (SAP and MIG barely see a projection's rescaling)."""
+    from deft_tune.cli.evaluate import representation_from_model_dir
+    from deft_tune.config import RunConfig
+    from deft_tune.model import model_file, save_model
+    from deft_tune.train import Trainer
+    from tests.doubles import Squares
+
+    monkeypatch.setitem(data_registry._REGISTRY, "squares", "tests.doubles:Squares")
+    torch.set_num_threads(1)
+    training = {**CONFIG["training"], "lr": 0.01, "replicas": 2, "memory_format": layout,
+                "precision": precision}  # fmt: skip
+    trainer = Trainer(RunConfig.from_dict({**CONFIG, "schedule": FREEZE, "training": training}))
+    trainer.run()
+    assert trainer.model.encoder.projections[0].log_scale.abs().min() > 0  # not the identity
+    for r, replica in enumerate(trainer.replicas):
+        save_model(model_file(tmp_path, r, 2), trainer.config, replica.model, (1, 64, 64), r)
+    encode, _, config, count = representation_from_model_dir(tmp_path)
+    images = Squares().stored_images().astype("float32")
+    assert count == 2 and config == trainer.config
+    assert (encode(images) == trainer.representation(images)).all()

@@ -168,12 +168,21 @@ def test_a_retried_trial_starts_counting_afresh():
     assert stopper.reason("t") == "diffusion"
 
 
-def test_missing_or_nan_signals_are_ignored():
+def test_missing_signals_and_a_nan_diffusion_are_ignored():
     stopper = _stopper()
     bare = [{"step": s, "training_iteration": s // INTERVAL} for s in range(250, 4001, 250)]
     assert _run(stopper, "bare", bare) is None
-    nan = [_report(s, diffusion=float("nan"), kl=float("nan")) for s in range(250, 4001, 250)]
+    nan = [_report(s, diffusion=float("nan")) for s in range(250, 4001, 250)]
     assert _run(stopper, "nan", nan) is None
+
+
+@pytest.mark.parametrize("kl", [float("nan"), float("inf")])
+def test_a_nan_or_infinite_kl_counts_as_collapsed(kl):
+    stopper = _stopper()
+    # As test_collapsed_trial_stops_after_its_grace: the grace, then two reports in a row.
+    assert _run(stopper, "nan", _trial(kl=lambda *_: kl)) == 1250
+    assert stopper.reason("nan") == "collapse"
+    assert _run(_stopper(collapse_kl=0.0), "off", _trial(kl=lambda *_: kl)) is None
 
 
 def _space(steps=1000, interval=100, **stopping):
@@ -281,6 +290,16 @@ def test_a_replicated_trial_stops_only_when_most_replicas_meet_the_rule():
     two = _replicated(empty, empty, full)
     assert _run(stopper, "two", two) == 500 and stopper.reason("two") == "no_capture"
     assert _run(_stopper(), "half", _replicated(empty, full)) is None  # 1 of 2 is no majority
+
+
+def test_nan_replicas_vote_collapsed_in_the_majority():
+    nan, healthy = _trial(kl=lambda *_: float("nan")), _trial()
+    stopper = _stopper()
+    assert _run(stopper, "two", _replicated(nan, nan, healthy)) == 1250
+    assert stopper.reason("two") == "collapse"
+    assert _run(_stopper(), "one", _replicated(nan, healthy, healthy)) is None
+    collapsed = _trial(kl=lambda *_: 0.01)  # a NaN seed and a collapsed one agree
+    assert _run(_stopper(), "mixed", _replicated(nan, collapsed, healthy)) == 1250
 
 
 def test_majority_needs_more_than_half_for_one_reason():

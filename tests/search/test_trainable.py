@@ -58,3 +58,24 @@ def test_a_damaged_trial_state_file_is_named(trial_checkpoint):
     (folder / trainable.STATE_FILE).write_text(json.dumps([1, 2]))
     with pytest.raises(DataError, match="not a trial state file"):
         trainable._restore(Squares())
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min"])
+def test_the_objective_is_nan_when_a_replica_has_no_finite_value(aggregate):
+    """Also an objective that is a signal, whose plain mean in the report skips the NaN."""
+    import math
+
+    from deft_tune.aggregate import combine
+    from deft_tune.search import space_from_dict
+
+    objective = {"metric": "info/active_gain", "mode": "max", "aggregate": aggregate}
+    space = space_from_dict({"data": "dsprites_full", "objective": objective,
+                             "budget": {"steps_per_trial": 400, "eval_interval": 100}})  # fmt: skip
+    replicas = [{"info/active_gain": 2.0}, {"info/active_gain": math.nan}]
+    report = {"train/replicas": 2.0, **combine(replicas)}
+    assert report["info/active_gain"] == 2.0  # the signal's mean
+    trainable._add_objective(report, space)
+    assert math.isnan(report[space.objective.key])
+    healthy = {"train/replicas": 2.0, **combine([replicas[0], {"info/active_gain": 1.0}])}
+    trainable._add_objective(healthy, space)
+    assert healthy[space.objective.key] == (1.5 if aggregate == "mean" else 1.0)

@@ -162,3 +162,23 @@ def test_the_private_local_ray_serves_no_dashboard_needs_its_token_and_goes_away
     while alive := [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists()]:
         assert time.monotonic() < deadline, f"Ray processes outlived the search: {alive}"
         time.sleep(0.5)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_nan_objective_reaches_optuna_as_a_pruned_trial_without_a_value():
+    """A replica without a finite score makes the objective NaN (deft_tune.aggregate): the
+    trial must not stay RUNNING in the study (Ray's own handling) nor win."""
+    import math
+
+    import optuna
+
+    space = _budget_space(num_trials=4, max_concurrent=1)
+    searcher = _tune._searcher(space)
+    for trial, value in (("t0", math.nan), ("t1", 0.1), ("t2", 0.05)):
+        assert searcher.suggest(trial) is not None
+        searcher.on_trial_complete(trial, {space.objective.key: value})
+    study = searcher.searcher._ot_study
+    pruned, complete = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    assert [t.state for t in study.trials] == [pruned, complete, complete]
+    assert study.trials[0].value is None and study.best_value == 0.1
+    assert searcher.suggest("t3") is not None  # TPE samples on with the pruned trial
