@@ -4,7 +4,8 @@ Order matters: the space is loaded and checked first (a bad space never starts R
 the tracking store (and a local ``mlflow server`` when asked), then Ray, then the Tuner. An
 interrupted search (Ctrl-C, SIGTERM) keeps its experiment folder; ``--resume`` restores the
 Tuner from it and continues the same MLflow parent run, whose id is kept in the experiment
-folder (``deft_search.json``).
+folder (``deft_search.json``). A resume first checks the folder's seal (seal.py): Ray
+unpickles what is there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from deft_tune.search.options import (
     read_state,
     storage_root,
 )
+from deft_tune.search.seal import verify
 from deft_tune.search.space import load_space
 from deft_tune.search.tracking.layout import default_tracking_uri
 
@@ -111,6 +113,8 @@ def _check_resume(options: SearchOptions, name: str, path: str, previous: dict |
         raise ConfigError(
             f"nothing to resume: no search {name!r} in {path}; run without --resume to start it"
         )
+    if options.resume:
+        verify(path)  # before Ray unpickles anything there (seal.py says what is trusted)
     if not options.resume and previous is not None:
         raise ConfigError(
             f"a search {name!r} already exists in {path}: add --resume to "

@@ -35,6 +35,7 @@ from deft_tune.search.options import (
     write_state,
 )
 from deft_tune.search.quiet import file_loggers, quiet_driver
+from deft_tune.search.seal import seal
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -248,9 +249,12 @@ def _track_and_fit(
         status = "KILLED"
         raise
     finally:
-        reason = "interrupted" if status == "KILLED" else "search ended"
-        tracking.end_open_trials("KILLED", reason)
-        tracking.finish_parent(status)
+        try:
+            reason = "interrupted" if status == "KILLED" else "search ended"
+            tracking.end_open_trials("KILLED", reason)
+            tracking.finish_parent(status)
+        finally:
+            seal(path)  # Tune has saved its state for the last time: what --resume may trust
 
 
 def _outcome(

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests import scaled
-from tests.doubles import tiny_space
+from tests.doubles import tiny_space, write_code_running_pickle
 from tests.search import driver
 
 
@@ -67,6 +67,15 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     out, err = first.communicate(timeout=scaled(240))
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
+
+    # A file Ray unpickles, swapped after the search sealed its folder: refused, runs nothing.
+    searcher_state = next((tmp_path / "runs" / "tiny").glob("searcher-state-*.pkl"))
+    original = searcher_state.read_bytes()
+    write_code_running_pickle(searcher_state, tmp_path / "ran")
+    refused = _resume(command, tmp_path)
+    assert refused.returncode == 2 and "changed since" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "ran").exists()
+    searcher_state.write_bytes(original)
 
     again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
