@@ -59,6 +59,9 @@ def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> I
     uri = options.tracking_uri or (previous or {}).get("tracking_uri") or default_tracking_uri()
     if uri.startswith("http://127.0.0.1") and previous and not options.tracking_uri:
         uri = default_tracking_uri()  # the old run's local server is gone; its store is here
+    from deft_tune.search.tracking.reader import check_sqlite_store_to_write
+
+    check_sqlite_store_to_write(uri)
     yield uri
 
 

@@ -153,6 +153,21 @@ def check_sqlite_store(uri: str) -> None:
         )
 
 
+def check_sqlite_store_to_write(uri: str) -> None:
+    """TrackingError unless a search may write to ``uri``: a sqlite file that is new, empty or
+    an MLflow store (MLflow would add its ~40 tables to any other sqlite file); others pass."""
+    path = sqlite_store_path(uri)
+    if path is None or not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise TrackingError(f"{uri!r}: {path} is a folder, not an MLflow store (a sqlite file)")
+    if _CORE_TABLES - _sqlite_tables(path, uri):
+        raise TrackingError(
+            f"{uri!r}: {path} is a sqlite file but not an MLflow store, and the search would "
+            "add MLflow's tables to it; pass --tracking-uri sqlite:///NEW_FILE.db"
+        )
+
+
 def _sqlite_tables(path: Path, uri: str) -> set[str]:
     """Table names of a sqlite file opened read-only, after its quick integrity check."""
     try:
