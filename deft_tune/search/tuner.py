@@ -7,8 +7,10 @@ and the state file from :mod:`deft_tune.search.options`, so neither imports the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ from deft_tune.search.options import (
     write_state,
 )
 from deft_tune.search.quiet import file_loggers, quiet_driver
+from deft_tune.search.reaper import reap_on_exit
 from deft_tune.search.seal import seal
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
@@ -55,13 +58,9 @@ def ray_session(address: str | None) -> Iterator[None]:
 
     Without an address Ray's own default would join whatever `ray start` left running on this
     machine (its trials, storage and failures included); a search without --address promises
-    a local Ray of its own, so it asks for one explicitly.
-
-    The private Ray serves no dashboard UI, but Ray 2.60 binds its gRPC servers (GCS, raylet,
-    driver and workers) to every interface and has no option for loopback (ray.init turns
-    ``_node_ip_address="127.0.0.1"`` into the routable address); they, and the agents' HTTP
-    APIs, answer only requests carrying the session's token (token authentication, on by
-    default for a new local Ray). docs/reliability.md lists what listens where.
+    a local Ray of its own, so it asks for one explicitly: on loopback only, serving no
+    dashboard UI, its processes ended with the search (reaper.py). docs/reliability.md lists
+    what listens where.
     """
     if ray.is_initialized():
         yield
@@ -69,12 +68,40 @@ def ray_session(address: str | None) -> Iterator[None]:
     address = cluster_address(address)
     if address:
         ray.init(address=address, log_to_driver=True)
+        private: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     else:
-        ray.init(address="local", include_dashboard=False)
+        with loopback_only():
+            ray.init(address="local", include_dashboard=False)
+        private = reap_on_exit()
+    try:
+        with private:
+            yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def loopback_only() -> Iterator[None]:
+    """Ray's one-machine switch: the node's address is 127.0.0.1, so the GCS, raylet, workers,
+    agents and metrics listen on loopback only (``ray._private.services.get_node_ip_address``;
+    measured with ss, Ray 2.60). The switch is read when Ray is imported, so this process's
+    copy is set too; Ray's processes get it from the environment and their arguments."""
+    from ray._private import ray_constants
+
+    old_env, old_flag = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = old_env
+
+
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
 
 
 def require_trial_fits(budget: Any, available: dict[str, float]) -> None:
