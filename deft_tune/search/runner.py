@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +28,7 @@ from deft_tune.search.options import (
     cluster_address,
     prepare_space,
     read_state,
+    resume_command,
     storage_root,
 )
 from deft_tune.search.seal import verify
@@ -67,19 +66,12 @@ def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> I
 
 @contextmanager
 def driver_environment(uri: str) -> Iterator[None]:
-    """MLFLOW_TRACKING_URI for the driver's callbacks; SIGTERM handled like Ctrl-C."""
+    """MLFLOW_TRACKING_URI for the driver's callbacks (signals: interrupts.py, once Ray runs)."""
     old_uri = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    old_term = signal.getsignal(signal.SIGTERM)
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread and hasattr(signal, "SIGUSR1"):
-        # Tune stops gracefully on SIGINT and SIGUSR1 (it always installs the latter).
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGUSR1))
     try:
         yield
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
         if old_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
@@ -100,7 +92,7 @@ def run_search(
     if not cluster_address(options.address):  # the trials run on this machine
         check_local_device(space)
         check_local_memory(space)
-    experiment_path = f"{storage_root(options.storage)}/{space.name}"
+    experiment_path = _experiment_path(options, space.name)
     if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
         check_output_dir(experiment_path, "--storage")
     previous = read_state(experiment_path)
@@ -123,6 +115,19 @@ def _check_resume(options: SearchOptions, name: str, path: str, previous: dict |
             f"a search {name!r} already exists in {path}: add --resume to "
             "continue it, or pick another --name"
         )
+
+
+def interrupted_line(options: SearchOptions) -> str:
+    """What an interrupt that Tune did not see says: how to resume, if anything was saved."""
+    name = options.name or load_space(options.space).name
+    path = _experiment_path(options, name)
+    if read_state(path) is None:
+        return f"search {name!r} interrupted before it started; nothing to resume"
+    return f"search {name!r} interrupted; resume with: {resume_command(options, name)}"
+
+
+def _experiment_path(options: SearchOptions, name: str) -> str:
+    return f"{storage_root(options.storage)}/{name}"
 
 
 def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
@@ -173,7 +178,11 @@ EXIT_FAILED = 1  # the search ran but every trial failed
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
     """Run and print the summary; exit code 0, 1 when every trial failed
     (:attr:`SearchOutcome.failed`), or 130 when interrupted."""
-    outcome = run_search(options, data_factory=data_factory)
+    try:
+        outcome = run_search(options, data_factory=data_factory)
+    except KeyboardInterrupt:  # a second signal, or one outside Tune's fit (interrupts.py)
+        print(interrupted_line(options), file=sys.stderr)
+        return 130
     metric = load_space(options.space).objective.key
     ok = not (outcome.interrupted or outcome.failed)
     for line in summary_lines(outcome, metric):

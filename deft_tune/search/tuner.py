@@ -28,6 +28,7 @@ from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
+from deft_tune.search.interrupts import StopRequest, graceful_stop
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
@@ -231,12 +232,12 @@ def execute(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
-    with quiet_driver(), ray_session(options.address):
+    with quiet_driver(), ray_session(options.address), graceful_stop() as stop:
         # Before anything is written: a refused search leaves no state or run behind.
         if not cluster_address(options.address):
             require_trial_fits(space.budget, ray.cluster_resources())
         require_shared_resources(options.storage, uri, alive_node_count())
-        return _track_and_fit(space, options, path, uri, previous, data_factory, out)
+        return _track_and_fit(space, options, path, uri, previous, data_factory, out, stop)
 
 
 def _track_and_fit(
@@ -247,6 +248,7 @@ def _track_and_fit(
     previous: dict[str, Any] | None,
     data_factory: Any,
     out: Callable[[str], None],
+    stop: StopRequest,
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
@@ -267,8 +269,10 @@ def _track_and_fit(
             f"search {space.name!r}: {space.budget.num_trials} trials, "
             f"{space.budget.max_concurrent} at a time; state in {path}"
         )
+        stop.fitting = True
         grid = tuner.fit()
-        outcome = _outcome(space, options, path, uri, parent, grid)
+        stop.fitting = False
+        outcome = _outcome(space, options, path, uri, parent, grid, stop.requested)
         status = "KILLED" if outcome.interrupted else "FINISHED"
         _summarise(tracking, outcome)
         return outcome
@@ -276,20 +280,26 @@ def _track_and_fit(
         status = "KILLED"
         raise
     finally:
-        try:
-            reason = "interrupted" if status == "KILLED" else "search ended"
-            tracking.end_open_trials("KILLED", reason)
+        try:  # a run still open here was cut short by the search's end
+            tracking.end_open_trials("KILLED", "interrupted")
             tracking.finish_parent(status)
         finally:
             seal(path)  # Tune has saved its state for the last time: what --resume may trust
 
 
 def _outcome(
-    space: SearchSpace, options: SearchOptions, path: str, uri: str, parent: str, grid: Any
+    space: SearchSpace,
+    options: SearchOptions,
+    path: str,
+    uri: str,
+    parent: str,
+    grid: Any,
+    stopped: bool,
 ) -> SearchOutcome:
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
-    interrupted = settled < len(results) or len(results) < space.budget.num_trials
+    unsettled = settled < len(results) or len(results) < space.budget.num_trials
+    interrupted = stopped or unsettled  # Tune's stop can leave every trial settled
     best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )

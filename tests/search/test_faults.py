@@ -97,6 +97,44 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
         assert sorted(steps) == list(range(10, 61, 10))  # continued, nothing logged twice
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_every_trial_started_is_an_interrupt_with_a_resume_command(tmp_path, signum):
+    space = tiny_space(tmp_path / "tiny.yaml", trials=2, steps=400, ifp=False, asha=True)
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # the event: both trials (the whole budget) have started and reported
+        _wait_for(lambda: len(list(tmp_path.glob("runs/tiny/*/checkpoint_000000"))) == 2, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signum)
+    out, err = process.communicate(timeout=scaled(240))
+    assert process.returncode == 130, err[-2000:]
+    assert "resume with: deft-tune search" in err and "--resume" in err, err[-2000:]
+    assert "SIGTERM received" not in err, err[-2000:]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("deft.role") == "search")
+    assert parent.info.status == "KILLED" and parent.data.tags["deft.interrupted"] == "true"
+    ends = {
+        (r.info.status, r.data.tags.get("deft.stop_reason"))
+        for r in runs
+        if r.data.tags.get("deft.role") == "trial"
+    }
+    assert ("KILLED", "interrupted") in ends, ends
+    assert ends <= {("KILLED", "interrupted"), ("FINISHED", "completed")}, ends
+
+
 # --- a trial's worker killed mid-run ------------------------------------------------------
 
 
