@@ -20,6 +20,7 @@ from typing import Any
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import check_output_dir
+from deft_tune.search.lock import search_lock
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
@@ -95,12 +96,13 @@ def run_search(
     experiment_path = _experiment_path(options, space.name)
     if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
         check_output_dir(experiment_path, "--storage")
-    previous = read_state(experiment_path)
-    _check_resume(options, space.name, experiment_path, previous)
-    with tracking_store(options, previous) as uri, driver_environment(uri):
-        from deft_tune.search import tuner  # imports Ray
+    with search_lock(experiment_path, space.name):  # held until this search has ended
+        previous = read_state(experiment_path)
+        _check_resume(options, space.name, experiment_path, previous)
+        with tracking_store(options, previous) as uri, driver_environment(uri):
+            from deft_tune.search import tuner  # imports Ray
 
-        return tuner.execute(space, options, experiment_path, uri, previous, data_factory, out)
+            return tuner.execute(space, options, experiment_path, uri, previous, data_factory, out)
 
 
 def _check_resume(options: SearchOptions, name: str, path: str, previous: dict | None) -> None:

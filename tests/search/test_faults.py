@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -133,6 +134,60 @@ def test_a_signal_after_every_trial_started_is_an_interrupt_with_a_resume_comman
     }
     assert ("KILLED", "interrupted") in ends, ends
     assert ends <= {("KILLED", "interrupted"), ("FINISHED", "completed")}, ends
+
+
+@pytest.mark.slow
+def test_a_second_search_of_the_same_name_is_refused_while_the_first_runs(tmp_path):
+    space = tiny_space(tmp_path / "tiny.yaml", trials=1, steps=20, ifp=False, asha=False)
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    run = dict(cwd=tmp_path, env=driver.environment(), capture_output=True, text=True)
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=driver.environment(), stdout=subprocess.PIPE, text=True
+    )
+    try:  # the event: the first search has opened its parent run
+        _wait_for(lambda: (tmp_path / "runs" / "tiny" / "deft_search.json").is_file(), first)
+        for twin in (command, [*command, "--resume"]):
+            second = subprocess.run(twin, timeout=scaled(120), **run)
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert "is running already" in second.stderr and str(first.pid) in second.stderr
+    finally:
+        first.communicate(timeout=scaled(300))
+    assert first.returncode == 0
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert sum(r.data.tags.get("deft.role") == "search" for r in runs) == 1
+    # The lock went with the first search: the same command is now told the folder exists.
+    again = subprocess.run(command, timeout=scaled(120), **run)
+    assert again.returncode == 2 and "already exists" in again.stderr, again.stderr[-2000:]
+
+
+def test_the_lock_is_released_however_its_holder_exits(tmp_path):
+    from deft_tune.errors import ConfigError
+    from deft_tune.search.lock import search_lock
+
+    hold = (
+        "import sys, time; from deft_tune.search.lock import search_lock\n"
+        "with search_lock(sys.argv[1], 'x'):\n    print('held', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path)],
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="running already"):
+            with search_lock(str(tmp_path), "x"):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs
+        holder.wait()
+    with search_lock(str(tmp_path), "x"):
+        pass
 
 
 # --- a trial's worker killed mid-run ------------------------------------------------------
