@@ -26,6 +26,8 @@ from deft_tune.search.options import (
     SearchOutcome,
     check_local_device,
     check_local_memory,
+    check_local_resources,
+    check_storage_reachable,
     cluster_address,
     prepare_space,
     read_state,
@@ -59,9 +61,10 @@ def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> I
     uri = options.tracking_uri or (previous or {}).get("tracking_uri") or default_tracking_uri()
     if uri.startswith("http://127.0.0.1") and previous and not options.tracking_uri:
         uri = default_tracking_uri()  # the old run's local server is gone; its store is here
-    from deft_tune.search.tracking.reader import check_sqlite_store_to_write
+    from deft_tune.search.tracking.reader import check_server_reachable, check_sqlite_store_to_write
 
     check_sqlite_store_to_write(uri)
+    check_server_reachable(uri)
     yield uri
 
 
@@ -92,10 +95,13 @@ def run_search(
     space = prepare_space(options)
     if not cluster_address(options.address):  # the trials run on this machine
         check_local_device(space)
+        check_local_resources(space)
         check_local_memory(space)
     experiment_path = _experiment_path(options, space.name)
     if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
         check_output_dir(experiment_path, "--storage")
+    else:
+        check_storage_reachable(experiment_path, str(options.storage))
     with search_lock(experiment_path, space.name):  # held until this search has ended
         previous = read_state(experiment_path)
         _check_resume(options, space.name, experiment_path, previous)

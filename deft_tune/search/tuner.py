@@ -23,7 +23,6 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
-from deft_tune.errors import ConfigError
 from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
@@ -33,6 +32,7 @@ from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     cluster_address,
+    require_trial_fits,
     resume_command,
     space_as_run,
     write_state,
@@ -103,21 +103,6 @@ def loopback_only() -> Iterator[None]:
 
 
 _CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
-
-
-def require_trial_fits(budget: Any, available: dict[str, float]) -> None:
-    """ConfigError when one trial asks for more CPUs or GPUs than the local Ray has: Tune would
-    wait for them forever. (A cluster may grow, so only a local Ray is held to this.)"""
-    for key, field, need in (
-        ("CPU", "cpus_per_trial", budget.cpus_per_trial),
-        ("GPU", "gpus_per_trial", budget.gpus_per_trial),
-    ):
-        have = float(available.get(key, 0.0))
-        if need > have:
-            raise ConfigError(
-                f"--{field.replace('_', '-')} == {need:g} (budget.{field}) but the local Ray has "
-                f"{have:g} {key}s: no trial could ever start; ask for at most {have:g}"
-            )
 
 
 def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:

@@ -51,3 +51,29 @@ def test_a_sqlite_file_that_is_not_an_mlflow_store_is_refused_and_left_unchanged
         line = refused(tmp_path, "--space", str(space), "--tracking-uri", f"sqlite:///{store}")
         assert str(store) in line and "not an MLflow store" in line
         assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_impossible_data_options_resources_and_unreachable_stores_are_refused_before_ray(
+    tmp_path, monkeypatch
+):
+    space = tiny_space(tmp_path / "tiny.yaml")
+    with_option = tmp_path / "zz.yaml"
+    text = space.read_text().replace("data:\n  name: dsprites_full\n", "")
+    with_option.write_text(text + "data:\n  name: dsprites_full\n  options:\n    zz: 1\n")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no metadata-server wait
+    cases = {
+        "data.options.zz": ["--space", str(with_option)],
+        "--cpus-per-trial == 1e-09": ["--space", str(space), "--cpus-per-trial", "1e-9"],
+        "this machine has": ["--space", str(space), "--cpus-per-trial", "100000"],
+        "GPUs: no trial could ever start": ["--space", str(space), "--gpus-per-trial", "100"],
+        "--gpus-per-trial == 1e-05": ["--space", str(space), "--gpus-per-trial", "0.00001"],
+        "nothing answers at 127.0.0.1:9": [
+            "--space", str(space), "--tracking-uri", "http://127.0.0.1:9"
+        ],
+        "cannot reach it": [
+            "--space", str(space),
+            "--storage", "s3://deft-no-bucket/x?endpoint_override=127.0.0.1:9&scheme=http",
+        ],
+    }  # fmt: skip
+    for expected, args in cases.items():
+        assert expected in refused(tmp_path, *args), expected

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlparse
 
 import yaml
 
@@ -151,6 +152,22 @@ def check_sqlite_store(uri: str) -> None:
             f"{uri!r}: {path} lacks MLflow tables ({', '.join(sorted(missing)[:3])}, ...): it was "
             "written by another MLflow version; back it up and run `mlflow db upgrade` on it"
         )
+
+
+def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
+    """TrackingError unless an http(s) tracking URI accepts a connection within ``timeout``
+    seconds (MLflow itself retries for minutes); other URIs pass."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise TrackingError(
+            f"tracking URI {uri}: nothing answers at {parsed.hostname}:{port} "
+            f"({exc.strerror or exc}); start the MLflow server or fix --tracking-uri"
+        ) from None
 
 
 def check_sqlite_store_to_write(uri: str) -> None:
