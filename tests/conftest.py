@@ -27,6 +27,17 @@ def deft_cache_dir(tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def deft_user_folders(tmp_path_factory):
+    """Private per-user config and state folders (the seal key, search locks): tests never
+    touch the user's."""
+    patch = pytest.MonkeyPatch()
+    for variable in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        patch.setenv(variable, str(tmp_path_factory.mktemp(variable.lower())))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def small_dsprites(monkeypatch, tmp_path):
     """Shrink dSprites (and every variant) to SMALL_DSPRITES_SIZES; returns its cache folder.

@@ -10,7 +10,8 @@
 - :func:`tiny_space`: a DEFT search space that trains in seconds; :class:`UnreadableData`, a
   data factory that fails in every trial;
 - :func:`write_code_running_checkpoint`: a hostile checkpoint whose unpickling would run a
-  shell command (it touches a marker file), to prove that no checkpoint is ever unpickled.
+  shell command (it touches a marker file), to prove that no checkpoint is ever unpickled, and
+  :func:`write_code_running_pickle`, the same as a plain pickle (a crafted Ray state file).
 
 Ray workers cannot import this module by name (they run outside the test's sys.path), so it is
 registered to be pickled by value.
@@ -237,6 +238,15 @@ def write_code_running_checkpoint(path: Path, marker: Path, state: dict) -> Path
     import torch
 
     torch.save({**state, "hooks": [_RunsCode(f"touch {marker}")]}, path)
+    return path
+
+
+def write_code_running_pickle(path: Path, marker: Path) -> Path:
+    """A pickle (a crafted ``tuner.pkl`` or ``searcher-state-*.pkl``) whose unpickling runs
+    ``touch marker``: what a hostile file in a search folder would do."""
+    import pickle
+
+    path.write_bytes(pickle.dumps(_RunsCode(f"touch {marker}")))
     return path
 
 

@@ -16,6 +16,7 @@ from deft_tune.errors import DataError
 __all__ = [
     "GridData",
     "GroundTruthData",
+    "check_dataset_options",
     "dataset_class",
     "get_dataset",
     "names",
@@ -45,6 +46,30 @@ def dataset_class(name: str) -> type:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
     module_name, class_name = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:
+    """DataError naming an option the data set's constructor does not take (checked without
+    constructing it: before a search starts Ray, not in its first trial)."""
+    import inspect
+
+    accepted: set[str] = set()
+    for cls in dataset_class(name).__mro__:  # a variant passes **kwargs on to its base
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        accepted |= {
+            p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        known = ", ".join(sorted(accepted - {"self"})) or "none"
+        raise DataError(
+            f"data.options.{unknown[0]}: data set {name!r} takes no option {unknown[0]!r}; "
+            f"its options: {known}"
+        )
 
 
 def get_dataset(name: str, **options) -> GroundTruthData:

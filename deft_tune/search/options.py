@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from deft_tune.config import read_yaml
+from deft_tune.data import check_dataset_options
 from deft_tune.errors import ConfigError
 from deft_tune.search.space import SearchSpace, largest_run, load_space
+from deft_tune.search.space.schema import check_trial_share
 from deft_tune.validation import check_scalar
 
 __all__ = [
@@ -30,9 +32,12 @@ __all__ = [
     "SearchOutcome",
     "check_local_device",
     "check_local_memory",
+    "check_local_resources",
+    "check_storage_reachable",
     "cluster_address",
     "prepare_space",
     "read_state",
+    "require_trial_fits",
     "resume_command",
     "smoke_budget",
     "space_as_run",
@@ -106,6 +111,7 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
     _check_device_budget(space)
+    check_dataset_options(space.data["name"], space.data.get("options") or {})
     return dataclasses.replace(space, name=name, stopping=stopping)
 
 
@@ -145,6 +151,39 @@ def check_local_memory(space: SearchSpace) -> None:
         raise ConfigError(f"the largest trial of space {space.name!r}: {exc}") from None
 
 
+def require_trial_fits(
+    budget: Any, available: dict[str, float], where: str = "the local Ray"
+) -> None:
+    """ConfigError when one trial asks for more CPUs or GPUs than ``where`` has (the local Ray;
+    before it starts, this machine): Tune would wait for them forever. (A cluster may grow, so
+    only a local search is held to this.)"""
+    for key, field, need in (
+        ("CPU", "cpus_per_trial", budget.cpus_per_trial),
+        ("GPU", "gpus_per_trial", budget.gpus_per_trial),
+    ):
+        have = float(available.get(key, 0.0))
+        if need > have:
+            raise ConfigError(
+                f"--{field.replace('_', '-')} == {need:g} (budget.{field}) but {where} has "
+                f"{have:g} {key}s: no trial could ever start; ask for at most {have:g}"
+            )
+
+
+def check_local_resources(space: SearchSpace) -> None:
+    """Before Ray starts: a trial of a local search fits this machine's CPUs and GPUs (the
+    local Ray, once started, is asked again: it may see fewer)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    gpus = 0
+    if space.budget.gpus_per_trial > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    require_trial_fits(space.budget, {"CPU": cpus, "GPU": gpus}, "this machine")
+
+
 def check_local_device(space: SearchSpace) -> None:
     """A search on a local Ray trains on this machine: a CUDA device must exist here."""
     device = _trial_device(space)
@@ -176,12 +215,12 @@ def space_as_run(options: SearchOptions, space: SearchSpace) -> str:
 def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if options.cpus_per_trial is not None:
-        overrides["cpus_per_trial"] = check_scalar(
-            options.cpus_per_trial, "--cpus-per-trial", min_val=0, include_boundaries="neither"
+        overrides["cpus_per_trial"] = check_trial_share(
+            options.cpus_per_trial, "--cpus-per-trial", zero_ok=False
         )
     if options.gpus_per_trial is not None:
-        overrides["gpus_per_trial"] = check_scalar(
-            options.gpus_per_trial, "--gpus-per-trial", min_val=0
+        overrides["gpus_per_trial"] = check_trial_share(
+            options.gpus_per_trial, "--gpus-per-trial", zero_ok=True
         )
     if options.seed is not None:
         overrides["seed"] = check_scalar(options.seed, "--seed", int, min_val=0)
@@ -234,6 +273,19 @@ def _fs(path: str):
     import pyarrow.fs
 
     return pyarrow.fs.FileSystem.from_uri(path)
+
+
+def check_storage_reachable(experiment_path: str, storage: str) -> None:
+    """Before Ray: a remote --storage answers (Ray would fail later with a traceback)."""
+    try:
+        fs, inner = _fs(experiment_path)
+        fs.get_file_info(inner)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"--storage {storage}: cannot reach it ({reason}); check the URI, the credentials "
+            "and the network, or use a local folder"
+        ) from None
 
 
 def read_state(experiment_path: str) -> dict[str, Any] | None:

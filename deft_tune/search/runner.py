@@ -4,16 +4,15 @@ Order matters: the space is loaded and checked first (a bad space never starts R
 the tracking store (and a local ``mlflow server`` when asked), then Ray, then the Tuner. An
 interrupted search (Ctrl-C, SIGTERM) keeps its experiment folder; ``--resume`` restores the
 Tuner from it and continues the same MLflow parent run, whose id is kept in the experiment
-folder (``deft_search.json``).
+folder (``deft_search.json``). A resume first checks the folder's seal (seal.py): Ray
+unpickles what is there.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,16 +20,21 @@ from typing import Any
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import check_output_dir
+from deft_tune.search.lock import search_lock
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     check_local_device,
     check_local_memory,
+    check_local_resources,
+    check_storage_reachable,
     cluster_address,
     prepare_space,
     read_state,
+    resume_command,
     storage_root,
 )
+from deft_tune.search.seal import verify
 from deft_tune.search.space import load_space
 from deft_tune.search.tracking.layout import default_tracking_uri
 
@@ -57,24 +61,21 @@ def tracking_store(options: SearchOptions, previous: dict[str, Any] | None) -> I
     uri = options.tracking_uri or (previous or {}).get("tracking_uri") or default_tracking_uri()
     if uri.startswith("http://127.0.0.1") and previous and not options.tracking_uri:
         uri = default_tracking_uri()  # the old run's local server is gone; its store is here
+    from deft_tune.search.tracking.reader import check_server_reachable, check_sqlite_store_to_write
+
+    check_sqlite_store_to_write(uri)
+    check_server_reachable(uri)
     yield uri
 
 
 @contextmanager
 def driver_environment(uri: str) -> Iterator[None]:
-    """MLFLOW_TRACKING_URI for the driver's callbacks; SIGTERM handled like Ctrl-C."""
+    """MLFLOW_TRACKING_URI for the driver's callbacks (signals: interrupts.py, once Ray runs)."""
     old_uri = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    old_term = signal.getsignal(signal.SIGTERM)
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread and hasattr(signal, "SIGUSR1"):
-        # Tune stops gracefully on SIGINT and SIGUSR1 (it always installs the latter).
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGUSR1))
     try:
         yield
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
         if old_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
@@ -94,16 +95,20 @@ def run_search(
     space = prepare_space(options)
     if not cluster_address(options.address):  # the trials run on this machine
         check_local_device(space)
+        check_local_resources(space)
         check_local_memory(space)
-    experiment_path = f"{storage_root(options.storage)}/{space.name}"
+    experiment_path = _experiment_path(options, space.name)
     if "://" not in experiment_path:  # a local folder: nothing in the way, before Ray
         check_output_dir(experiment_path, "--storage")
-    previous = read_state(experiment_path)
-    _check_resume(options, space.name, experiment_path, previous)
-    with tracking_store(options, previous) as uri, driver_environment(uri):
-        from deft_tune.search import tuner  # imports Ray
+    else:
+        check_storage_reachable(experiment_path, str(options.storage))
+    with search_lock(experiment_path, space.name):  # held until this search has ended
+        previous = read_state(experiment_path)
+        _check_resume(options, space.name, experiment_path, previous)
+        with tracking_store(options, previous) as uri, driver_environment(uri):
+            from deft_tune.search import tuner  # imports Ray
 
-        return tuner.execute(space, options, experiment_path, uri, previous, data_factory, out)
+            return tuner.execute(space, options, experiment_path, uri, previous, data_factory, out)
 
 
 def _check_resume(options: SearchOptions, name: str, path: str, previous: dict | None) -> None:
@@ -111,11 +116,26 @@ def _check_resume(options: SearchOptions, name: str, path: str, previous: dict |
         raise ConfigError(
             f"nothing to resume: no search {name!r} in {path}; run without --resume to start it"
         )
+    if options.resume:
+        verify(path)  # before Ray unpickles anything there (seal.py says what is trusted)
     if not options.resume and previous is not None:
         raise ConfigError(
             f"a search {name!r} already exists in {path}: add --resume to "
             "continue it, or pick another --name"
         )
+
+
+def interrupted_line(options: SearchOptions) -> str:
+    """What an interrupt that Tune did not see says: how to resume, if anything was saved."""
+    name = options.name or load_space(options.space).name
+    path = _experiment_path(options, name)
+    if read_state(path) is None:
+        return f"search {name!r} interrupted before it started; nothing to resume"
+    return f"search {name!r} interrupted; resume with: {resume_command(options, name)}"
+
+
+def _experiment_path(options: SearchOptions, name: str) -> str:
+    return f"{storage_root(options.storage)}/{name}"
 
 
 def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
@@ -166,7 +186,11 @@ EXIT_FAILED = 1  # the search ran but every trial failed
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
     """Run and print the summary; exit code 0, 1 when every trial failed
     (:attr:`SearchOutcome.failed`), or 130 when interrupted."""
-    outcome = run_search(options, data_factory=data_factory)
+    try:
+        outcome = run_search(options, data_factory=data_factory)
+    except KeyboardInterrupt:  # a second signal, or one outside Tune's fit (interrupts.py)
+        print(interrupted_line(options), file=sys.stderr)
+        return 130
     metric = load_space(options.space).objective.key
     ok = not (outcome.interrupted or outcome.failed)
     for line in summary_lines(outcome, metric):

@@ -7,9 +7,11 @@ and the state file from :mod:`deft_tune.search.options`, so neither imports the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,20 +24,23 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
-from deft_tune.errors import ConfigError
 from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
+from deft_tune.search.interrupts import StopRequest, graceful_stop
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     cluster_address,
+    require_trial_fits,
     resume_command,
     space_as_run,
     write_state,
 )
 from deft_tune.search.quiet import file_loggers, quiet_driver
+from deft_tune.search.reaper import reap_on_exit
+from deft_tune.search.seal import seal
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
 from deft_tune.search.tracking.layout import (
@@ -56,13 +61,9 @@ def ray_session(address: str | None) -> Iterator[None]:
 
     Without an address Ray's own default would join whatever `ray start` left running on this
     machine (its trials, storage and failures included); a search without --address promises
-    a local Ray of its own, so it asks for one explicitly.
-
-    The private Ray serves no dashboard UI, but Ray 2.60 binds its gRPC servers (GCS, raylet,
-    driver and workers) to every interface and has no option for loopback (ray.init turns
-    ``_node_ip_address="127.0.0.1"`` into the routable address); they, and the agents' HTTP
-    APIs, answer only requests carrying the session's token (token authentication, on by
-    default for a new local Ray). docs/reliability.md lists what listens where.
+    a local Ray of its own, so it asks for one explicitly: on loopback only, serving no
+    dashboard UI, its processes ended with the search (reaper.py). docs/reliability.md lists
+    what listens where.
     """
     if ray.is_initialized():
         yield
@@ -70,27 +71,40 @@ def ray_session(address: str | None) -> Iterator[None]:
     address = cluster_address(address)
     if address:
         ray.init(address=address, log_to_driver=True)
+        private: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     else:
-        ray.init(address="local", include_dashboard=False)
+        with loopback_only():
+            ray.init(address="local", include_dashboard=False)
+        private = reap_on_exit()
     try:
-        yield
+        with private:
+            yield
     finally:
         ray.shutdown()
 
 
-def require_trial_fits(budget: Any, available: dict[str, float]) -> None:
-    """ConfigError when one trial asks for more CPUs or GPUs than the local Ray has: Tune would
-    wait for them forever. (A cluster may grow, so only a local Ray is held to this.)"""
-    for key, field, need in (
-        ("CPU", "cpus_per_trial", budget.cpus_per_trial),
-        ("GPU", "gpus_per_trial", budget.gpus_per_trial),
-    ):
-        have = float(available.get(key, 0.0))
-        if need > have:
-            raise ConfigError(
-                f"--{field.replace('_', '-')} == {need:g} (budget.{field}) but the local Ray has "
-                f"{have:g} {key}s: no trial could ever start; ask for at most {have:g}"
-            )
+@contextmanager
+def loopback_only() -> Iterator[None]:
+    """Ray's one-machine switch: the node's address is 127.0.0.1, so the GCS, raylet, workers,
+    agents and metrics listen on loopback only (``ray._private.services.get_node_ip_address``;
+    measured with ss, Ray 2.60). The switch is read when Ray is imported, so this process's
+    copy is set too; Ray's processes get it from the environment and their arguments."""
+    from ray._private import ray_constants
+
+    old_env, old_flag = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = old_env
+
+
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
 
 
 def prepare_data(space: SearchSpace, options: SearchOptions, out: Callable[[str], None]) -> None:
@@ -214,12 +228,12 @@ def execute(
     out: Callable[[str], None],
 ) -> SearchOutcome:
     """Start Ray, check what its nodes share, track, fit, and settle every MLflow run."""
-    with quiet_driver(), ray_session(options.address):
+    with quiet_driver(), ray_session(options.address), graceful_stop() as stop:
         # Before anything is written: a refused search leaves no state or run behind.
         if not cluster_address(options.address):
             require_trial_fits(space.budget, ray.cluster_resources())
         require_shared_resources(options.storage, uri, alive_node_count())
-        return _track_and_fit(space, options, path, uri, previous, data_factory, out)
+        return _track_and_fit(space, options, path, uri, previous, data_factory, out, stop)
 
 
 def _track_and_fit(
@@ -230,6 +244,7 @@ def _track_and_fit(
     previous: dict[str, Any] | None,
     data_factory: Any,
     out: Callable[[str], None],
+    stop: StopRequest,
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
@@ -250,8 +265,10 @@ def _track_and_fit(
             f"search {space.name!r}: {space.budget.num_trials} trials, "
             f"{space.budget.max_concurrent} at a time; state in {path}"
         )
+        stop.fitting = True
         grid = tuner.fit()
-        outcome = _outcome(space, options, path, uri, parent, grid)
+        stop.fitting = False
+        outcome = _outcome(space, options, path, uri, parent, grid, stop.requested)
         status = "KILLED" if outcome.interrupted else "FINISHED"
         _summarise(tracking, outcome)
         return outcome
@@ -259,17 +276,26 @@ def _track_and_fit(
         status = "KILLED"
         raise
     finally:
-        reason = "interrupted" if status == "KILLED" else "search ended"
-        tracking.end_open_trials("KILLED", reason)
-        tracking.finish_parent(status)
+        try:  # a run still open here was cut short by the search's end
+            tracking.end_open_trials("KILLED", "interrupted")
+            tracking.finish_parent(status)
+        finally:
+            seal(path)  # Tune has saved its state for the last time: what --resume may trust
 
 
 def _outcome(
-    space: SearchSpace, options: SearchOptions, path: str, uri: str, parent: str, grid: Any
+    space: SearchSpace,
+    options: SearchOptions,
+    path: str,
+    uri: str,
+    parent: str,
+    grid: Any,
+    stopped: bool,
 ) -> SearchOutcome:
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
-    interrupted = settled < len(results) or len(results) < space.budget.num_trials
+    unsettled = settled < len(results) or len(results) < space.budget.num_trials
+    interrupted = stopped or unsettled  # Tune's stop can leave every trial settled
     best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
-from deft_tune.cli import build_parser
+from deft_tune.cli import EXIT_USER_ERROR, build_parser
 from deft_tune.cli.search import options_from_args
+from deft_tune.errors import DeftError
 from deft_tune.search.runner import main_search
 from tests import REPO
 from tests.doubles import Squares
@@ -30,4 +31,8 @@ def environment() -> dict[str, str]:
 
 if __name__ == "__main__":
     args = build_parser().parse_args(["search", *sys.argv[1:]])
-    sys.exit(main_search(options_from_args(args), data_factory=Squares))
+    try:
+        sys.exit(main_search(options_from_args(args), data_factory=Squares))
+    except DeftError as exc:  # as the CLI does (deft_tune.cli.main)
+        print(f"deft-tune: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from tests import scaled
-from tests.doubles import tiny_space
+from tests.doubles import tiny_space, write_code_running_pickle
 from tests.search import driver
 
 
@@ -68,6 +69,15 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert first.returncode == 130, err[-2000:]
     assert "--resume" in err and "trial" in out
 
+    # A file Ray unpickles, swapped after the search sealed its folder: refused, runs nothing.
+    searcher_state = next((tmp_path / "runs" / "tiny").glob("searcher-state-*.pkl"))
+    original = searcher_state.read_bytes()
+    write_code_running_pickle(searcher_state, tmp_path / "ran")
+    refused = _resume(command, tmp_path)
+    assert refused.returncode == 2 and "changed since" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "ran").exists()
+    searcher_state.write_bytes(original)
+
     again = _resume(command, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "best trial" in again.stdout
@@ -86,6 +96,98 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
         assert run.info.status == "FINISHED", run.data.tags
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
         assert sorted(steps) == list(range(10, 61, 10))  # continued, nothing logged twice
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_every_trial_started_is_an_interrupt_with_a_resume_command(tmp_path, signum):
+    space = tiny_space(tmp_path / "tiny.yaml", trials=2, steps=400, ifp=False, asha=True)
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # the event: both trials (the whole budget) have started and reported
+        _wait_for(lambda: len(list(tmp_path.glob("runs/tiny/*/checkpoint_000000"))) == 2, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signum)
+    out, err = process.communicate(timeout=scaled(240))
+    assert process.returncode == 130, err[-2000:]
+    assert "resume with: deft-tune search" in err and "--resume" in err, err[-2000:]
+    assert "SIGTERM received" not in err, err[-2000:]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("deft.role") == "search")
+    assert parent.info.status == "KILLED" and parent.data.tags["deft.interrupted"] == "true"
+    ends = {
+        (r.info.status, r.data.tags.get("deft.stop_reason"))
+        for r in runs
+        if r.data.tags.get("deft.role") == "trial"
+    }
+    assert ("KILLED", "interrupted") in ends, ends
+    assert ends <= {("KILLED", "interrupted"), ("FINISHED", "completed")}, ends
+
+
+@pytest.mark.slow
+def test_a_second_search_of_the_same_name_is_refused_while_the_first_runs(tmp_path):
+    space = tiny_space(tmp_path / "tiny.yaml", trials=1, steps=20, ifp=False, asha=False)
+    command = driver.command("--space", str(space), "--storage", str(tmp_path / "runs"))
+    run = dict(cwd=tmp_path, env=driver.environment(), capture_output=True, text=True)
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=driver.environment(), stdout=subprocess.PIPE, text=True
+    )
+    try:  # the event: the first search has opened its parent run
+        _wait_for(lambda: (tmp_path / "runs" / "tiny" / "deft_search.json").is_file(), first)
+        for twin in (command, [*command, "--resume"]):
+            second = subprocess.run(twin, timeout=scaled(120), **run)
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert "is running already" in second.stderr and str(first.pid) in second.stderr
+    finally:
+        first.communicate(timeout=scaled(300))
+    assert first.returncode == 0
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert sum(r.data.tags.get("deft.role") == "search" for r in runs) == 1
+    # The lock went with the first search: the same command is now told the folder exists.
+    again = subprocess.run(command, timeout=scaled(120), **run)
+    assert again.returncode == 2 and "already exists" in again.stderr, again.stderr[-2000:]
+
+
+def test_the_lock_is_released_however_its_holder_exits(tmp_path):
+    from deft_tune.errors import ConfigError
+    from deft_tune.search.lock import search_lock
+
+    hold = (
+        "import sys, time; from deft_tune.search.lock import search_lock\n"
+        "with search_lock(sys.argv[1], 'x'):\n    print('held', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path)],
+        env=driver.environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="running already"):
+            with search_lock(str(tmp_path), "x"):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs
+        holder.wait()
+    with search_lock(str(tmp_path), "x"):
+        pass
 
 
 # --- a trial's worker killed mid-run ------------------------------------------------------

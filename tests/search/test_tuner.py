@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from deft_tune.search import tuner as _tune
-from tests import REPO
+from tests import REPO, scaled
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ print(json.dumps({"pids": sorted(pids - {os.getpid()}), "listening": ours,
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ss") is None or not os.path.isdir("/proc"), reason="needs ss")
-def test_the_private_local_ray_serves_no_dashboard_needs_its_token_and_goes_away(tmp_path):
+def test_the_private_local_ray_listens_on_loopback_needs_its_token_and_goes_away(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(
@@ -154,6 +154,8 @@ def test_the_private_local_ray_serves_no_dashboard_needs_its_token_and_goes_away
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["listening"], "the check found none of Ray's sockets"
     assert not any(address.endswith(":8265") for address in seen["listening"]), seen
+    hosts = {address.split()[0].rsplit(":", 1)[0] for address in seen["listening"]}
+    assert hosts <= {"127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"}, seen["listening"]
     # Ray still starts its dashboard process, without the web UI (metrics only).
     heads = [command for command in seen["commands"] if "dashboard/dashboard.py" in command]
     assert all("--disable-frontend" in command for command in heads), heads
@@ -182,3 +184,53 @@ def test_a_nan_objective_reaches_optuna_as_a_pruned_trial_without_a_value():
     assert [t.state for t in study.trials] == [pruned, complete, complete]
     assert study.trials[0].value is None and study.best_value == 0.1
     assert searcher.suggest("t3") is not None  # TPE samples on with the pruned trial
+
+
+_KILLED_DRIVER = """
+import json, os, sys, time
+from deft_tune.search.tuner import ray_session
+
+with ray_session(None):
+    while True:  # until both agents are up: the processes that outlived a killed driver
+        pids = {p: cmdline(p) for p in descendants()}
+        if sum("Agent" in c for c in pids.values()) >= 2:
+            break
+        time.sleep(0.2)
+    print(json.dumps(pids), flush=True)
+    time.sleep(3600)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent may be slow to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_driver_killed_with_sigkill_leaves_no_ray_process_behind(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["PYTHONPATH"] = str(REPO)
+    helpers = _EXPOSURE.split("with ray_session")[0]
+    driver = subprocess.Popen(
+        [sys.executable, "-c", helpers + _KILLED_DRIVER],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = driver.stdout.readline()  # the event: Ray and both agents are up
+    finally:
+        driver.kill()
+        driver.wait()
+    started = {int(pid): command for pid, command in json.loads(line).items()}
+    assert any("DashboardAgent" in c for c in started.values()), started
+    deadline = time.monotonic() + scaled(60)
+    while alive := {p: c for p, c in started.items() if _running(p)}:
+        assert time.monotonic() < deadline, f"Ray processes outlived the killed driver: {alive}"
+        time.sleep(0.5)

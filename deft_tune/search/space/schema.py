@@ -245,15 +245,29 @@ def _parse_objective(raw: Any) -> Objective:
     return Objective(metric=metric, mode=obj.mode, metrics=metrics, aggregate=obj.aggregate)
 
 
+RAY_RESOLUTION = 0.0001  # the finest share of a resource Ray grants (ray_constants)
+
+
+def check_trial_share(value: Any, name: str, *, zero_ok: bool) -> float:
+    """A trial's CPUs or GPUs as Ray takes them: (0 or) at least Ray's finest share."""
+    share = check_scalar(
+        value, name, min_val=0, include_boundaries="left" if zero_ok else "neither"
+    )
+    if 0 < share < RAY_RESOLUTION:
+        floor = f"0 or >= {RAY_RESOLUTION}" if zero_ok else f">= {RAY_RESOLUTION}"
+        raise ConfigError(
+            f"{name} == {share:g}, must be {floor} (the finest share of a resource Ray grants)"
+        )
+    return share
+
+
 def _parse_budget(raw: Any) -> Budget:
     budget = build_dataclass(Budget, raw, "budget")
     for name in ("steps_per_trial", "num_trials", "max_concurrent", "eval_interval"):
         check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1)
     check_seed(budget.seed, "budget.seed")
-    check_scalar(
-        budget.cpus_per_trial, "budget.cpus_per_trial", min_val=0, include_boundaries="neither"
-    )
-    check_scalar(budget.gpus_per_trial, "budget.gpus_per_trial", min_val=0)
+    check_trial_share(budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False)
+    check_trial_share(budget.gpus_per_trial, "budget.gpus_per_trial", zero_ok=True)
     if budget.eval_interval > budget.steps_per_trial:
         raise ConfigError(
             f"budget.eval_interval == {budget.eval_interval} > budget.steps_per_trial == "

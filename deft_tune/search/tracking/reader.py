@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlparse
 
 import yaml
 
@@ -151,6 +152,37 @@ def check_sqlite_store(uri: str) -> None:
         raise TrackingError(
             f"{uri!r}: {path} lacks MLflow tables ({', '.join(sorted(missing)[:3])}, ...): it was "
             "written by another MLflow version; back it up and run `mlflow db upgrade` on it"
+        )
+
+
+def check_server_reachable(uri: str, timeout: float = 5.0) -> None:
+    """TrackingError unless an http(s) tracking URI accepts a connection within ``timeout``
+    seconds (MLflow itself retries for minutes); other URIs pass."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise TrackingError(
+            f"tracking URI {uri}: nothing answers at {parsed.hostname}:{port} "
+            f"({exc.strerror or exc}); start the MLflow server or fix --tracking-uri"
+        ) from None
+
+
+def check_sqlite_store_to_write(uri: str) -> None:
+    """TrackingError unless a search may write to ``uri``: a sqlite file that is new, empty or
+    an MLflow store (MLflow would add its ~40 tables to any other sqlite file); others pass."""
+    path = sqlite_store_path(uri)
+    if path is None or not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise TrackingError(f"{uri!r}: {path} is a folder, not an MLflow store (a sqlite file)")
+    if _CORE_TABLES - _sqlite_tables(path, uri):
+        raise TrackingError(
+            f"{uri!r}: {path} is a sqlite file but not an MLflow store, and the search would "
+            "add MLflow's tables to it; pass --tracking-uri sqlite:///NEW_FILE.db"
         )
 
 
