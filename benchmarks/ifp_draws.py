@@ -1,0 +1,60 @@
+"""The annealing test with enough draws to separate IFP clusters (docs/RESULTS.md, experiment 2):
+campaign units of dsprites_full's factors, each ``deft-tune ifp`` of one factor with 4 draws of
+the other factors from one base seed (two seeds per factor: 8 draws), leaving one JSON file under
+benchmarks/results/ifp/ with every run's IFP (the rows of the command's ifp.parquet), the
+command, wall time, commit and machine. One draw took 2-11 min here, with the machine's load.
+
+    python -m benchmarks.ifp_draws unit --factor shape --draws 4 --seed 1 --out FILE.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from deft_tune.fileio import atomic_write_text
+from deft_tune.search.tracking.provenance import commit, machine
+
+# The annealing test at the size measured in docs/ifp.md (2,000 steps, width 16), one worker.
+SETTINGS = ["--steps", "2000", "--width", "16", "--workers", "1"]
+
+
+def unit(factor: str, draws: int, seed: int, out: Path) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        command = ["deft-tune", "ifp", "--dataset", "dsprites_full", "--factors", factor,
+                   "--draws", str(draws), "--seed", str(seed), *SETTINGS,
+                   "--out", scratch]  # fmt: skip
+        started = time.time()
+        subprocess.run([sys.executable, "-m", "deft_tune", *command[1:]], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        rows = pq.read_table(Path(scratch) / "ifp.parquet").to_pylist()
+    result = {"factor": factor, "draws": draws, "seed": seed, "command": " ".join(command[:-2]),
+              "runs": rows, "wall_s": round(time.time() - started, 1), "commit": commit(),
+              "machine": machine()}  # fmt: skip
+    atomic_write_text(out, json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("unit", help="one factor's draws -> one JSON file")
+    one.add_argument("--factor", required=True)
+    one.add_argument("--draws", type=int, default=4)
+    one.add_argument("--seed", type=int, default=0, help="base seed of the draws")
+    one.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    result = unit(args.factor, args.draws, args.seed, args.out)
+    ifps = [r["ifp"] for r in result["runs"]]
+    print(f"{args.factor}: {len(ifps)} runs, IFPs {ifps}")
+
+
+if __name__ == "__main__":
+    main()
