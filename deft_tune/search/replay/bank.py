@@ -20,6 +20,7 @@ reports past its stop, and no rule can be judged on reports that do not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,7 @@ class BankTrial:
     params: dict[str, str]  # the run config, flattened (the schedule)
     finals: dict[str, float] = field(default_factory=dict)  # final/* scores, run and replicas
     stop_reason: str = "completed"
+    run_config: str = ""  # the trial's run config YAML as it logged it ("" if it has none)
 
     @property
     def steps(self) -> int:
@@ -123,7 +125,20 @@ def load_bank(uri: str, experiment: str) -> CurveBank:
     search = load_search(uri, experiment)
     _refuse_stopped(search)
     wanted = {t.run_id: _wanted_keys(t.metrics, search.objective) for t in search.trials}
-    return bank_from_records(search, timed_histories(uri, wanted), uri)
+    bank = bank_from_records(search, timed_histories(uri, wanted), uri)
+    configs = {t.run_id: _run_config(uri, t.run_id) for t in bank.trials}
+    trials = tuple(dataclasses.replace(t, run_config=configs[t.run_id]) for t in bank.trials)
+    return dataclasses.replace(bank, trials=trials)
+
+
+def _run_config(uri: str, run_id: str) -> str:
+    from deft_tune.errors import TrackingError
+    from deft_tune.search.tracking.reader import run_config_text
+
+    try:
+        return run_config_text(uri, run_id)
+    except TrackingError:  # a trial logged without its artifact: the params still describe it
+        return ""
 
 
 def _wanted_keys(logged: dict[str, float], objective: str) -> list[str]:

@@ -10,7 +10,9 @@ aggregates over replicas, the objective), ``replica`` r holds replica r's keys w
 - one float column per signal a stopping rule or the objective reads (listed in the metadata
   under ``signals``); null where a row's report lacks the key;
 - ``final/<score>``: the trial's standard scores at its end, on its final rows (replica rows: that
-  replica's); ``stop_reason``; ``param.<name>``: the trial's run config, flattened, as text.
+  replica's); ``stop_reason``; ``param.<name>``: the trial's run config, flattened, as text;
+  ``run_config``: the run config YAML the trial logged, on its final run row (what `deft-tune
+  train --config` retrains from).
 
 The file's key-value metadata ``deft_tune.bank`` (JSON) holds the schema version, the space as
 run, the budget, the objective, the signal columns and one entry per part: experiment, search
@@ -116,6 +118,8 @@ def _rows(part: int, trial: BankTrial, signals: list[str]) -> list[dict[str, Any
                 row[key] = report.result.get(name)
             if final:
                 row.update(_finals(trial.finals, replica))
+                if replica == RUN_ROW:
+                    row["run_config"] = trial.run_config
             rows.append(row)
     return rows
 
@@ -130,7 +134,8 @@ def _finals(finals: dict[str, float], replica: int) -> dict[str, float]:
 def _schema(rows: list[dict[str, Any]], signals: list[str]) -> pa.Schema:
     fixed = [("part", pa.int32()), ("trial_id", pa.string()), ("run_id", pa.string()),
              ("replica", pa.int32()), ("step", pa.int64()), ("final", pa.bool_()),
-             ("cost_s", pa.float64()), ("stop_reason", pa.string())]  # fmt: skip
+             ("cost_s", pa.float64()), ("stop_reason", pa.string()),
+             ("run_config", pa.string())]  # fmt: skip
     names = {name for name, _ in fixed} | set(signals)
     extra = sorted({k for row in rows for k in row} - names)
     fields = [*fixed, *((k, pa.float64()) for k in signals)]
@@ -236,6 +241,7 @@ def _trial(
     first = rows[0]
     params = {k.removeprefix(_PARAM): v for k, v in first.items()
               if k.startswith(_PARAM) and v is not None}  # fmt: skip
+    run_config = next((r["run_config"] for r in rows if r.get("run_config")), "")
     return BankTrial(
         trial_id=f"part{part}/{trial_id}" if multi else trial_id,
         run_id=first["run_id"],
@@ -246,6 +252,7 @@ def _trial(
         params=params,
         finals=finals,
         stop_reason=first["stop_reason"],
+        run_config=run_config,
     )
 
 

@@ -106,7 +106,9 @@ def replay(
         current = running.next_report()
         steps += current.step - running.steps
         running.steps = current.step
-        outcome = _judge(bank, judge, running, current.result)
+        # Tune hands each rule a fresh dict (the stopper writes its reason into it): the
+        # bank's recorded reports stay as recorded for the next replay.
+        outcome = _judge(bank, judge, running, dict(current.result))
         if outcome is None:
             running.index += 1
             heapq.heappush(events, (now + running.next_report().cost_s, rank, running))

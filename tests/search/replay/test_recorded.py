@@ -4,8 +4,11 @@ replayed: the trainable's own MLflow layout, not a hand-made one, is what the ba
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from deft_tune.config import RunConfig
 from deft_tune.search.replay.bank import load_bank
+from deft_tune.search.replay.bankfile import read_banks, write_bank
 from deft_tune.search.replay.command import replay_bank
 from deft_tune.search.replay.options import ReplayOptions
 from tests.doubles import SmallGridDSprites, tiny_space
@@ -40,6 +43,11 @@ def test_a_real_unstopped_search_is_a_bank(tmp_path, ray_session):
     # The parent run records the space as the search ran it (the command line switched both
     # stoppers off): their settings are kept, and each replayed rule switches its own on.
     assert not bank.space.stopping.ifp.enabled and bank.space.budget.steps_per_trial == 40
+    # Its file holds the same trials, run configs included: a bank alone can retrain its best.
+    again = read_banks([write_bank(bank, tmp_path / "tinybank.parquet")])
+    assert again.trials == bank.trials
+    config = RunConfig.from_dict(yaml.safe_load(again.trials[0].run_config))
+    assert config.training.replicas == 2 and config.training.steps == 40
     result = replay_bank(bank, ReplayOptions("tinybank", replays=5, concurrency=2))
     assert {r.trial_steps for r in result.runs["none"]} == {120}
     assert all(r.trial_steps <= 120 for runs in result.runs.values() for r in runs)
