@@ -16,7 +16,8 @@ PACKAGE = REPO / "deft_tune"
 LIBRARY_ROOMS = (
     "deft_tune", "deft_tune.config", "deft_tune.errors", "deft_tune.fileio",
     "deft_tune.validation", "deft_tune.tables", "deft_tune.report_keys", "deft_tune.schedules",
-    "deft_tune.batches", "deft_tune.train", "deft_tune.data", "deft_tune.model",
+    "deft_tune.training", "deft_tune.training.trainer", "deft_tune.training.batches",
+    "deft_tune.data", "deft_tune.model",
     "deft_tune.freezing", "deft_tune.freezing.report", "deft_tune.freezing.ifp_table",
     "deft_tune.metrics", "deft_tune.report", "deft_tune.report_plots", "deft_tune.plots",
     "deft_tune.refine", "deft_tune.threads",

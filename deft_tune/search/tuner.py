@@ -133,7 +133,7 @@ def make_sampler(space: SearchSpace) -> Any:
 
 class NanLastOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna a trial whose objective is NaN (a replica without a
-    finite score: deft_tune.aggregate) was pruned, without a value.
+    finite score: deft_tune.training.aggregate) was pruned, without a value.
 
     Ray's own tells Optuna the NaN as a completed value, which Optuna refuses; Ray logs that
     and leaves the trial RUNNING in the study for good, where TPE never sees it. A pruned

@@ -3,13 +3,13 @@
 The loop knows nothing about who listens: every ``evaluation.interval`` steps (and at the last
 step) it measures the information signals on a fixed probe batch, calls the eval hooks and hands
 one flat dict of numbers to a ``report`` callback. Batches are gathered by index from data that
-lives on the device (:mod:`deft_tune.batches`); losses are accumulated on the device and read
-only at report time, so a step never waits for the host.
+lives on the device (:mod:`.batches`); losses are accumulated on the device and read only at
+report time, so a step never waits for the host.
 
-A run trains ``training.replicas`` R copies of its model side by side (:mod:`deft_tune.replica`),
-replica r with seed ``seed + r``, on one schedule; the report holds each replica's signals under
-``replica{r}/`` and their aggregates under the plain keys (:mod:`deft_tune.aggregate`). On the
-CPU, several replicas step on Python threads with one torch thread each (at most
+A run trains ``training.replicas`` R copies of its model side by side (:mod:`.replica`), replica
+r with seed ``seed + r``, on one schedule; the report holds each replica's signals under
+``replica{r}/`` and their aggregates under the plain keys (:mod:`.aggregate`). On the CPU,
+several replicas step on Python threads with one torch thread each (at most
 ``torch.get_num_threads()`` of them), so each computes exactly as a one-thread, one-replica run.
 
 A trainer sets torch's CPU threads to ``training.threads`` (process-wide: torch has one pool),
@@ -37,18 +37,18 @@ import numpy as np
 import torch
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import combine
-from deft_tune.batches import device_storage
 from deft_tune.config import RunConfig
 from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError, DataError, TrainingError
 from deft_tune.fileio import atomic_write
-from deft_tune.memory import check_run_memory
 from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
-from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
 from deft_tune.threads import limit_threads
+from deft_tune.training.aggregate import combine
+from deft_tune.training.batches import device_storage
+from deft_tune.training.memory import check_run_memory
+from deft_tune.training.replica import EvalContext, EvalHook, Replica
 
 __all__ = [
     "EvalContext",

@@ -1,7 +1,7 @@
 """One replica of a run: one model, its optimizer, batches, noise and probe, trained exactly as a
 one-replica run with the same seed is.
 
-A run of ``training.replicas`` R trains R of these side by side (:mod:`deft_tune.train`):
+A run of ``training.replicas`` R trains R of these side by side (:mod:`deft_tune.training.trainer`):
 replica r takes the seed ``training.seed + r`` for its initialisation, its batch order, its
 reparameterisation noise and its probe batch, and shares only the data set (one copy of its
 rows on the device) and the schedule.
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from deft_tune import report_keys as keys
-from deft_tune.batches import BatchSource, probe_batch
 from deft_tune.config import RunConfig
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import TrainingError
@@ -39,6 +38,7 @@ from deft_tune.model import (
     run_autocast,
 )
 from deft_tune.schedules import Position
+from deft_tune.training.batches import BatchSource, probe_batch
 
 __all__ = ["EvalContext", "EvalHook", "Replica"]
 
