@@ -19,8 +19,9 @@ LIBRARY_ROOMS = (
     "deft_tune.training", "deft_tune.training.trainer", "deft_tune.training.batches",
     "deft_tune.data", "deft_tune.model",
     "deft_tune.freezing", "deft_tune.freezing.report", "deft_tune.freezing.ifp_table",
-    "deft_tune.metrics", "deft_tune.report", "deft_tune.report_plots", "deft_tune.plots",
-    "deft_tune.refine", "deft_tune.threads",
+    "deft_tune.metrics", "deft_tune.results", "deft_tune.results.report",
+    "deft_tune.results.report_plots", "deft_tune.plots", "deft_tune.results.refine",
+    "deft_tune.threads",
 )  # fmt: skip
 HEAVY = ("ray", "optuna", "mlflow")
 

@@ -24,8 +24,8 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
-from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
+from deft_tune.results.report import best_report
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
 from deft_tune.search.interrupts import StopRequest, graceful_stop

@@ -1,6 +1,6 @@
 """Read-only queries of finished (or running) searches in MLflow, as plain records.
 
-`deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/report.py turns
+`deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/results/ turns
 the records into tables, Parquet, plots and configs), so nothing outside deft_tune/search/ has
 to import MLflow. The layout read here is :mod:`deft_tune.search.tracking.layout`.
 
