@@ -83,7 +83,7 @@ def representation_from_model_dir(
 
     from deft_tune.data import run_dataset
     from deft_tune.model import encode_in_chunks, load_model, model_files, place_model, run_autocast
-    from deft_tune.training.replica import ENCODE_BATCH
+    from deft_tune.training.evaluation import ENCODE_BATCH
 
     paths = model_files(model_dir)
     if not paths:

@@ -12,7 +12,10 @@ Public face:
 - :mod:`.aggregate`: how replicas are reported (``replica{r}/<key>``, a score's statistics over
   replicas, the objective's key); :func:`combine`, :func:`replica_key`, :func:`objective_key`.
 
-Modules: :mod:`.trainer` (the loop), :mod:`.replica` (one model and its optimizer),
+Modules: :mod:`.trainer` (construction, the schedule at a step, the loop and its reports),
+:mod:`.replica` (one model: stage entry, the training step, its losses), :mod:`.evaluation`
+(the probe batch's signals, eval hooks; both classes' evaluation), :mod:`.checkpoint` (the
+checkpoint format, its reader; both classes' state), :mod:`.device` (device and layout),
 :mod:`.batches`, :mod:`.memory`, :mod:`.aggregate`.
 
 What it may import: the shared vocabulary at the top of the package (config, schedules,
@@ -41,15 +44,12 @@ from deft_tune.training.aggregate import (
 )
 
 if TYPE_CHECKING:
+    from deft_tune.training.checkpoint import read_checkpoint
+    from deft_tune.training.device import default_memory_format, resolve_device, resolve_run
+    from deft_tune.training.evaluation import EvalContext, EvalHook
     from deft_tune.training.memory import check_run_memory
-    from deft_tune.training.replica import EvalContext, EvalHook, Replica
-    from deft_tune.training.trainer import (
-        Trainer,
-        default_memory_format,
-        read_checkpoint,
-        resolve_device,
-        resolve_run,
-    )
+    from deft_tune.training.replica import Replica
+    from deft_tune.training.trainer import Trainer
 
 __all__ = [
     "AGGREGATES",
@@ -73,12 +73,15 @@ __all__ = [
 
 # name -> the module that defines it; imported on first use (they load torch).
 _LAZY = {
+    "Trainer": "deft_tune.training.trainer",
+    "Replica": "deft_tune.training.replica",
+    "EvalContext": "deft_tune.training.evaluation",
+    "EvalHook": "deft_tune.training.evaluation",
+    "read_checkpoint": "deft_tune.training.checkpoint",
+    "default_memory_format": "deft_tune.training.device",
+    "resolve_device": "deft_tune.training.device",
+    "resolve_run": "deft_tune.training.device",
     "check_run_memory": "deft_tune.training.memory",
-    **dict.fromkeys(("EvalContext", "EvalHook", "Replica"), "deft_tune.training.replica"),
-    **dict.fromkeys(
-        ("Trainer", "default_memory_format", "read_checkpoint", "resolve_device", "resolve_run"),
-        "deft_tune.training.trainer",
-    ),
 }
 
 

@@ -1,21 +1,22 @@
 """One replica of a run: one model, its optimizer, batches, noise and probe, trained exactly as a
 one-replica run with the same seed is.
 
-A run of ``training.replicas`` R trains R of these side by side (:mod:`deft_tune.training.trainer`):
-replica r takes the seed ``training.seed + r`` for its initialisation, its batch order, its
+A run of ``training.replicas`` R trains R of these side by side (:mod:`.trainer`): replica r
+takes the seed ``training.seed + r`` for its initialisation, its batch order, its
 reparameterisation noise and its probe batch, and shares only the data set (one copy of its
 rows on the device) and the schedule.
+
+Here: construction, stage entry, the training step and its losses. Evaluation on the probe
+batch is :mod:`.evaluation` and the checkpoint state :mod:`.checkpoint`, both mixed into
+:class:`Replica`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from deft_tune import report_keys as keys
@@ -28,8 +29,6 @@ from deft_tune.model import (
     apply_lr_scales,
     build_model,
     describe_parameter_groups,
-    encode_in_chunks,
-    encode_with_encoder_output_in_chunks,
     kl_per_latent,
     objective_loss,
     parameter_groups,
@@ -39,38 +38,12 @@ from deft_tune.model import (
 )
 from deft_tune.schedules import Position
 from deft_tune.training.batches import BatchSource, probe_batch
+from deft_tune.training.checkpoint import ReplicaCheckpoint
+from deft_tune.training.evaluation import EvalHook, ReplicaEvaluation
 
-__all__ = ["EvalContext", "EvalHook", "Replica"]
+__all__ = ["Replica"]
 
 log = logging.getLogger(__name__)
-
-ACTIVE_KL = 0.1  # nats on the probe batch above which a latent counts as active
-ENCODE_BATCH = 512
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What an eval hook sees at one evaluation of one replica (arrays are host numpy)."""
-
-    step: int
-    stage: int
-    beta: float
-    stage_start: int
-    stage_end: int
-    kl_per_latent: np.ndarray  # of the means and log-variances the decoder sees
-    group_of_latent: np.ndarray
-    num_groups: int
-    probe_codes: np.ndarray
-    probe_factors: np.ndarray | None
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    replica: int = 0
-    # KL per latent of the encoders' own output, before a frozen group's projection: what the
-    # encoders read from the images (None: the same as kl_per_latent).
-    encoder_kl_per_latent: np.ndarray | None = None
-
-
-EvalHook = Callable[[EvalContext], dict[str, float]]
 
 
 def _information_tracker(config: RunConfig, data: GroundTruthData) -> InformationTracker:
@@ -78,7 +51,7 @@ def _information_tracker(config: RunConfig, data: GroundTruthData) -> Informatio
     return InformationTracker(config.model.groups, names)
 
 
-class Replica:
+class Replica(ReplicaEvaluation, ReplicaCheckpoint):
     """One model of a run; see the module docstring. ``index`` is r, ``seed`` the run's seed + r."""
 
     def __init__(
@@ -173,91 +146,3 @@ class Replica:
         self._sums.zero_()
         self._steps_summed = 0
         return {keys.LOSS: sums[0] / n, keys.RECON: sums[1] / n, keys.KL: sums[2] / n}
-
-    # --- evaluation -------------------------------------------------------------------------
-
-    def encode(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder means and log-variances of host observations, chunk by chunk."""
-        return encode_in_chunks(
-            self.model, observations, self.device, channels_last=self.channels_last,
-            autocast=self._autocast(), chunk_size=ENCODE_BATCH,
-        )  # fmt: skip
-
-    def _encoder_group_kl(self) -> np.ndarray:
-        """Nats per group on the probe batch of the encoders' own output (before projections)."""
-        *_, raw_mean, raw_logvar = self._encode_with_encoder_output(self.probe)
-        kl = kl_per_latent(raw_mean, raw_logvar).mean(0).double().cpu().numpy()
-        groups = self.model.encoder.group_of_latent().numpy()
-        return np.bincount(groups, weights=kl, minlength=self.config.model.groups)
-
-    def _encode_with_encoder_output(
-        self, observations: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        return encode_with_encoder_output_in_chunks(
-            self.model, observations, self.device, channels_last=self.channels_last,
-            autocast=self._autocast(), chunk_size=ENCODE_BATCH,
-        )  # fmt: skip
-
-    def evaluate(self, at: Position, step: int) -> dict[str, float]:
-        """KL per latent and group on the probe batch, schedule position, hooks' numbers."""
-        mean, logvar, raw_mean, raw_logvar = self._encode_with_encoder_output(self.probe)
-        kl = kl_per_latent(mean, logvar).mean(0).double().cpu().numpy()
-        encoder_kl = kl_per_latent(raw_mean, raw_logvar).mean(0).double().cpu().numpy()
-        groups = self.model.encoder.group_of_latent().numpy()
-        out: dict[str, float] = {
-            keys.BETA: at.beta,
-            keys.STAGE: float(at.stage),
-            keys.STAGE_PROGRESS: at.progress,
-        }
-        encoder_groups = [g for g in self.optimizer.param_groups if g["name"].startswith("group")]
-        for g, group in enumerate(encoder_groups):
-            out[keys.lr_group(g)] = float(group["lr"])
-        if at.capacity is not None:
-            out[keys.CAPACITY] = at.capacity
-        out.update({keys.kl_latent(i): float(v) for i, v in enumerate(kl)})
-        num_groups = self.config.model.groups
-        group_kl = np.bincount(groups, weights=kl, minlength=num_groups)
-        out.update({keys.kl_group(g): float(v) for g, v in enumerate(group_kl)})
-        out[keys.KL_TOTAL] = float(kl.sum())
-        out[keys.ACTIVE_LATENTS] = float((kl > ACTIVE_KL).sum())
-        ctx = EvalContext(
-            step=step, stage=at.stage, beta=at.beta, stage_start=at.stage_start,
-            stage_end=at.stage_end, kl_per_latent=kl, group_of_latent=groups,
-            num_groups=num_groups, probe_codes=mean.cpu().numpy(),
-            probe_factors=self.probe_factors,
-            factor_names=tuple(getattr(self.data, "factor_names", ())),
-            factor_sizes=tuple(getattr(self.data, "factor_sizes", ())), replica=self.index,
-            encoder_kl_per_latent=encoder_kl,
-        )  # fmt: skip
-        for hook in self.hooks:
-            out.update(hook(ctx))
-        return out
-
-    # --- checkpoints ------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "batches": self.batches.state_dict(),
-            "noise": self.noise_generator.get_state(),
-            "sums": self._sums.cpu(),
-            "steps_summed": self._steps_summed,
-            "bad_step": int(self._bad_step),
-            "hooks": [h.state_dict() if hasattr(h, "state_dict") else None for h in self.hooks],
-        }
-
-    def load_state_dict(self, state: dict[str, Any], at: Position) -> None:
-        """Continue from ``state``, saved at the step ``at`` describes."""
-        self.model.load_state_dict(state["model"])
-        self._stage = None
-        self.enter_stage(at)  # close groups, set the rates; then the optimizer's own state
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.batches.load_state_dict(state["batches"])
-        self.noise_generator.set_state(state["noise"])
-        self._sums = state["sums"].to(self.device)
-        self._steps_summed = int(state["steps_summed"])
-        self._bad_step = torch.tensor(int(state["bad_step"]), device=self.device)
-        for hook, hook_state in zip(self.hooks, state["hooks"]):
-            if hook_state is not None and hasattr(hook, "load_state_dict"):
-                hook.load_state_dict(hook_state)
