@@ -28,7 +28,7 @@ from deft_tune.config import RunConfig, load_config
 from deft_tune.data import get_dataset
 from deft_tune.tables import markdown_table, write_block
 from deft_tune.threads import available_cpus
-from deft_tune.train import Trainer
+from deft_tune.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 # The model a search_spaces/quick.yaml trial trains (widths 8, batch 32, 2 groups x 2 latents).

@@ -9,7 +9,7 @@ process; rounds alternate so that load from other processes hits both alike.
   ``loss.item()`` each step, the usual way a training loop is written. Its best case.
 - plain (rows): the same loop over a map-style ``Dataset`` that decodes one stored row per
   ``__getitem__`` (``data.images([i])``): what a plain loop does over the full set.
-- deft-tune: :class:`deft_tune.train.Trainer` (bit-packed rows on the device, seeded index
+- deft-tune: :class:`deft_tune.training.Trainer` (bit-packed rows on the device, seeded index
   gather, on-device decode, losses accumulated on the device), read from its own
   ``train/images_per_sec`` (evaluation time excluded).
 - deft-tune, channels_last: the same with ``training.memory_format: channels_last`` (images
@@ -44,7 +44,7 @@ from deft_tune.config import ObjectiveConfig, load_config
 from deft_tune.data import run_dataset
 from deft_tune.model import kl_per_latent, objective_loss, reconstruction_loss
 from deft_tune.threads import available_cpus
-from deft_tune.train import Trainer
+from deft_tune.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- throughput:begin -->", "<!-- throughput:end -->"

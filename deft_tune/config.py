@@ -131,7 +131,7 @@ class TrainingConfig:
     replicas: int = 1
     # Tensor layout of images and convolution weights: it changes the numbers a little, so a
     # run records the one it used; "auto" is resolved by a fixed rule per device
-    # (deft_tune.train.resolve_run), never by timing.
+    # (deft_tune.training.resolve_run), never by timing.
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
 
 

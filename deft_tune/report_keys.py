@@ -1,7 +1,7 @@
 """The report's keys, defined once: what the training loop, its information tracker and a search
 trial put in the flat dict of numbers they report.
 
-Writers (deft_tune.train, deft_tune.freezing.signals, the search's trainable) build their keys
+Writers (deft_tune.training, deft_tune.freezing.signals, the search's trainable) build their keys
 from these names; readers (the search-space schema, the IFP stopper, ASHA, inspect and export,
 the plots) match against them. Keys are namespaced and flat: ``train/loss``, ``kl/group2``,
 ``metrics/mig``.
@@ -20,7 +20,7 @@ __all__ = [
 
 STEP = "step"
 
-# The training loop (deft_tune.train): losses averaged since the last report, the schedule's
+# The training loop (deft_tune.training): losses averaged since the last report, the schedule's
 # position, per-group learning rates and the KL on the probe batch.
 LOSS = "train/loss"
 RECON = "train/recon"

@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from deft_tune.report import objective_value
+from deft_tune.results.report import objective_value
 
 from .markdown import (
     LABEL,

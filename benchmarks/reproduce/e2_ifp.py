@@ -16,7 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from deft_tune.report import stage_values
+from deft_tune.results.report import stage_values
 
 from . import e1_methods, tracking
 from .markdown import best_trial, figure, fmt, table, wall

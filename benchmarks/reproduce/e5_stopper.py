@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from deft_tune.report import objective_value
+from deft_tune.results.report import objective_value
 
 from . import e1_methods
 from .markdown import best_trial, figure, fmt, table, wall

@@ -14,7 +14,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from deft_tune.plots import save_figure
-from deft_tune.report import ranked
+from deft_tune.results.report import ranked
 
 LABEL = {
     "deft": "DEFT",

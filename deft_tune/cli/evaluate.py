@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deft_tune.aggregate import aggregate, combine_scores
 from deft_tune.cli._threads import add_threads_argument, apply_threads, checked_threads
 from deft_tune.errors import ConfigError, TrainingError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.tables import format_table
+from deft_tune.training.aggregate import aggregate, combine_scores
 from deft_tune.validation import check_seed
 
 if TYPE_CHECKING:  # torch and the metrics (scikit-learn) load when a model is scored
@@ -83,7 +83,7 @@ def representation_from_model_dir(
 
     from deft_tune.data import run_dataset
     from deft_tune.model import encode_in_chunks, load_model, model_files, place_model, run_autocast
-    from deft_tune.replica import ENCODE_BATCH
+    from deft_tune.training.evaluation import ENCODE_BATCH
 
     paths = model_files(model_dir)
     if not paths:
@@ -113,7 +113,7 @@ def representation_from_model_dir(
 
 def _device(config: RunConfig, device: str | None) -> torch.device:
     """``device``, or the run's; one line when the run's is not on this machine."""
-    from deft_tune.train import resolve_device  # checks that a requested GPU exists
+    from deft_tune.training import resolve_device  # checks that a requested GPU exists
 
     if device is not None:
         return resolve_device(device)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import yaml
 
-from deft_tune import __version__, report
+from deft_tune import __version__
 from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text, check_output_file
-from deft_tune.refine import refine_space
+from deft_tune.results import report
+from deft_tune.results.refine import refine_space
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

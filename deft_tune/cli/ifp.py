@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_memory(args: argparse.Namespace, data) -> None:
     """One annealing run (a plain VAE on the CPU) fits in this machine's RAM."""
-    from deft_tune.memory import check_training_memory, training_memory
+    from deft_tune.training.memory import check_training_memory, training_memory
 
     needed = training_memory(
         data.observation_shape,

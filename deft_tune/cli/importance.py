@@ -44,8 +44,8 @@ def _load(args: argparse.Namespace):
         bank = read_banks(banks)
         trials = [(t.params, t.final_objective) for t in bank.trials]
         return bank.experiment, bank.raw_space, trials, bank.objective
-    from deft_tune import report
     from deft_tune.errors import ConfigError
+    from deft_tune.results import report
     from deft_tune.search.tracking.reader import load_search
 
     if len(args.sources) != 1:

@@ -7,9 +7,9 @@ import json
 import math
 from pathlib import Path
 
-from deft_tune import report
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import check_output_dir, check_output_file
+from deft_tune.results import report
 from deft_tune.tables import format_table, union_keys
 
 TRIAL_COLUMNS = (
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parquet:
         print(f"wrote {report.write_parquet(search.trials, args.parquet)}")
     if args.plots:
-        from deft_tune import report_plots
+        from deft_tune.results import report_plots
 
         for path in report_plots.write_all(search, metric, uri, args.plots):
             print(f"wrote {path}")

@@ -74,7 +74,7 @@ def with_threads(config: RunConfig, threads: int | None) -> RunConfig:
 
 
 def _open_trainer(config: RunConfig, checkpoint: Path, *, resume: bool):
-    from deft_tune.train import Trainer, resolve_run
+    from deft_tune.training import Trainer, resolve_run
 
     if resume:
         if not checkpoint.exists():
@@ -228,8 +228,8 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
 def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     """Each replica's traversals around its median probe code; KL per group over training."""
     from deft_tune import plots
-    from deft_tune.aggregate import replica_values
     from deft_tune.schedules import stage_boundaries
+    from deft_tune.training.aggregate import replica_values
 
     count = len(trainer.replicas)
     for r, replica in enumerate(trainer.replicas):
@@ -253,8 +253,8 @@ def _metrics(trainer) -> dict[str, float]:
     names = trainer.config.evaluation.metrics
     if not names or not getattr(trainer.data, "factor_sizes", ()):
         return {}
-    from deft_tune.aggregate import combine_scores
     from deft_tune.metrics import evaluate_blocks
+    from deft_tune.training.aggregate import combine_scores
 
     per_replica = evaluate_blocks(
         trainer.representation, trainer.data, len(trainer.replicas), list(names),

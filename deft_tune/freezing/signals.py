@@ -55,7 +55,7 @@ __all__ = ["FreezingEvent", "InformationTracker", "stage_gains"]
 
 
 class _Context(Protocol):
-    """The members of ``deft_tune.train.EvalContext`` the tracker reads (read-only)."""
+    """The members of ``deft_tune.training.EvalContext`` the tracker reads (read-only)."""
 
     @property
     def step(self) -> int: ...

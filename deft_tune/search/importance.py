@@ -1,7 +1,7 @@
 """Which sampled parameters matter for the objective: Optuna's fANOVA over the trials of a curve
 bank (or a recorded search), with a bootstrap interval over trials.
 
-Each trial's sampled values are read back from its run config (:func:`deft_tune.refine.
+Each trial's sampled values are read back from its run config (:func:`deft_tune.results.refine.
 observed_values`, the reading that `export --space-out` narrows ranges with). A parameter that
 takes one value per stage (``beta_pos``, ``stage_frac``, ``lr_scale``) enters as its mean over
 the trial's stages. fANOVA needs every parameter in every trial, so parameters that exist only in
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deft_tune.errors import ConfigError
-from deft_tune.refine import observed_values
+from deft_tune.results.refine import observed_values
 
 __all__ = ["Importance", "ImportanceResult", "importances", "trial_values"]
 

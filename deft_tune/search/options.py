@@ -136,8 +136,8 @@ def cluster_address(explicit: str | None) -> str | None:
 def check_local_memory(space: SearchSpace) -> None:
     """A search on a local Ray trains on this machine: its largest trial must fit in memory."""
     from deft_tune.data import dataset_class
-    from deft_tune.memory import check_run_memory
-    from deft_tune.train import resolve_device
+    from deft_tune.training import resolve_device
+    from deft_tune.training.memory import check_run_memory
 
     config = largest_run(space)
     family: Any = dataset_class(config.data.name)  # its shape is a class attribute

@@ -54,9 +54,9 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.stopper import Stopper
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import replica_key
 from deft_tune.search.space import IFPStopping, SearchSpace
 from deft_tune.search.tracking.layout import IFP_STOP_REASONS, STOP_TAG
+from deft_tune.training.aggregate import replica_key
 
 __all__ = ["STOP_REASONS", "IFPStopper", "make_scheduler", "make_stopper", "reads"]
 

@@ -37,7 +37,6 @@ from ray import cloudpickle, tune
 
 from deft_tune import plots
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import aggregate, combine, replica_values
 from deft_tune.config import RunConfig
 from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
@@ -49,7 +48,8 @@ from deft_tune.search.quiet import quiet_trial
 from deft_tune.search.space import TRIAL_NUMBER, SearchSpace, run_config_from_params, trial_seed
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
-from deft_tune.train import Trainer
+from deft_tune.training import Trainer
+from deft_tune.training.aggregate import aggregate, combine, replica_values
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ def combined_scores(
     name: Callable[[str], str] = lambda key: key,
 ) -> dict[str, float]:
     """``replica{r}/<key>``, the mean ``<key>`` and, with several replicas, its statistics
-    (``_std``, ``_min``, ...; :mod:`deft_tune.aggregate`); the objective's aggregate always.
-    Every key is renamed by ``name`` (``final_key`` for a trial's last scores)."""
+    (``_std``, ``_min``, ...; :mod:`deft_tune.training.aggregate`); the objective's aggregate
+    always. Every key is renamed by ``name`` (``final_key`` for a trial's last scores)."""
     if not per_replica:
         return {}
     renamed = [{name(k): v for k, v in scores.items()} for scores in per_replica]
@@ -103,7 +103,7 @@ def combined_scores(
 def _add_objective(report: dict[str, float], space: SearchSpace) -> None:
     """The search's objective key: its aggregate over the replicas, NaN when any replica's
     value is not finite, also for an objective that is a signal (whose plain mean in the
-    trainer's report skips NaN: deft_tune.aggregate)."""
+    trainer's report skips NaN: deft_tune.training.aggregate)."""
     objective = space.objective
     values = replica_values(report, objective.metric)
     report[objective.key] = aggregate(values, objective.aggregate)

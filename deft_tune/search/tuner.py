@@ -24,8 +24,8 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
-from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
+from deft_tune.results.report import best_report
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
 from deft_tune.search.interrupts import StopRequest, graceful_stop
@@ -133,7 +133,7 @@ def make_sampler(space: SearchSpace) -> Any:
 
 class NanLastOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna a trial whose objective is NaN (a replica without a
-    finite score: deft_tune.aggregate) was pruned, without a value.
+    finite score: deft_tune.training.aggregate) was pruned, without a value.
 
     Ray's own tells Optuna the NaN as a completed value, which Optuna refuses; Ray logs that
     and leaves the trial RUNNING in the study for good, where TPE never sees it. A pruned

@@ -190,7 +190,7 @@ def test_evaluate_encodes_exactly_as_the_trainer(tmp_path, monkeypatch, layout, 
     from deft_tune.cli.evaluate import representation_from_model_dir
     from deft_tune.config import RunConfig
     from deft_tune.model import model_file, save_model
-    from deft_tune.train import Trainer
+    from deft_tune.training import Trainer
     from tests.doubles import Squares
 
     monkeypatch.setitem(data_registry._REGISTRY, "squares", "tests.doubles:Squares")

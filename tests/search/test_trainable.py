@@ -10,7 +10,7 @@ import torch
 from deft_tune.config import RunConfig
 from deft_tune.errors import DataError
 from deft_tune.search import trainable
-from deft_tune.train import Trainer
+from deft_tune.training import Trainer
 from tests.doubles import Squares, write_code_running_checkpoint
 
 CONFIG = {
@@ -65,8 +65,8 @@ def test_the_objective_is_nan_when_a_replica_has_no_finite_value(aggregate):
     """Also an objective that is a signal, whose plain mean in the report skips the NaN."""
     import math
 
-    from deft_tune.aggregate import combine
     from deft_tune.search import space_from_dict
+    from deft_tune.training.aggregate import combine
 
     objective = {"metric": "info/active_gain", "mode": "max", "aggregate": aggregate}
     space = space_from_dict({"data": "dsprites_full", "objective": objective,

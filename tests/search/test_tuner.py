@@ -168,7 +168,7 @@ def test_the_private_local_ray_listens_on_loopback_needs_its_token_and_goes_away
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_nan_objective_reaches_optuna_as_a_pruned_trial_without_a_value():
-    """A replica without a finite score makes the objective NaN (deft_tune.aggregate): the
+    """A replica without a finite score makes the objective NaN (deft_tune.training.aggregate): the
     trial must not stay RUNNING in the study (Ray's own handling) nor win."""
     import math
 

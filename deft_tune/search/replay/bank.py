@@ -25,13 +25,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deft_tune import report
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import replica_key, split_objective_key
 from deft_tune.errors import ConfigError
+from deft_tune.results import report
 from deft_tune.search.space import SearchSpace, space_from_dict
 from deft_tune.search.stopping import reads
 from deft_tune.search.tracking.layout import SPACE_ARTIFACT
+from deft_tune.training.aggregate import replica_key, split_objective_key
 
 __all__ = [
     "BankPart",

@@ -38,7 +38,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import replica_key
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
 from deft_tune.search.replay.bank import (
@@ -50,6 +49,7 @@ from deft_tune.search.replay.bank import (
     replica_finals,
 )
 from deft_tune.search.space import space_from_dict
+from deft_tune.training.aggregate import replica_key
 
 __all__ = ["SCHEMA_VERSION", "export_banks", "merge_banks", "read_banks", "write_bank"]
 

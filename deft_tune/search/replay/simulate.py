@@ -4,7 +4,7 @@ Every running trial's next report arrives when its recorded cost has passed; rep
 to the rule in the order they arrive (ties: the trial started first goes first). A trial ends
 at its final report or when the rule stops it; its slot takes the next trial at once (no
 start-up cost: the bank's first report already carries its trial's set-up time). What the rule
-would have returned is chosen by the live search's own ranking (:func:`deft_tune.report.ranked`):
+would have returned is chosen by the live search's own ranking (:func:`deft_tune.results.ranked`):
 trials that ran to the end by their standard-setting objective first, else the best stopped
 trial by the last score it reported.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from deft_tune import report
 from deft_tune import report_keys as keys
+from deft_tune.results import report
 from deft_tune.search.replay.bank import BankTrial, CurveBank
 from deft_tune.search.replay.rules import Judge
 

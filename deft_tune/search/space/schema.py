@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from deft_tune.aggregate import objective_key
 from deft_tune.config import EARLIER_MODES, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
 from deft_tune.search.space.params import Domain, Param, parse_param
+from deft_tune.training.aggregate import objective_key
 from deft_tune.validation import check_keys, check_scalar, check_seed
 
 __all__ = [

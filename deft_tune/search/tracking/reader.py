@@ -1,6 +1,6 @@
 """Read-only queries of finished (or running) searches in MLflow, as plain records.
 
-`deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/report.py turns
+`deft-tune inspect` and `deft-tune export` work on what this returns (deft_tune/results/ turns
 the records into tables, Parquet, plots and configs), so nothing outside deft_tune/search/ has
 to import MLflow. The layout read here is :mod:`deft_tune.search.tracking.layout`.
 
@@ -28,7 +28,6 @@ from urllib.parse import quote, unquote, urlparse
 import yaml
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import objective_key
 from deft_tune.errors import TrackingError
 from deft_tune.search.tracking.layout import (
     RUN_CONFIG_ARTIFACT,
@@ -38,6 +37,7 @@ from deft_tune.search.tracking.layout import (
     parent_filter,
     trial_filter,
 )
+from deft_tune.training.aggregate import objective_key
 
 # An unreachable server should fail in seconds, not after MLflow's minutes of retries; and
 # artifact downloads must not draw progress bars over the command's own output.

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from deft_tune.aggregate import combine
+from deft_tune.training.aggregate import combine
 
 STEPS, INTERVAL, REPLICAS = 400, 100, 3
 BANK = "bank"

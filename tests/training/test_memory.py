@@ -7,9 +7,14 @@ import torch
 
 from deft_tune.config import RunConfig
 from deft_tune.errors import ConfigError
-from deft_tune.memory import FLOAT_BYTES, check_training_memory, format_bytes, training_memory
 from deft_tune.model.grouped import GroupedVAE
-from deft_tune.train import Trainer
+from deft_tune.training import Trainer
+from deft_tune.training.memory import (
+    FLOAT_BYTES,
+    check_training_memory,
+    format_bytes,
+    training_memory,
+)
 from tests.doubles import Squares
 
 
@@ -82,7 +87,7 @@ def test_a_run_larger_than_the_machine_is_refused_naming_the_estimate(change, fi
 
 
 def test_each_memory_is_compared_with_its_own_total(monkeypatch):
-    import deft_tune.memory as memory
+    import deft_tune.training.memory as memory
 
     monkeypatch.setattr(memory, "_ram", lambda: ("RAM", 1000))
     check_training_memory({"model": 400, "batch": 500, "probe": 100}, {}, "cpu")

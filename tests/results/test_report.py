@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 import pytest
 
-from deft_tune import report
 from deft_tune.errors import ConfigError
+from deft_tune.results import report
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ seeds that did not collapse, so a collapsed seed would make its schedule look be
 and ``_mean_minus_std`` included). The search's objective follows the same rule, also when it
 is a report key (the trainable aggregates it so), and the search then sees NaN for that trial:
 Optuna is told it was pruned, without a value (deft_tune.search.tuner), which TPE counts among
-the worst; :func:`deft_tune.report.ranked` (the best trial of the summary, inspect and export)
+the worst; :func:`deft_tune.results.ranked` (the best trial of the summary, inspect and export)
 leaves it out, and inspect lists it after the trials that rank. Signals (every other key:
 losses, KL, the information signals) are means over the replicas that have a finite value, NaN
 when none has: a signal can be NaN for one seed without a failure (``info/last_freezing_beta``

@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import aggregate, replica_key, split_objective_key
 from deft_tune.config import ScheduleConfig, StageConfig
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write
 from deft_tune.schedules import stage_boundaries
+from deft_tune.training.aggregate import aggregate, replica_key, split_objective_key
 
 _STAGE_PARAM = re.compile(r"schedule\.stages\.(\d+)\.(beta|lr_scale|steps|earlier)$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {

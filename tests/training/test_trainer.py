@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from deft_tune.batches import BatchSource
 from deft_tune.config import RunConfig
 from deft_tune.errors import DataError, TrainingError
 from deft_tune.model import save_model
 from deft_tune.schedules import lr_scales_at
-from deft_tune.train import EvalContext, Trainer
+from deft_tune.training import EvalContext, Trainer
+from deft_tune.training.batches import BatchSource
 from tests.doubles import Squares, SquaresProtocolOnly, write_code_running_checkpoint
 
 SMALL = {"encoder_width": 4, "decoder_width": 4}

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from deft_tune.refine import refine_space
-from tests.test_report import Trial, deft_params
+from deft_tune.results.refine import refine_space
+from tests.results.test_report import Trial, deft_params
 
 
 def test_refined_space_spans_the_top_trials_widened_and_clipped():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deft_tune import report_plots
+from deft_tune.results import report_plots
 
 
 def _axis(values, log=False):

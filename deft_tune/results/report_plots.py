@@ -17,9 +17,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
-from deft_tune import report
 from deft_tune import report_keys as keys
 from deft_tune.plots import save_figure
+from deft_tune.results import report
 
 FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at 100 dpi
 TOP_TRIALS = 3

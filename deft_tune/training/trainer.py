@@ -3,17 +3,22 @@
 The loop knows nothing about who listens: every ``evaluation.interval`` steps (and at the last
 step) it measures the information signals on a fixed probe batch, calls the eval hooks and hands
 one flat dict of numbers to a ``report`` callback. Batches are gathered by index from data that
-lives on the device (:mod:`deft_tune.batches`); losses are accumulated on the device and read
-only at report time, so a step never waits for the host.
+lives on the device (:mod:`.batches`); losses are accumulated on the device and read only at
+report time, so a step never waits for the host.
 
-A run trains ``training.replicas`` R copies of its model side by side (:mod:`deft_tune.replica`),
-replica r with seed ``seed + r``, on one schedule; the report holds each replica's signals under
-``replica{r}/`` and their aggregates under the plain keys (:mod:`deft_tune.aggregate`). On the
-CPU, several replicas step on Python threads with one torch thread each (at most
+A run trains ``training.replicas`` R copies of its model side by side (:mod:`.replica`), replica
+r with seed ``seed + r``, on one schedule; the report holds each replica's signals under
+``replica{r}/`` and their aggregates under the plain keys (:mod:`.aggregate`). On the CPU,
+several replicas step on Python threads with one torch thread each (at most
 ``torch.get_num_threads()`` of them), so each computes exactly as a one-thread, one-replica run.
 
 A trainer sets torch's CPU threads to ``training.threads`` (process-wide: torch has one pool),
 since the thread count is part of what the numbers are (see :mod:`deft_tune.threads`).
+
+Here: construction, the schedule at a step, the loop and its reports. Elsewhere in the package:
+the device and layout a run resolves (:mod:`.device`), evaluation on the probe batch
+(:mod:`.evaluation`) and the checkpoint state (:mod:`.checkpoint`), the last two mixed into
+:class:`Trainer`.
 
     trainer = Trainer(load_config("run.yaml"))
     last = trainer.run(report=print)
@@ -22,7 +27,6 @@ since the thread count is part of what the numbers are (see :mod:`deft_tune.thre
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -30,35 +34,28 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from deft_tune import report_keys as keys
-from deft_tune.aggregate import combine
-from deft_tune.batches import device_storage
 from deft_tune.config import RunConfig
 from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
-from deft_tune.errors import ConfigError, DataError, TrainingError
-from deft_tune.fileio import atomic_write
-from deft_tune.memory import check_run_memory
-from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
-from deft_tune.replica import EvalContext, EvalHook, Replica
+from deft_tune.errors import ConfigError, DataError
+from deft_tune.model import GroupedVAE
 from deft_tune.schedules import Position, position
 from deft_tune.threads import limit_threads
+from deft_tune.training.aggregate import combine
+from deft_tune.training.batches import device_storage
+from deft_tune.training.checkpoint import TrainerCheckpoint, read_checkpoint
+from deft_tune.training.device import resolve_device, resolve_run
+from deft_tune.training.evaluation import EvalHook, TrainerEvaluation
+from deft_tune.training.memory import check_run_memory
+from deft_tune.training.replica import Replica
 
-__all__ = [
-    "EvalContext",
-    "EvalHook",
-    "Trainer",
-    "default_memory_format",
-    "read_checkpoint",
-    "resolve_device",
-    "resolve_run",
-]
+__all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 
@@ -67,78 +64,13 @@ T = TypeVar("T")
 OnStep = Callable[[int], None]
 
 
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """'auto' -> cuda if available, else mps, else cpu."""
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"training.device == {name!r} but CUDA is not available: use 'cpu'")
-    return torch.device(name)
-
-
-MemoryFormat = Literal["contiguous", "channels_last"]
-
-
-def default_memory_format(device: torch.device) -> MemoryFormat:
-    """The layout "auto" means on ``device``: a fixed rule from the hardware, never a timing.
-
-    channels_last on CUDA (cuDNN's preferred layout) and on CPUs without AVX-512 (measured
-    1.5x the contiguous step on an AVX2 CPU); contiguous on AVX-512 CPUs, where channels_last
-    measured no gain (docs/training.md, benchmarks/train_throughput.py).
-    """
-    if device.type == "cuda":
-        return "channels_last"
-    if device.type == "cpu":
-        capability = torch.backends.cpu.get_cpu_capability()
-        return "contiguous" if capability.startswith("AVX512") else "channels_last"
-    return "contiguous"
-
-
-def resolve_run(config: RunConfig, device: torch.device) -> RunConfig:
-    """``config`` with its "auto" layout made concrete for ``device``: what the run records."""
-    training = config.training
-    if training.memory_format != "auto":
-        return config
-    chosen = dataclasses.replace(training, memory_format=default_memory_format(device))
-    return dataclasses.replace(config, training=chosen)
-
-
-CHECKPOINT_KEYS = frozenset(("config", "step", "replicas"))
-REPLICA_KEYS = frozenset(
-    ("model", "optimizer", "batches", "noise", "sums", "steps_summed", "bad_step", "hooks")
-)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The state a checkpoint holds (weights_only: no code runs); DataError if not one."""
-    what = "deft-tune training checkpoint"
-    state = load_torch_file(path, what)
-    if isinstance(state, dict) and {"config", "model", "observation_shape"} <= state.keys():
-        raise DataError(
-            f"{path} is not a {what}: it is a model file ({MODEL_FILE}), which holds weights "
-            "but no optimizer or data state; resume from the run's checkpoints/last.pt"
-        )
-    replicas = state.get("replicas") if isinstance(state, dict) else None
-    if (
-        not isinstance(state, dict)
-        or not CHECKPOINT_KEYS <= state.keys()
-        or not isinstance(replicas, list)
-        or not all(isinstance(r, dict) and REPLICA_KEYS <= r.keys() for r in replicas)
-    ):
-        raise DataError(f"{path} is not a {what} (it lacks the trainer's state)")
-    return state
-
-
-class Trainer:
+class Trainer(TrainerEvaluation, TrainerCheckpoint):
     """Trains one run described by a :class:`RunConfig`; see the module docstring.
 
     ``hooks`` are extra eval hooks, called once per replica (their context says which).
+    Evaluation (``evaluate``, ``representation``) is :class:`.evaluation.TrainerEvaluation`;
+    the checkpoint state (``state_dict``, ``save_checkpoint``, ``load_state_dict``) is
+    :class:`.checkpoint.TrainerCheckpoint`.
     """
 
     def __init__(
@@ -255,43 +187,7 @@ class Trainer:
         self._clock = (time.perf_counter(), self.step)  # evaluation time is not training time
         return out
 
-    # --- evaluation -------------------------------------------------------------------------
-
-    def evaluate(self) -> dict[str, float]:
-        """Every replica's probe-batch signals at the current step, combined."""
-        at = self.position(max(self.step - 1, 0))
-        return combine([r.evaluate(at, self.step) for r in self.replicas])
-
-    def representation(self, observations: np.ndarray, replica: int | None = None) -> np.ndarray:
-        """Encoder means of observations (n, C, H, W) float32: the metrics' input.
-
-        One replica's (n, d), or with ``replica`` None every replica's side by side,
-        (n, R * d), for :func:`deft_tune.metrics.evaluate_blocks`.
-        """
-        observations = np.asarray(observations, dtype=np.float32)
-        expected = tuple(self.data.observation_shape)
-        if observations.ndim != 4 or observations.shape[1:] != expected:
-            raise ValueError(
-                f"observations must have shape (n, {', '.join(map(str, expected))})"
-                f", got {observations.shape}"
-            )
-        images = torch.from_numpy(observations)
-        chosen = self.replicas if replica is None else [self.replicas[replica]]
-        return np.concatenate([r.encode(images)[0].cpu().numpy() for r in chosen], axis=1)
-
-    # --- checkpoints ------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "step": self.step,
-            "replicas": [replica.state_dict() for replica in self.replicas],
-        }
-
-    def save_checkpoint(self, path: str | os.PathLike) -> Path:
-        """Write everything needed to continue bit-for-bit (atomically)."""
-        state = self.state_dict()
-        return atomic_write(path, lambda tmp: torch.save(state, tmp), durable=True)
+    # --- a trainer from a checkpoint (the state itself: .checkpoint) -------------------------
 
     @classmethod
     def from_checkpoint(
@@ -321,14 +217,3 @@ class Trainer:
                 f"{path} is not a deft-tune training checkpoint of its own config ({reason})"
             ) from None
         return trainer
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
-        at = self.position(self.step)
-        if len(state["replicas"]) != len(self.replicas):
-            raise DataError(
-                f"the checkpoint holds {len(state['replicas'])} replicas, the config "
-                f"{len(self.replicas)}"
-            )
-        for replica, replica_state in zip(self.replicas, state["replicas"]):
-            replica.load_state_dict(replica_state, at)

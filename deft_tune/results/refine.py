@@ -2,7 +2,7 @@
 
 `deft-tune export --space-out` writes it; the trials are the records of
 :mod:`deft_tune.search.tracking.reader` (their run config params), ranked by
-:func:`deft_tune.report.ranked`.
+:func:`deft_tune.results.ranked`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from deft_tune.report import earlier_mode, param_float, stage_count, stage_values
+from deft_tune.results.report import earlier_mode, param_float, stage_count, stage_values
 
 __all__ = ["observed_values", "refine_space"]
 

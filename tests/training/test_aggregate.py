@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from deft_tune.aggregate import AGGREGATES, aggregate, combine, combine_scores, signal_mean
+from deft_tune.training.aggregate import AGGREGATES, aggregate, combine, combine_scores, signal_mean
 
 NAN, INF = math.nan, math.inf
 
