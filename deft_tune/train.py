@@ -48,6 +48,7 @@ from deft_tune.memory import check_run_memory
 from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
 from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
+from deft_tune.stacked import StackedReplicas, default_engine
 from deft_tune.threads import limit_threads
 
 __all__ = [
@@ -101,11 +102,15 @@ def default_memory_format(device: torch.device) -> MemoryFormat:
 
 
 def resolve_run(config: RunConfig, device: torch.device) -> RunConfig:
-    """``config`` with its "auto" layout made concrete for ``device``: what the run records."""
+    """``config`` with its "auto" engine and layout made concrete for ``device``: what the run
+    records. The stacked engine trains in the contiguous layout."""
     training = config.training
-    if training.memory_format != "auto":
-        return config
-    chosen = dataclasses.replace(training, memory_format=default_memory_format(device))
+    engine, layout = training.engine, training.memory_format
+    if engine == "auto":
+        engine = default_engine(device, training.replicas, layout)
+    if layout == "auto":
+        layout = "contiguous" if engine == "stacked" else default_memory_format(device)
+    chosen = dataclasses.replace(training, engine=engine, memory_format=layout)
     return dataclasses.replace(config, training=chosen)
 
 
@@ -160,13 +165,15 @@ class Trainer:
             Replica(self.config, self.data, self.device, r, hooks, storage)
             for r in range(self.config.training.replicas)
         ]
+        stacked = self.config.training.engine == "stacked"
+        self._stack = StackedReplicas(self.replicas, self.config) if stacked else None
         self._workers = self._worker_count()
         self._clock: tuple[float, int] | None = None
         self._enter_stage(self.position(0))
 
     def _worker_count(self) -> int:
         """Python threads to step the replicas on (1: one after the other)."""
-        if self.device.type != "cpu" or len(self.replicas) < 2:
+        if self._stack is not None or self.device.type != "cpu" or len(self.replicas) < 2:
             return 1
         return max(1, min(len(self.replicas), torch.get_num_threads()))
 
@@ -194,6 +201,8 @@ class Trainer:
     def _enter_stage(self, at: Position) -> None:
         for replica in self.replicas:
             replica.enter_stage(at)
+        if self._stack is not None:
+            self._stack.enter_stage(at)
 
     # --- training ---------------------------------------------------------------------------
 
@@ -229,7 +238,10 @@ class Trainer:
             while self.step < until:
                 at = self.position(self.step)
                 self._enter_stage(at)
-                each(partial(Replica.train_step, at=at))
+                if self._stack is not None:
+                    self._stack.train_step(at)
+                else:
+                    each(partial(Replica.train_step, at=at))
                 self.step += 1
                 if on_step is not None:
                     on_step(self.step)
@@ -242,6 +254,8 @@ class Trainer:
         start_time, start_step = self._clock or (now, self.step)
         at = self.position(max(self.step - 1, 0))  # the state of the last step trained
         step = self.step
+        if self._stack is not None:
+            self._stack.flush()
         per_replica = each(lambda replica: {**replica.losses(), **replica.evaluate(at, step)})
         images = (self.step - start_step) * self.config.training.batch_size * len(self.replicas)
         out = {
@@ -285,7 +299,9 @@ class Trainer:
         return {
             "config": self.config.to_dict(),
             "step": self.step,
-            "replicas": [replica.state_dict() for replica in self.replicas],
+            "replicas": self._stack.state_dicts()
+            if self._stack is not None
+            else [replica.state_dict() for replica in self.replicas],
         }
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
@@ -332,3 +348,5 @@ class Trainer:
             )
         for replica, replica_state in zip(self.replicas, state["replicas"]):
             replica.load_state_dict(replica_state, at)
+        if self._stack is not None:
+            self._stack.load_optimizers([r["optimizer"] for r in state["replicas"]], at)
