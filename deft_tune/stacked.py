@@ -55,17 +55,17 @@ def default_engine(device: torch.device, replicas: int, memory_format: str) -> E
     """The engine "auto" means for a run of ``replicas`` on ``device``: a fixed rule from
     measurements, never a timing at run time.
 
-    One replica: threads (the plain loop: nothing to stack). A channels_last run: threads (the
-    stacked engine trains in the contiguous layout). CUDA: stacked (one batched computation
-    instead of R launch-bound small ones; pending a GPU measurement, docs/training.md). CPU:
-    stacked, measured faster than threads side by side at R = 2, 4, 8 by
-    benchmarks/replica_throughput.py (docs/training.md). Other devices: threads (unmeasured).
+    CUDA: stacked (one batched computation instead of R launch-bound small ones), pending a GPU
+    measurement (docs/training.md). Everywhere else threads: on the CPU,
+    benchmarks/replica_throughput.py measured the stacked engine slower than the threads
+    engine side by side at R = 1, 2, 4, 8 (docs/training.md: vmap's grouped convolutions,
+    transposed ones above all, run slower on the CPU than R plain ones), and other devices are
+    unmeasured. One replica, or a channels_last run on any device: threads (nothing to stack;
+    the stacked engine trains in the contiguous layout).
     """
     if replicas == 1 or memory_format == "channels_last":
         return "threads"
-    if device.type in ("cuda", "cpu"):
-        return "stacked"
-    return "threads"
+    return "stacked" if device.type == "cuda" else "threads"
 
 
 class StackedReplicas:
