@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--steps", type=int, default=20, help="timed steps per model and round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--sequential-max", type=int, default=8,
+                   help="time at most this many one-replica runs; R of them take R / this "
+                        "times as long (each its own data copy on the device)")  # fmt: skip
     p.add_argument("--memory-format", default="auto", choices=["auto", "contiguous",
                                                                "channels_last"])  # fmt: skip
     p.add_argument("--flops-per-cycle", type=int, default=64)
@@ -104,7 +107,8 @@ def measure(args, data, replicas: int) -> tuple[dict[str, list[float]], dict[str
     round; and the peak memory (CUDA) of each."""
     runs = {engine: [Trainer(bench_config(args, replicas, engine), data=data)]
             for engine in ENGINES}  # fmt: skip
-    runs[SEQUENTIAL] = [Trainer(bench_config(args, 1), data=data) for _ in range(replicas)]
+    timed = min(replicas, args.sequential_max)
+    runs[SEQUENTIAL] = [Trainer(bench_config(args, 1), data=data) for _ in range(timed)]
     device = runs[SEQUENTIAL][0].device
     # warm up each (first-step allocations, kernel choice), measuring its peak memory
     memory = {name: _peak_memory(device, lambda t=trainers: _timed(t, 2))
@@ -114,7 +118,8 @@ def measure(args, data, replicas: int) -> tuple[dict[str, list[float]], dict[str
     for _ in range(args.rounds):
         for name, trainers in runs.items():
             # every model trains `images` images; a side's wall time covers all its R models
-            rates[name].append(images / _timed(trainers, args.steps))
+            seconds = _timed(trainers, args.steps) * replicas / len(trainers)  # R of them
+            rates[name].append(images / seconds)
     return rates, memory
 
 
@@ -181,7 +186,8 @@ def _describe(args, config: RunConfig | None, flops: float | None, threads: int)
         f"{m.latents_per_group} latents, encoder width {m.encoder_width}, decoder width "
         f"{m.decoder_width}, batch {t.batch_size}, {t.precision}, memory format "
         f"{t.memory_format}; {args.rounds} rounds of {args.steps} timed steps per model after "
-        f"2 warm-up steps; {flops / 1e6:.1f} MFLOP per image (forward + backward)."
+        f"2 warm-up steps; {flops / 1e6:.1f} MFLOP per image (forward + backward); sequential "
+        f"beyond R = {args.sequential_max}: {args.sequential_max} runs timed, scaled to R."
     )
 
 
