@@ -20,7 +20,7 @@ Steps, each timed; a step that fails records its error's last line and the other
 
 It needs no network: dSprites is rendered locally, tracking is a sqlite file under --out, Ray
 runs on this machine. It writes ``report.json`` and ``report.md`` under --out and exits 1 if a
-step failed. ``--dry-run`` shrinks every step to seconds on the CPU (R = 1, 2; toy model, steps
+step failed. ``--dry-run`` shrinks every step to toy size on the CPU (R = 1, 2; toy model, steps
 and data) so that the suite runs it (tests/test_gpu_check.py).
 """
 
