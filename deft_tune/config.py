@@ -133,6 +133,11 @@ class TrainingConfig:
     # run records the one it used; "auto" is resolved by a fixed rule per device
     # (deft_tune.training.resolve_run), never by timing.
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
+    # How the replicas train: "threads" steps each replica's own model (on the CPU on Python
+    # threads), "stacked" trains all R as one batched computation (deft_tune.training.stacked). They
+    # sum in another order, so a run records the one it used; "auto" is resolved per device
+    # from measurements (deft_tune.training.device.default_engine).
+    engine: Literal["auto", "threads", "stacked"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -368,6 +373,11 @@ def _check_training(training: TrainingConfig) -> None:
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
     check_seed(training.seed, "training.seed")
     check_scalar(training.replicas, "training.replicas", int, min_val=1)
+    _require(
+        training.engine != "stacked" or training.memory_format != "channels_last",
+        "training.engine == 'stacked' with training.memory_format == 'channels_last': the "
+        "stacked engine trains in the contiguous layout; use memory_format 'contiguous' or 'auto'",
+    )
     device = training.device
     _require(
         device in ("auto", "cpu") or device.startswith(("cuda", "mps")),

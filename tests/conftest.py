@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite.
 
-- a private data-set cache for the session, and the small dSprites grid;
+- a private data-set cache for the session, and the small dSprites grid; tests marked `cuda`
+  skip without CUDA;
 - one local Ray and one `mlflow server` on loopback for the session (each takes seconds to
   start, so every test that needs one shares it; both are torn down at the end);
 - one recorded tiny search (real Ray, real MLflow store) that every test which only reads a
@@ -15,6 +16,20 @@ from types import SimpleNamespace
 import pytest
 
 from tests.doubles import SMALL_DSPRITES_SIZES, SmallGridDSprites, tiny_space
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip on a machine without CUDA."""
+    needing = [item for item in items if item.get_closest_marker("cuda")]
+    if not needing:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (benchmarks/gpu_check.py runs it on a GPU)")
+    for item in needing:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -111,7 +111,9 @@ def save_model(
     """Write the model file atomically: the run's config, the weights (on the CPU), the
     observation shape, which replica of the run (seed ``training.seed + replica``) it is and
     the encoder's stage state as it is now."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # clone: a stacked run's weights are views of all replicas' storage, which torch.save
+    # would write whole
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "config": config.to_dict(),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from deft_tune.training.batches import BatchSource
     from deft_tune.training.evaluation import EvalHook
     from deft_tune.training.replica import Replica
+    from deft_tune.training.stacked import StackedReplicas
 
 __all__ = [
     "CHECKPOINT_KEYS",
@@ -71,6 +72,7 @@ class TrainerCheckpoint:
         config: RunConfig
         step: int
         replicas: list[Replica]
+        _stack: StackedReplicas | None
 
         def position(self, step: int) -> Position: ...
 
@@ -78,7 +80,9 @@ class TrainerCheckpoint:
         return {
             "config": self.config.to_dict(),
             "step": self.step,
-            "replicas": [replica.state_dict() for replica in self.replicas],
+            "replicas": self._stack.state_dicts()
+            if self._stack is not None
+            else [replica.state_dict() for replica in self.replicas],
         }
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
@@ -96,6 +100,8 @@ class TrainerCheckpoint:
             )
         for replica, replica_state in zip(self.replicas, state["replicas"]):
             replica.load_state_dict(replica_state, at)
+        if self._stack is not None:
+            self._stack.load_optimizers([r["optimizer"] for r in state["replicas"]], at)
 
 
 class ReplicaCheckpoint:

@@ -15,7 +15,14 @@ import torch
 from deft_tune.config import RunConfig
 from deft_tune.errors import TrainingError
 
-__all__ = ["MemoryFormat", "default_memory_format", "resolve_device", "resolve_run"]
+__all__ = [
+    "Engine",
+    "MemoryFormat",
+    "default_engine",
+    "default_memory_format",
+    "resolve_device",
+    "resolve_run",
+]
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -51,10 +58,34 @@ def default_memory_format(device: torch.device) -> MemoryFormat:
     return "contiguous"
 
 
+Engine = Literal["threads", "stacked"]
+
+
+def default_engine(device: torch.device, replicas: int, memory_format: str) -> Engine:
+    """The engine "auto" means for a run of ``replicas`` on ``device``: a fixed rule from
+    measurements, never a timing at run time.
+
+    CUDA: stacked (one batched computation instead of R launch-bound small ones), pending a GPU
+    measurement (docs/training.md). Everywhere else threads: on the CPU,
+    benchmarks/replica_throughput.py measured the stacked engine slower than the threads
+    engine side by side at R = 1, 2, 4, 8 (docs/training.md: vmap's grouped convolutions,
+    transposed ones above all, run slower on the CPU than R plain ones), and other devices are
+    unmeasured. One replica, or a channels_last run on any device: threads (nothing to stack;
+    the stacked engine trains in the contiguous layout).
+    """
+    if replicas == 1 or memory_format == "channels_last":
+        return "threads"
+    return "stacked" if device.type == "cuda" else "threads"
+
+
 def resolve_run(config: RunConfig, device: torch.device) -> RunConfig:
-    """``config`` with its "auto" layout made concrete for ``device``: what the run records."""
+    """``config`` with its "auto" engine and layout made concrete for ``device``: what the run
+    records. The stacked engine trains in the contiguous layout."""
     training = config.training
-    if training.memory_format != "auto":
-        return config
-    chosen = dataclasses.replace(training, memory_format=default_memory_format(device))
+    engine, layout = training.engine, training.memory_format
+    if engine == "auto":
+        engine = default_engine(device, training.replicas, layout)
+    if layout == "auto":
+        layout = "contiguous" if engine == "stacked" else default_memory_format(device)
+    chosen = dataclasses.replace(training, engine=engine, memory_format=layout)
     return dataclasses.replace(config, training=chosen)

@@ -132,6 +132,13 @@ class Replica(ReplicaEvaluation, ReplicaCheckpoint):
         self._bad_step = torch.where(bad, at.step, self._bad_step)
         self._steps_summed += 1
 
+    def add_losses(self, sums: torch.Tensor, steps: int, bad_step: torch.Tensor) -> None:
+        """Fold in loss sums of ``steps`` steps trained elsewhere (the stacked engine): ``sums``
+        (loss, reconstruction, KL), ``bad_step`` the first non-finite step or -1."""
+        self._sums += sums
+        self._bad_step = torch.where(self._bad_step < 0, bad_step, self._bad_step)
+        self._steps_summed += steps
+
     def losses(self) -> dict[str, float]:
         """Losses averaged since the last call (one host sync); TrainingError after a NaN."""
         sums = self._sums.tolist()

@@ -54,6 +54,7 @@ from deft_tune.training.device import resolve_device, resolve_run
 from deft_tune.training.evaluation import EvalHook, TrainerEvaluation
 from deft_tune.training.memory import check_run_memory
 from deft_tune.training.replica import Replica
+from deft_tune.training.stacked import StackedReplicas
 
 __all__ = ["Trainer"]
 
@@ -92,13 +93,15 @@ class Trainer(TrainerEvaluation, TrainerCheckpoint):
             Replica(self.config, self.data, self.device, r, hooks, storage)
             for r in range(self.config.training.replicas)
         ]
+        stacked = self.config.training.engine == "stacked"
+        self._stack = StackedReplicas(self.replicas, self.config) if stacked else None
         self._workers = self._worker_count()
         self._clock: tuple[float, int] | None = None
         self._enter_stage(self.position(0))
 
     def _worker_count(self) -> int:
         """Python threads to step the replicas on (1: one after the other)."""
-        if self.device.type != "cpu" or len(self.replicas) < 2:
+        if self._stack is not None or self.device.type != "cpu" or len(self.replicas) < 2:
             return 1
         return max(1, min(len(self.replicas), torch.get_num_threads()))
 
@@ -126,6 +129,8 @@ class Trainer(TrainerEvaluation, TrainerCheckpoint):
     def _enter_stage(self, at: Position) -> None:
         for replica in self.replicas:
             replica.enter_stage(at)
+        if self._stack is not None:
+            self._stack.enter_stage(at)
 
     # --- training ---------------------------------------------------------------------------
 
@@ -161,7 +166,10 @@ class Trainer(TrainerEvaluation, TrainerCheckpoint):
             while self.step < until:
                 at = self.position(self.step)
                 self._enter_stage(at)
-                each(partial(Replica.train_step, at=at))
+                if self._stack is not None:
+                    self._stack.train_step(at)
+                else:
+                    each(partial(Replica.train_step, at=at))
                 self.step += 1
                 if on_step is not None:
                     on_step(self.step)
@@ -174,6 +182,8 @@ class Trainer(TrainerEvaluation, TrainerCheckpoint):
         start_time, start_step = self._clock or (now, self.step)
         at = self.position(max(self.step - 1, 0))  # the state of the last step trained
         step = self.step
+        if self._stack is not None:
+            self._stack.flush()
         per_replica = each(lambda replica: {**replica.losses(), **replica.evaluate(at, step)})
         images = (self.step - start_step) * self.config.training.batch_size * len(self.replicas)
         out = {

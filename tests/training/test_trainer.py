@@ -258,7 +258,7 @@ def test_replica_r_of_a_run_is_the_one_replica_run_with_seed_plus_r(threads):
     from deft_tune.metrics import FAST, evaluate, evaluate_blocks
 
     torch.set_num_threads(threads)  # 2: the replicas step on two workers, one thread each
-    run = Trainer(_equivalence_config(replicas=3), data=Squares())
+    run = Trainer(_equivalence_config(replicas=3, engine="threads"), data=Squares())
     reports = collect(run)
     torch.set_num_threads(1)
     assert [r["train/replicas"] for r in reports] == [3.0] * 5

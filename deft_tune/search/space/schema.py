@@ -170,6 +170,7 @@ _BASE_SECTIONS = {  # run config fields a space may fix; the rest is decided by 
         "checkpoint_interval",
         "replicas",
         "memory_format",
+        "engine",
     ),
     "evaluation": ("probe_size",),
 }
