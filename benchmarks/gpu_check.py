@@ -6,7 +6,7 @@
 Steps, each timed; a step that fails records its error's last line and the others still run:
 
 1. environment: the installed versions of the packages it uses, the device, CUDA and cuDNN;
-2. the CUDA-marked tests (``pytest -m cuda tests/test_cuda.py``; they skip without CUDA);
+2. the CUDA-marked tests (``pytest -m cuda tests/training/test_cuda.py``; they skip without CUDA);
 3. the example config (configs/dsprites_deft.yaml, its stages scaled to 500 steps) in fp32 and
    in bf16 autocast: img/s and peak device memory;
 4. replica throughput at R = 1, 8, 32, 128 with both engines: img/s per model, peak memory and
@@ -122,8 +122,8 @@ def environment(ctx: Context) -> dict[str, Any]:
 
 
 def cuda_tests(ctx: Context) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-rs",
-               "-p", "no:cacheprovider"]  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/training/test_cuda.py",
+               "-q", "-rs", "-p", "no:cacheprovider"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = done.stdout.strip().splitlines()
     if done.returncode not in (0, 5):  # 5: nothing collected

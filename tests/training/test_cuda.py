@@ -1,5 +1,5 @@
 """The CUDA paths: skipped without CUDA (tests/conftest.py), run on a GPU by
-benchmarks/gpu_check.py (``pytest -m cuda tests/test_cuda.py``)."""
+benchmarks/gpu_check.py (``pytest -m cuda tests/training/test_cuda.py``)."""
 
 import dataclasses
 import math
@@ -8,7 +8,7 @@ import pytest
 
 from deft_tune.training import Trainer, read_checkpoint
 from tests.doubles import Squares
-from tests.test_stacked import with_engine
+from tests.training.test_stacked import with_engine
 from tests.training.test_trainer import collect, deft_config, frozen_config
 
 pytestmark = pytest.mark.cuda
