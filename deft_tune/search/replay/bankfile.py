@@ -20,8 +20,9 @@ seed, parent run id, trials, start, wall time, commit, package versions and mach
 
 Parts recorded from one space with different search seeds merge into one bank: each trial of a
 random search is drawn independently of the others, so their union is a random search. Parts
-whose space differs in anything but the seed, the trial count and the name are refused, naming
-the first difference.
+whose space differs in anything but the seed, the trial count, the name and the stopping
+settings are refused, naming the first difference. Stopping settings only set up a replay's
+rules (every stopper was off while recording): a merged bank takes the newest part's.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ SCHEMA_VERSION = 1
 META_KEY = b"deft_tune.bank"
 RUN_ROW = -1  # the replica column of a run's own row
 _PARAM = "param."
-_PER_PART = ("name",)  # space fields that may differ between parts
+# Space fields that may differ between parts: the name, and the stopping settings (a bank is
+# recorded with every stopper off, so they only set up a replay's rules; the newest part's
+# are the replay's, the defaults of the newest code that recorded any of it).
+_PER_PART = ("name", "stopping")
 _PER_PART_BUDGET = ("seed", "num_trials")
 
 
@@ -296,9 +300,12 @@ def merge_banks(banks: Sequence[CurveBank]) -> CurveBank:
         for offset, bank in zip(_offsets(banks), banks) for trial in bank.trials
     )  # fmt: skip
     name = str(first.raw_space.get("name") or first.experiment)
+    newest = max(banks, key=lambda b: max(p.started for p in b.parts))
+    raw_space = {**first.raw_space, "stopping": newest.raw_space.get("stopping", {})}
     return dataclasses.replace(
         first, experiment=name, parent_run_id=",".join(p.parent_run_id for p in parts),
         uri=",".join(dict.fromkeys(b.uri for b in banks)), trials=trials, parts=parts,
+        raw_space=raw_space, space=space_from_dict(raw_space, budget_overrides=first.budget),
     )  # fmt: skip
 
 

@@ -60,11 +60,14 @@ def test_the_file_is_one_row_per_trial_replica_and_report_with_its_metadata(expo
 def test_parts_with_other_seeds_merge_into_one_bank(bank_store, exported, tmp_path):
     space = bank_space(BANK)
     space["budget"] = {**space["budget"], "seed": 7, "num_trials": 2}
+    # Recorded later, under other stopper defaults: they set up the merged bank's rules.
+    space["stopping"] = {**space["stopping"], "ifp": {"enabled": False, "patience": 3}}
     write_search(bank_store.uri, "bank-part7", {"t0": SPECS["t1"], "t1": SPECS["t2"]}, space=space)
     both = tmp_path / "both.parquet"
     assert _export(bank_store, both, BANK, "bank-part7") == 0
     merged = read_banks([both])
     assert [p.search_seed for p in merged.parts] == [0, 7]
+    assert merged.space.stopping.ifp.patience == 3
     assert [t.trial_id for t in merged.trials][-2:] == ["part1/t0", "part1/t1"]
     assert len(merged.trials) == len(SPECS) + 2
     # The same merge from two files, and a file of a merged bank, read back alike.
