@@ -35,6 +35,8 @@ __all__ = [
     "check_local_resources",
     "check_storage_reachable",
     "cluster_address",
+    "discard_folder",
+    "folder_exists",
     "prepare_space",
     "read_state",
     "require_trial_fits",
@@ -295,6 +297,27 @@ def read_state(experiment_path: str) -> dict[str, Any] | None:
             return json.loads(stream.read().decode())
     except (FileNotFoundError, OSError):
         return None
+
+
+def folder_exists(experiment_path: str) -> bool:
+    fs, inner = _fs(experiment_path)
+    return fs.get_file_info(inner).type != _file_type().NotFound
+
+
+def discard_folder(experiment_path: str, *, made_here: bool) -> None:
+    """Undo a search that never started a trial, so that the same command runs again: the
+    folder if this search made it, else only the state file that would block a rerun."""
+    fs, inner = _fs(experiment_path)
+    if made_here:
+        fs.delete_dir(inner)
+    elif fs.get_file_info(f"{inner}/{STATE_FILE}").type != _file_type().NotFound:
+        fs.delete_file(f"{inner}/{STATE_FILE}")
+
+
+def _file_type():
+    import pyarrow.fs
+
+    return pyarrow.fs.FileType
 
 
 def write_state(experiment_path: str, state: dict[str, Any]) -> None:

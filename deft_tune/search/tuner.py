@@ -33,6 +33,8 @@ from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     cluster_address,
+    discard_folder,
+    folder_exists,
     require_trial_fits,
     resume_command,
     space_as_run,
@@ -248,6 +250,7 @@ def _track_and_fit(
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
+    made_here = not folder_exists(path)
     parent = tracking.start_parent(
         _parent_params(space, options),
         artifacts,
@@ -255,11 +258,11 @@ def _track_and_fit(
         run_name=space.name,
     )
     write_state(path, {"parent_run_id": parent, "tracking_uri": uri, "space": options.space})
-    if data_factory is None:
-        prepare_data(space, options, out)
     target = TrackingTarget(uri, tracking.experiment_id, parent)
     status = "FAILED"
     try:
+        if data_factory is None:
+            prepare_data(space, options, out)
         tuner = _tuner(space, path, _trainable(space, target, data_factory), parent, options.resume)
         out(
             f"search {space.name!r}: {space.budget.num_trials} trials, "
@@ -275,12 +278,31 @@ def _track_and_fit(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception:
+        if not options.resume and not tracking.trial_runs():
+            status = _DISCARD  # nothing ran: leave nothing that blocks the same command
+        raise
     finally:
-        try:  # a run still open here was cut short by the search's end
-            tracking.end_open_trials("KILLED", "interrupted")
-            tracking.finish_parent(status)
+        _settle(tracking, path, status, made_here)
+
+
+_DISCARD = "DISCARD"
+
+
+def _settle(tracking: SearchTracking, path: str, status: str, made_here: bool) -> None:
+    """End the search's runs and seal its folder; a search that failed before its first trial
+    is undone instead (its parent run deleted, its folder or state file removed)."""
+    if status == _DISCARD:
+        try:
+            tracking.discard_parent()
         finally:
-            seal(path)  # Tune has saved its state for the last time: what --resume may trust
+            discard_folder(path, made_here=made_here)
+        return
+    try:  # a run still open here was cut short by the search's end
+        tracking.end_open_trials("KILLED", "interrupted")
+        tracking.finish_parent(status)
+    finally:
+        seal(path)  # Tune has saved its state for the last time: what --resume may trust
 
 
 def _outcome(

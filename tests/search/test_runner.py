@@ -275,6 +275,30 @@ def test_a_trial_larger_than_the_local_ray_is_refused_before_anything_is_written
     assert not (tmp_path / "runs" / "big").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow
+def test_a_search_that_fails_before_its_first_trial_leaves_nothing_that_blocks_a_rerun(
+    ray_session, tmp_path, monkeypatch
+):
+    from mlflow import MlflowClient
+
+    from deft_tune.search import tuner
+
+    def no_tuner(*args, **kwargs):
+        raise RuntimeError("the tuner could not be built")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tuner, "_tuner", no_tuner)
+    space = tiny_space(tmp_path / "early.yaml", name="early")
+    options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"))
+    for _ in range(2):  # the same command fails the same way, not with "already exists"
+        with pytest.raises(RuntimeError, match="could not be built"):
+            run_search(options)
+        assert not (tmp_path / "runs" / "early").exists()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("early")
+    assert client.search_runs([experiment.experiment_id]) == []  # no parent, RUNNING or not
+
+
 # --- the session's recorded search (tests/conftest.py), read by the assertions below --------
 
 
