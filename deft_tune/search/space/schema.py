@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deft_tune.aggregate import objective_key
-from deft_tune.config import EARLIER_MODES, OBJECTIVES, SWITCH_RULES
+from deft_tune.config import EARLIER_MODES, MAX_STEPS, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
@@ -245,6 +245,10 @@ def _parse_objective(raw: Any) -> Objective:
     return Objective(metric=metric, mode=obj.mode, metrics=metrics, aggregate=obj.aggregate)
 
 
+# Tune and Optuna keep every trial in the driver's memory (tens of KiB each) and the live table
+# lists them: 100,000 trials is GiBs, and weeks of a real search.
+MAX_TRIALS = 100_000
+
 RAY_RESOLUTION = 0.0001  # the finest share of a resource Ray grants (ray_constants)
 
 
@@ -263,8 +267,10 @@ def check_trial_share(value: Any, name: str, *, zero_ok: bool) -> float:
 
 def _parse_budget(raw: Any) -> Budget:
     budget = build_dataclass(Budget, raw, "budget")
+    most = {"steps_per_trial": MAX_STEPS, "num_trials": MAX_TRIALS, "max_concurrent": MAX_TRIALS}
     for name in ("steps_per_trial", "num_trials", "max_concurrent", "eval_interval"):
-        check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1)
+        bound = most.get(name, MAX_STEPS)
+        check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1, max_val=bound)
     check_seed(budget.seed, "budget.seed")
     check_trial_share(budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False)
     check_trial_share(budget.gpus_per_trial, "budget.gpus_per_trial", zero_ok=True)

@@ -124,8 +124,8 @@ def test_a_swept_value_is_set_as_a_space_file_would_set_it(bank):
     [
         (["--rules", "none,fast"], "--rules == 'fast', must be one of ['none', 'ifp', 'asha'"),
         (["--rules", ","], "--rules == ',', must name at least one of"),
-        (["--concurrency", "0"], "--concurrency == 0, must be >= 1"),
-        (["--replays", "0"], "--replays == 0, must be >= 1"),
+        (["--concurrency", "0"], "--concurrency == 0, must lie in [1, 100000]"),
+        (["--replays", "0"], "--replays == 0, must lie in [1, 10000]"),
         (["--sweep", "stopping.ifp.nope=1"], "--sweep field == 'nope', must be one of"),
         (["--sweep", "diffusion_threshold=0.5"], "is not 'stopping.ifp.FIELD=v1,v2,...'"),
         (["--sweep", "stopping.ifp.diffusion_threshold=0.5,2"],
