@@ -84,6 +84,7 @@ class SearchOutcome:
     resume_command: str
     errors: int = 0  # trials that failed (after their retries)
     first_error: str | None = None  # the last line of the first failed trial's error
+    full_storage: str | None = None  # the local storage folder whose device filled up
 
     @property
     def failed(self) -> bool:

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deft_tune.errors import ConfigError
-from deft_tune.fileio import check_output_dir
+from deft_tune.errors import ConfigError, DiskFullError
+from deft_tune.fileio import check_output_dir, disk_full
 from deft_tune.search.lock import search_lock
 from deft_tune.search.options import (
     SearchOptions,
@@ -140,6 +140,8 @@ def _experiment_path(options: SearchOptions, name: str) -> str:
 
 def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
     """What the CLI prints at the end."""
+    if outcome.full_storage:
+        return [full_storage_line(outcome.name, outcome.full_storage)]
     if outcome.interrupted:
         return [
             f"search {outcome.name!r} interrupted after {outcome.completed} of "
@@ -181,6 +183,24 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
 
 
 EXIT_FAILED = 1  # the search ran but every trial failed
+EXIT_FULL = 2  # the storage's device filled up (a user error, as a bad --storage is)
+
+
+def _raise_if_full(error: Exception, options: SearchOptions) -> None:
+    """DiskFullError (one line) when ``error`` came from a full local storage: Ray's and
+    Optuna's state files cut short surface as EOFError or UnpicklingError tracebacks."""
+    root = storage_root(options.storage)
+    if "://" not in root and disk_full(error, root):
+        name = options.name or load_space(options.space).name
+        raise DiskFullError(full_storage_line(name, root)) from None
+
+
+def full_storage_line(name: str, root: str) -> str:
+    # Tune's state may be cut short there: a resume could be refused, a new name is safe.
+    return (
+        f"search {name!r} stopped: no space left on the device of --storage {root}; free some "
+        "space there and run it again under another --name"
+    )
 
 
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
@@ -191,10 +211,15 @@ def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None =
     except KeyboardInterrupt:  # a second signal, or one outside Tune's fit (interrupts.py)
         print(interrupted_line(options), file=sys.stderr)
         return 130
+    except Exception as exc:
+        _raise_if_full(exc, options)
+        raise
     metric = load_space(options.space).objective.key
     ok = not (outcome.interrupted or outcome.failed)
     for line in summary_lines(outcome, metric):
         print(line, file=sys.stdout if ok else sys.stderr)
+    if outcome.full_storage:
+        return EXIT_FULL
     if outcome.interrupted:
         return 130
     return EXIT_FAILED if outcome.failed else 0

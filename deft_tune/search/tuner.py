@@ -28,7 +28,7 @@ from deft_tune.report import best_report
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
-from deft_tune.search.interrupts import StopRequest, graceful_stop
+from deft_tune.search.interrupts import StopRequest, graceful_stop, stop_when_full
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
@@ -269,9 +269,10 @@ def _track_and_fit(
             f"{space.budget.max_concurrent} at a time; state in {path}"
         )
         stop.fitting = True
-        grid = tuner.fit()
+        with stop_when_full(None if "://" in path else path.rsplit("/", 1)[0], stop):
+            grid = tuner.fit()
         stop.fitting = False
-        outcome = _outcome(space, options, path, uri, parent, grid, stop.requested)
+        outcome = _outcome(space, options, path, uri, parent, grid, stop)
         status = "KILLED" if outcome.interrupted else "FINISHED"
         _summarise(tracking, outcome)
         return outcome
@@ -312,12 +313,12 @@ def _outcome(
     uri: str,
     parent: str,
     grid: Any,
-    stopped: bool,
+    stop: StopRequest,
 ) -> SearchOutcome:
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     unsettled = settled < len(results) or len(results) < space.budget.num_trials
-    interrupted = stopped or unsettled  # Tune's stop can leave every trial settled
+    interrupted = stop.requested or unsettled  # Tune's stop can leave every trial settled
     best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
@@ -337,6 +338,7 @@ def _outcome(
         resume_command=resume_command(options, space.name),
         errors=len(errors),
         first_error=last_line(errors[0]) if errors else None,
+        full_storage=stop.full_storage,
     )
 
 

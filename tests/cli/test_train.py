@@ -232,3 +232,29 @@ def test_the_progress_bar_moves_every_step_not_only_at_reports(tmp_path, monkeyp
     config = write_config(tmp_path)  # 8 steps, a report every 4
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     assert moves == [1] * 8
+
+
+def _pages(path) -> int:
+    return -(-path.stat().st_size // 4096)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_last_checkpoint_stays(
+    tmp_path, capsys, small_disk
+):
+    from deft_tune.train import read_checkpoint
+
+    config = write_config(tmp_path)
+    measured = tmp_path / "measured"  # the same run on a roomy disk: what each file takes
+    assert main(["train", "--config", str(config), "--out", str(measured), "--no-progress"]) == 0
+    checkpoint = _pages(measured / "checkpoints" / "last.pt")
+    small = _pages(measured / "config.yaml") + 2 * _pages(measured / "history.jsonl")
+    # Room for the step-4 checkpoint and half another: the one at step 8 cannot be written.
+    out = small_disk(4096 * (small + checkpoint + checkpoint // 2))
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot write last.pt in {out / 'checkpoints'}: no space left on its device" in err
+    assert "the previous last.pt is intact" in err
+    assert read_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
