@@ -142,16 +142,24 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def check_output_file(
-    path: str | os.PathLike, what: str, *, fix: str = "give a file path", writable: bool = True
+    path: str | os.PathLike,
+    what: str,
+    *,
+    fix: str = "give a file path",
+    writable: bool = True,
+    replace: bool = True,
 ) -> Path:
     """A file ``path`` can be written: not a folder, no file where a parent folder must be, and
     (``writable``) the nearest existing folder writable. ``what`` names the flag or field in
     the error ("--out", "data.options.cache_dir"); ``fix`` says what to do when ``path`` is a
-    folder.
+    folder. ``replace`` False: an existing file is refused too (a user's file, not one of the
+    command's own outputs; the command's ``--force`` sets it).
     """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a folder: {fix}")
+    if not replace and path.exists():
+        raise ConfigError(f"{what} {path} exists: pass --force to replace it")
     _check_parents(path.parent, what, path, writable)
     return path
 

@@ -59,6 +59,10 @@ def _load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     check_scalar(args.resamples, "--resamples", int, min_val=1)
     check_scalar(args.seed, "--seed", int, min_val=0)
+    if args.write_doc:
+        from deft_tune.tables import check_block
+
+        check_block(args.write_doc, DOC_BLOCK, "--write-doc")  # before the work, never appended
     from deft_tune.search.importance import importances
     from deft_tune.search.importance_render import figure, markdown, text
 
@@ -78,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         from deft_tune.tables import write_block
 
         relative = os.path.relpath(path, Path(args.write_doc).resolve().parent)
-        doc = write_block(args.write_doc, DOC_BLOCK, markdown(result, name, command, relative))
+        text_block = markdown(result, name, command, relative)
+        doc = write_block(args.write_doc, DOC_BLOCK, text_block, strict=True)
         print(f"wrote {doc} ({DOC_BLOCK} block)")
     return 0

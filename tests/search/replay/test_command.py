@@ -144,6 +144,19 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, flags, message)
     assert not store.exists() and not (tmp_path / "o").exists()  # nothing read, nothing written
 
 
+def test_write_doc_on_a_document_without_the_block_is_refused_before_any_work(tmp_path, capsys):
+    store, doc = tmp_path / "untouched.db", tmp_path / "README.md"
+    doc.write_text("# My notes\n\nno markers here\n")
+    argv = ["replay", BANK, "--tracking-uri", f"sqlite:///{store}", "--out", str(tmp_path / "o"),
+            "--write-doc", str(doc)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--write-doc {doc} has no stopper-replay block: add the lines" in err
+    assert doc.read_text() == "# My notes\n\nno markers here\n"
+    assert not store.exists() and not (tmp_path / "o").exists()
+
+
 def test_a_bank_that_cannot_be_replayed_is_one_line(bank_store, tmp_path, capsys):
     argv = ["replay", "stopped-bank", "--tracking-uri", bank_store.uri, "--out", str(tmp_path)]
     assert main(argv) == 2
