@@ -19,7 +19,7 @@ from deft_tune.data.dsprites import (
 )
 from deft_tune.errors import DataError
 
-REFERENCE = Path(__file__).resolve().parent / "reference"  # copied from shared/reference
+REFERENCE = Path(__file__).resolve().parent / "reference"  # the real frames (README.md there)
 FRAMES_GIF = REFERENCE / "dsprites_frames.gif"
 FRAMES_CSV = REFERENCE / "dsprites_frames.csv"
 
@@ -65,7 +65,7 @@ def test_render_masks_is_binary_uint8_and_checks_input():
 
 
 def _oracle_mask(shape: int, scale: int, orientation: int, pos_x: int, pos_y: int) -> np.ndarray:
-    """DATASETS.md's geometry, pixel by pixel in float64; the heart as a 4,000-gon."""
+    """render.py's geometry, pixel by pixel in float64; the heart as a 4,000-gon."""
     from matplotlib.path import Path as Polygon
 
     s = np.linspace(0.5, 1, 6)[scale]
