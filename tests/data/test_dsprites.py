@@ -18,6 +18,7 @@ from deft_tune.data.dsprites import (
     unpack_masks,
 )
 from deft_tune.errors import DataError
+from tests import scaled
 
 REFERENCE = Path(__file__).resolve().parent / "reference"  # the real frames (README.md there)
 FRAMES_GIF = REFERENCE / "dsprites_frames.gif"
@@ -181,7 +182,7 @@ def test_two_processes_rendering_at_once_both_end_with_a_valid_file(tmp_path):
         subprocess.Popen([sys.executable, "-c", _RACER, str(tmp_path)], stdout=subprocess.PIPE)
         for _ in range(2)
     ]
-    sums = [int(r.communicate(timeout=120)[0]) for r in racers]
+    sums = [int(r.communicate(timeout=scaled(120))[0]) for r in racers]
     assert [r.returncode for r in racers] == [0, 0]
     small = type("Small", (DSprites,), {"factor_sizes": (3, 2, 3, 4, 4)})(cache_dir=tmp_path)
     stored = small.stored_images()

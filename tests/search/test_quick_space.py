@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests import REPO
+from tests import REPO, scaled
 
 QUICK = REPO / "search_spaces" / "quick.yaml"
 
@@ -35,7 +35,7 @@ def quick_search(tmp_path_factory):
         cwd=folder,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=scaled(900),
     )
     return SimpleNamespace(folder=folder, done=done)
 
