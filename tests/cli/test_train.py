@@ -258,3 +258,48 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_last_checkpoint_stays(
     assert "the previous last.pt is intact" in err
     assert read_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_the_progress_bar_keeps_log_lines_whole_and_shows_the_stage_of_every_step(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests import REPO, scaled
+
+    argv = ["train", "--config", str(write_config(tmp_path)), "--out", str(tmp_path / "o")]
+    script = (
+        "import sys\n"
+        "from deft_tune import data\n"
+        "data._REGISTRY['squares'] = 'tests.doubles:Squares'\n"
+        "from deft_tune.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    at = done.stderr.index("INFO deft_tune.replica: step 4: stage 1, parameter groups")
+    assert done.stderr[at - 1] in "\r\n", repr(done.stderr[at - 80 : at + 20])  # not after a bar
+    assert "stage=1" in done.stderr.rsplit("\r", 1)[-1]  # the bar's last drawing
+
+
+def test_the_bar_shows_the_stage_of_the_step_not_of_the_last_report(tmp_path):
+    from deft_tune.cli.train import _Reporter
+    from deft_tune.config import load_config
+    from deft_tune.train import Trainer
+
+    trainer = Trainer(load_config(write_config(tmp_path)))  # stage 1 begins at step 4
+    reporter = _Reporter(trainer, tmp_path, [], progress=True)
+    try:
+        reporter.step(3)
+        assert "stage=0" in reporter.bar.postfix
+        reporter.step(5)  # no report since step 0: the schedule says stage 1
+        assert "stage=1" in reporter.bar.postfix
+    finally:
+        reporter.close()
