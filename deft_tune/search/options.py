@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shlex
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ __all__ = [
     "discard_folder",
     "folder_exists",
     "prepare_space",
+    "read_command",
     "read_state",
     "require_trial_fits",
     "resume_command",
@@ -111,8 +114,11 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
             stopping, asha=dataclasses.replace(stopping.asha, enabled=False)
         )
     name = options.name or space.name
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):  # "--x" would read as a flag
+        raise ConfigError(
+            f"--name == {name!r}: use letters, digits, '_', '-' or '.', starting with a letter "
+            "or digit"
+        )
     _check_device_budget(space)
     check_dataset_options(space.data["name"], space.data.get("options") or {})
     return dataclasses.replace(space, name=name, stopping=stopping)
@@ -266,7 +272,16 @@ def resume_command(options: SearchOptions, name: str) -> str:
         parts.append("--mlflow-server")
     if options.smoke_test:
         parts.append("--smoke-test")
-    return " ".join([*parts, "--resume"])
+    return shlex.join([*parts, "--resume"])
+
+
+def read_command(verb: str, name: str, uri: str, *extra: str) -> str:
+    """``deft-tune inspect|export NAME ...`` as it runs from this folder: with the search's
+    --tracking-uri unless it is the default one here."""
+    from deft_tune.search.tracking.layout import default_tracking_uri
+
+    store = [] if uri == default_tracking_uri() else ["--tracking-uri", uri]
+    return shlex.join(["deft-tune", verb, name, *store, *extra])
 
 
 # --- the experiment folder's own state ----------------------------------------------------

@@ -30,6 +30,7 @@ from deft_tune.search.options import (
     check_storage_reachable,
     cluster_address,
     prepare_space,
+    read_command,
     read_state,
     resume_command,
     storage_root,
@@ -118,6 +119,12 @@ def _check_resume(options: SearchOptions, name: str, path: str, previous: dict |
         )
     if options.resume:
         verify(path)  # before Ray unpickles anything there (seal.py says what is trusted)
+    if not options.resume and previous is not None and previous.get("finished"):
+        inspect = read_command("inspect", name, str(previous.get("tracking_uri")))
+        raise ConfigError(
+            f"a search {name!r} already ran to its end in {path}: see it with `{inspect}`, "
+            f"or run it again under another --name (e.g. --name {name}-2)"
+        )
     if not options.resume and previous is not None:
         raise ConfigError(
             f"a search {name!r} already exists in {path}: add --resume to "
@@ -172,12 +179,14 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
         if outcome.completed == 0:
             lines.append(
                 "no trial ran to the end: the best was stopped early and its score is "
-                "from its last report (the fast setting); `deft-tune inspect "
-                f"{outcome.name}` says why each stopped"
+                "from its last report (the fast setting); "
+                f"`{read_command('inspect', outcome.name, outcome.tracking_uri)}` says why each "
+                "stopped"
             )
     lines += [
-        "inspect it:  deft-tune inspect " + outcome.name,
-        "export it:   deft-tune export " + outcome.name + " --out best.yaml",
+        "inspect it:  " + read_command("inspect", outcome.name, outcome.tracking_uri),
+        "export it:   "
+        + read_command("export", outcome.name, outcome.tracking_uri, "--out", "best.yaml"),
     ]
     return lines
 

@@ -257,7 +257,8 @@ def _track_and_fit(
         run_id=(previous or {}).get("parent_run_id"),
         run_name=space.name,
     )
-    write_state(path, {"parent_run_id": parent, "tracking_uri": uri, "space": options.space})
+    state = {"parent_run_id": parent, "tracking_uri": uri, "space": options.space}
+    write_state(path, state)
     target = TrackingTarget(uri, tracking.experiment_id, parent)
     status = "FAILED"
     try:
@@ -274,6 +275,8 @@ def _track_and_fit(
         stop.fitting = False
         outcome = _outcome(space, options, path, uri, parent, grid, stop)
         status = "KILLED" if outcome.interrupted else "FINISHED"
+        if status == "FINISHED":  # a rerun is told to inspect it, not to resume it
+            write_state(path, {**state, "finished": True})
         _summarise(tracking, outcome)
         return outcome
     except KeyboardInterrupt:

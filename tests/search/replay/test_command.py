@@ -4,6 +4,7 @@ the doc block, the sweep, determinism, and one-line refusals of bad input before
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 import pytest
 
@@ -162,3 +163,29 @@ def test_a_bank_that_cannot_be_replayed_is_one_line(bank_store, tmp_path, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cannot be replayed: 1 trial: t1 (asha)" in err and err.count("\n") == 1
+
+
+def test_the_command_a_stopped_bank_suggests_runs_as_printed(tmp_path, capsys):
+    from deft_tune.cli import build_parser
+    from deft_tune.cli.search import options_from_args
+    from deft_tune.search.options import prepare_space
+    from deft_tune.search.tracking.writer import SearchTracking
+    from tests.doubles import tiny_space
+    from tests.search.replay.conftest import SPECS, write_trial
+
+    space = tiny_space(tmp_path / "my space.yaml", name="stopped")  # a path to quote
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = SearchTracking(uri, "stopped")
+    search.start_parent({"space_file": str(space)}, {"search_space.yaml": space.read_text()})
+    for trial_id, spec in SPECS.items():
+        write_trial(search, trial_id, spec, final=True)
+        search.finish_trial(trial_id, "KILLED" if trial_id == "t1" else "FINISHED", "asha")
+    search.finish_parent()
+    assert main(["replay", "stopped", "--tracking-uri", uri, "--out", str(tmp_path / "o")]) == 2
+    command = capsys.readouterr().err.strip().rsplit("record the bank with every stopper off: ")[1]
+    argv = shlex.split(command)
+    assert argv[:2] == ["deft-tune", "search"]
+    options = options_from_args(build_parser().parse_args(argv[1:]))
+    ready = prepare_space(options)  # what the search checks before Ray: all of it passes
+    assert ready.name == "stopped-bank"
+    assert not ready.stopping.ifp.enabled and not ready.stopping.asha.enabled
