@@ -88,6 +88,7 @@ class SearchOutcome:
     errors: int = 0  # trials that failed (after their retries)
     first_error: str | None = None  # the last line of the first failed trial's error
     full_storage: str | None = None  # the local storage folder whose device filled up
+    concurrent: int = 1  # budget.max_concurrent: > 1 makes stops depend on the finish order
 
     @property
     def failed(self) -> bool:

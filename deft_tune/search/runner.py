@@ -183,6 +183,12 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
                 f"`{read_command('inspect', outcome.name, outcome.tracking_uri)}` says why each "
                 "stopped"
             )
+    if outcome.concurrent > 1:
+        lines.append(
+            f"{outcome.concurrent} trials ran at a time: ASHA's stops and TPE's later draws "
+            "followed the order they finished in, so the same seed may give another search; "
+            "budget.max_concurrent: 1 repeats it exactly"
+        )
     lines += [
         "inspect it:  " + read_command("inspect", outcome.name, outcome.tracking_uri),
         "export it:   "

@@ -342,6 +342,7 @@ def _outcome(
         errors=len(errors),
         first_error=last_line(errors[0]) if errors else None,
         full_storage=stop.full_storage,
+        concurrent=space.budget.max_concurrent,
     )
 
 

@@ -210,6 +210,11 @@ def test_summary_names_best_trial_and_next_commands():
     assert "inspect it:  deft-tune inspect q --tracking-uri sqlite:///m.db" in lines
     assert "export it:   deft-tune export q --tracking-uri sqlite:///m.db --out best.yaml" in lines
     assert not any("no trial ran to the end" in line for line in lines)
+    assert not any("trials ran at a time" in line for line in lines)  # one at a time
+    lines = summary_lines(
+        _outcome(completed=2, best_trial_id="a", best_value=0.2, concurrent=2), "m"
+    )
+    assert "the same seed may give another search" in " ".join(lines)
 
 
 def test_printed_commands_name_the_store_only_when_it_is_not_the_default_here(
