@@ -89,6 +89,7 @@ class SearchOutcome:
     first_error: str | None = None  # the last line of the first failed trial's error
     full_storage: str | None = None  # the local storage folder whose device filled up
     concurrent: int = 1  # budget.max_concurrent: > 1 makes stops depend on the finish order
+    best_setting: str | None = None  # "standard" or "fast" (report.objective_setting)
 
     @property
     def failed(self) -> bool:

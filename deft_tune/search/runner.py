@@ -175,7 +175,10 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
             f"no trial reported the objective: see the trials' logs in {outcome.experiment_path}"
         )
     else:
-        lines.append(f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}")
+        setting = f" ({outcome.best_setting} setting)" if outcome.best_setting else ""
+        lines.append(
+            f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}{setting}"
+        )
         if outcome.completed == 0:
             lines.append(
                 "no trial ran to the end: the best was stopped early and its score is "

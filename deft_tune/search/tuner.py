@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import ray
@@ -24,7 +25,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
-from deft_tune.report import best_report
+from deft_tune.report import best_report, objective_setting
 from deft_tune.report_keys import COMPLETED
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
@@ -189,7 +190,7 @@ def _tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, asha),
-            LiveTable(space.objective.key, asha),
+            LiveTable(space.objective.key, asha, space.budget.num_trials),
             *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )
@@ -326,6 +327,8 @@ def _outcome(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
+    by_id = {str((r.metrics or {}).get("trial_id")): r.metrics or {} for r in results}
+    best_scored = SimpleNamespace(metrics=by_id.get(best[0], {})) if best else None
     errors = [r.error for r in results if r.error is not None]
     return SearchOutcome(
         name=space.name,
@@ -343,6 +346,7 @@ def _outcome(
         first_error=last_line(errors[0]) if errors else None,
         full_storage=stop.full_storage,
         concurrent=space.budget.max_concurrent,
+        best_setting=objective_setting(best_scored, space.objective.key) if best_scored else None,
     )
 
 

@@ -204,9 +204,9 @@ def _outcome(**fields):
 
 
 def test_summary_names_best_trial_and_next_commands():
-    outcome = _outcome(completed=2, best_trial_id="abc", best_value=0.25)
+    outcome = _outcome(completed=2, best_trial_id="abc", best_value=0.25, best_setting="standard")
     lines = summary_lines(outcome, "metrics/mig")
-    assert "best trial abc: metrics/mig = 0.2500" in lines
+    assert "best trial abc: metrics/mig = 0.2500 (standard setting)" in lines
     assert "inspect it:  deft-tune inspect q --tracking-uri sqlite:///m.db" in lines
     assert "export it:   deft-tune export q --tracking-uri sqlite:///m.db --out best.yaml" in lines
     assert not any("no trial ran to the end" in line for line in lines)
