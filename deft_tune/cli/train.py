@@ -240,7 +240,7 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     _figures(trainer, out, history, last)
     for name, value in metrics.items():
         if "/" not in name or count == 1:  # per-replica scores stay in metrics.json
-            print(f"metrics/{name}: {value:.4f}")
+            print(f"metrics/{name}: {value:.4f} (standard setting)")
 
 
 def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:

@@ -130,7 +130,7 @@ def check_options(options: ReplayOptions) -> ReplayOptions:
     """Every option checked (ConfigError, one line); the options back as they are."""
     if (options.experiment is None) == (not options.banks):
         raise ConfigError(
-            "replay needs exactly one source: a recorded search's EXPERIMENT name, or --bank "
+            "replay needs exactly one source: a recorded search's NAME, or --bank "
             "FILE.parquet [FILE ...]"
         )
     for rule in options.rules:
