@@ -262,7 +262,8 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
         plots.save_figure(plots.plot_traversals(images, groups, kl), out / name)
     starts = stage_boundaries(trainer.config.schedule, trainer.config.training.steps)[1:]
     plots.save_figure(
-        plots.plot_kl_per_group(history, trainer.num_groups, starts), out / "kl_per_group.png"
+        plots.plot_kl_per_group(history, trainer.num_groups, starts, count),
+        out / "kl_per_group.png",
     )
 
 
