@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 
+import numpy as np
 import pytest
 
 from deft_tune.cli import main
@@ -96,6 +97,21 @@ def test_a_sweep_writes_its_table_and_frontier(bank_store, tmp_path, capsys):
     assert "--sweep stopping.ifp.no_capture=true,false" in printed
     assert (tmp_path / "sweep.png").is_file()
     assert "| false | ifp | 0 [0, 0] |" in (tmp_path / "replay.md").read_text()
+
+
+def test_each_rules_anytime_curve_ends_where_the_rule_stopped_spending(bank):
+    from deft_tune.search.replay.figure import anytime_figure
+
+    result = replay_bank(with_costs(bank, [10.0, 10.0, 10.0, 10.0], 5.0), _options(replays=10))
+    ax = anytime_figure(result).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for rule in ("none", "ifp"):  # ifp spends 1400 trial-steps in every order, none 1600
+        xs, ys = lines[rule].get_data()
+        drawn = np.asarray(xs)[~np.isnan(np.asarray(ys, dtype=float))]
+        assert drawn.max() <= max(r.trial_steps for r in result.runs[rule])
+    assert len({(line.get_linestyle(), line.get_linewidth()) for line in lines.values()}) == len(
+        lines
+    )  # coinciding rules stay visible
 
 
 def test_a_sweep_traces_savings_against_regret(bank):
