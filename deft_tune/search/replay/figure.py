@@ -29,8 +29,8 @@ def anytime_figure(result: ReplayResult) -> Figure:
         for values in (median, low, high):
             values[spent] = np.nan
         # Rules that coincide stay visible: each drawn thinner and in its own dash over the last.
-        style = {"linestyle": _DASHES[i % len(_DASHES)], "linewidth": max(3.0 - 0.7 * i, 1.0)}
-        (line,) = ax.step(grid, median, where="post", label=rule, **style)
+        dash, width = _DASHES[i % len(_DASHES)], max(3.0 - 0.7 * i, 1.0)
+        (line,) = ax.step(grid, median, where="post", label=rule, linestyle=dash, linewidth=width)
         ax.fill_between(grid, low, high, step="post", alpha=0.2, color=line.get_color())
     ax.axhline(bank.best, color="black", linestyle="--", linewidth=1, label="bank's best")
     ax.set(
