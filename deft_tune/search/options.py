@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from deft_tune.config import read_yaml
+from deft_tune.config import MAX_THREADS, read_yaml
 from deft_tune.data import check_dataset_options
 from deft_tune.errors import ConfigError
 from deft_tune.search.space import SearchSpace, largest_run, load_space
@@ -227,7 +227,7 @@ def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if options.cpus_per_trial is not None:
         overrides["cpus_per_trial"] = check_trial_share(
-            options.cpus_per_trial, "--cpus-per-trial", zero_ok=False
+            options.cpus_per_trial, "--cpus-per-trial", zero_ok=False, most=MAX_THREADS
         )
     if options.gpus_per_trial is not None:
         overrides["gpus_per_trial"] = check_trial_share(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deft_tune.aggregate import objective_key
-from deft_tune.config import EARLIER_MODES, MAX_STEPS, OBJECTIVES, SWITCH_RULES
+from deft_tune.config import EARLIER_MODES, MAX_STEPS, MAX_THREADS, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
@@ -252,10 +252,15 @@ MAX_TRIALS = 100_000
 RAY_RESOLUTION = 0.0001  # the finest share of a resource Ray grants (ray_constants)
 
 
-def check_trial_share(value: Any, name: str, *, zero_ok: bool) -> float:
-    """A trial's CPUs or GPUs as Ray takes them: (0 or) at least Ray's finest share."""
+def check_trial_share(value: Any, name: str, *, zero_ok: bool, most: float | None = None) -> float:
+    """A trial's CPUs or GPUs as Ray takes them: (0 or) at least Ray's finest share, at most
+    ``most``."""
     share = check_scalar(
-        value, name, min_val=0, include_boundaries="left" if zero_ok else "neither"
+        value,
+        name,
+        min_val=0,
+        max_val=most,
+        include_boundaries="both" if zero_ok else "right",
     )
     if 0 < share < RAY_RESOLUTION:
         floor = f"0 or >= {RAY_RESOLUTION}" if zero_ok else f">= {RAY_RESOLUTION}"
@@ -272,7 +277,10 @@ def _parse_budget(raw: Any) -> Budget:
         bound = most.get(name, MAX_STEPS)
         check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1, max_val=bound)
     check_seed(budget.seed, "budget.seed")
-    check_trial_share(budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False)
+    # A trial trains with as many torch threads as it has CPUs: training.threads' bound.
+    check_trial_share(
+        budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False, most=MAX_THREADS
+    )
     check_trial_share(budget.gpus_per_trial, "budget.gpus_per_trial", zero_ok=True)
     if budget.eval_interval > budget.steps_per_trial:
         raise ConfigError(
