@@ -71,8 +71,9 @@ def graceful_stop() -> Iterator[StopRequest]:
 def stop_when_full(folder: str | None, stop: StopRequest, every_s: float = 1.0) -> Iterator[None]:
     """Stop the search as an interrupt does (SIGTERM to this process) when the local storage
     ``folder`` has no room left: every trial would fail writing its checkpoint there, retry and
-    fail again, and Tune's own state would be cut short. None (a remote storage): no watch."""
-    if folder is None:
+    fail again, and Tune's own state would be cut short. None (a remote storage), or a search
+    off the main thread (no handler of ours would take the SIGTERM): no watch."""
+    if folder is None or threading.current_thread() is not threading.main_thread():
         yield
         return
     ended = threading.Event()
