@@ -275,7 +275,7 @@ class Context:
         return seconds, torch.cuda.max_memory_allocated() if self.cuda else None, result
 
     def bytes(self, count: int | None) -> str:
-        from deft_tune.memory import format_bytes
+        from deft_tune.training.memory import format_bytes
 
         return "n/a (CPU)" if count is None else format_bytes(count)
 

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-from deft_tune.memory import format_bytes
 from train_throughput import cpu_ghz, flops_per_image
 
 from deft_tune.config import RunConfig, load_config
@@ -35,6 +34,7 @@ from deft_tune.data import get_dataset
 from deft_tune.tables import markdown_table, write_block
 from deft_tune.threads import available_cpus
 from deft_tune.training import Trainer
+from deft_tune.training.memory import format_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 # The model a search_spaces/quick.yaml trial trains (widths 8, batch 32, 2 groups x 2 latents).

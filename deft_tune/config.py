@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -39,6 +41,16 @@ from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.validation import check_choice, check_scalar, check_seed
 
 OBJECTIVES = ("deft", "beta_vae", "beta_tcvae", "annealed_vae")
+
+# Upper bounds (docs/reliability.md, "Limits"): past them a run fails deep inside torch or the
+# OS (an allocation, an overflowed size, libgomp's per-thread stacks) or never ends; no real run
+# comes near them (disentanglement_lib: 10 latents, 32 channels, 300k steps).
+MAX_STEPS = 10**9  # about a month at 1 ms a step, this model's fastest on any device
+MAX_GROUPS = 64
+MAX_LATENTS_PER_GROUP = 1024
+MAX_WIDTH = 4096  # channels of the first conv layer; the widest layer has 4x as many
+MAX_THREADS = 1024  # libgomp reserves each thread's stack when torch asks for them
+MAX_REPLICAS = 1024  # every replica's model, optimiser and outputs live in one process
 SWITCH_RULES = ("fixed", "annealed")
 EARLIER_MODES = ("scale", "freeze")
 
@@ -194,7 +206,7 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     when it cannot be read, is not UTF-8 text or is not YAML. ``what``: "config", ..."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_small_file(path, what).decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -208,6 +220,25 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax") from None
+
+
+MAX_YAML_BYTES = 1 << 20  # a config or space is a few KiB; PyYAML parses about 1 MiB/s
+
+
+def _read_small_file(path: Path, what: str) -> bytes:
+    """The bytes of a regular file of at most MAX_YAML_BYTES: a FIFO or a device (/dev/zero)
+    would block or fill the memory before YAML sees a byte."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file: give a YAML file")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_YAML_BYTES + 1)  # the file may have grown since stat
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB: a {what} is a few KiB "
+            "of YAML; give the right file"
+        )
+    return data
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -356,8 +387,14 @@ def _check_run(config: RunConfig) -> None:
 
 
 def _check_model(model: ModelConfig) -> None:
-    for name in ("groups", "latents_per_group", "encoder_width", "decoder_width"):
-        check_scalar(getattr(model, name), f"model.{name}", int, min_val=1)
+    bounds = {
+        "groups": MAX_GROUPS,
+        "latents_per_group": MAX_LATENTS_PER_GROUP,
+        "encoder_width": MAX_WIDTH,
+        "decoder_width": MAX_WIDTH,
+    }
+    for name, most in bounds.items():
+        check_scalar(getattr(model, name), f"model.{name}", int, min_val=1, max_val=most)
 
 
 def _check_objective(objective: ObjectiveConfig) -> None:
@@ -368,21 +405,31 @@ def _check_objective(objective: ObjectiveConfig) -> None:
 
 
 def _check_training(training: TrainingConfig) -> None:
-    for name in ("steps", "batch_size", "checkpoint_interval", "threads"):
+    for name in ("batch_size", "checkpoint_interval"):
         check_scalar(getattr(training, name), f"training.{name}", int, min_val=1)
+    bounds = {"steps": MAX_STEPS, "threads": MAX_THREADS, "replicas": MAX_REPLICAS}
+    for name, most in bounds.items():
+        check_scalar(getattr(training, name), f"training.{name}", int, min_val=1, max_val=most)
     check_scalar(training.lr, "training.lr", min_val=0, include_boundaries="neither")
     check_seed(training.seed, "training.seed")
-    check_scalar(training.replicas, "training.replicas", int, min_val=1)
     _require(
         training.engine != "stacked" or training.memory_format != "channels_last",
         "training.engine == 'stacked' with training.memory_format == 'channels_last': the "
         "stacked engine trains in the contiguous layout; use memory_format 'contiguous' or 'auto'",
     )
-    device = training.device
+    check_device(training.device, "training.device")
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(value: str, name: str) -> str:
+    """A torch device name deft-tune runs on (``training.device``, ``evaluate --device``)."""
     _require(
-        device in ("auto", "cpu") or device.startswith(("cuda", "mps")),
-        f"training.device == {device!r}, must be 'auto', 'cpu', 'cuda[:N]' or 'mps'",
+        isinstance(value, str) and _DEVICE.fullmatch(value) is not None,
+        f"{name} == {value!r}, must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
     )
+    return value
 
 
 def _check_evaluation(evaluation: EvaluationConfig) -> None:

@@ -27,3 +27,7 @@ class TrackingError(DeftError):
 
 class ClusterError(DeftError):
     """A Ray cluster cannot be brought up or reached, or a job on it cannot be found."""
+
+
+class DiskFullError(DeftError):
+    """An output could not be written: the device holding it is full."""

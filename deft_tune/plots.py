@@ -115,8 +115,10 @@ def plot_kl_per_group(
     history: Sequence[dict[str, float]],
     num_groups: int,
     stage_starts: Sequence[int] | None = None,
+    replicas: int = 1,
 ) -> Figure:
     """KL (nats, probe batch) of each group against the step; stage changes as dashed lines.
+    With several ``replicas`` the curves are their mean, and the title says so.
 
     ``stage_starts``: the steps at which stages 1, 2, ... began (the schedule's
     :func:`~deft_tune.schedules.stage_boundaries` after the first), drawn where they are; without
@@ -136,8 +138,9 @@ def plot_kl_per_group(
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_ylabel("KL per group (nats)")
-    ax.set_title("information per group (dashed: stage change)")
+    mean = f", mean over {replicas} replicas" if replicas > 1 else ""
+    ax.set_ylabel(f"KL per group (nats{mean})")
+    ax.set_title(f"information per group{mean} (dashed: stage change)")
     ax.legend(fontsize=8)
     figure.tight_layout()
     return figure

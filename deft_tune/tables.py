@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 
-__all__ = ["format_table", "markdown_table", "union_keys", "write_block"]
+__all__ = ["check_block", "format_table", "markdown_table", "union_keys", "write_block"]
 
 
 def union_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -60,12 +61,32 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def write_block(path: str | os.PathLike, name: str, text: str) -> Path:
+def check_block(path: str | os.PathLike, name: str, what: str = "") -> None:
+    """ConfigError when the document at ``path`` exists without the ``name`` block's markers:
+    a ``--write-doc`` there would change a document no one marked for it (a new file is fine)."""
+    path = Path(path)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    what = f"{what} " if what else ""
+    try:
+        doc = path.read_text() if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{what}{path}: cannot read it as text; give a Markdown file") from None
+    if doc is not None and not (begin in doc and end in doc):
+        raise ConfigError(
+            f"{what}{path} has no {name} block: add the lines {begin} and {end} where it "
+            "goes, or give a new file"
+        )
+
+
+def write_block(path: str | os.PathLike, name: str, text: str, *, strict: bool = False) -> Path:
     """Replace the ``name`` block of the document at ``path`` with ``text`` (atomically).
 
-    A document without the block gets it appended; one without the file is created with it.
+    A document without the file is created with the block; one without the block gets it
+    appended, or (``strict``) is refused (:func:`check_block`).
     """
     path = Path(path)
+    if strict:
+        check_block(path, name)
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{text.strip()}\n{end}"
     doc = path.read_text() if path.exists() else ""

@@ -2,6 +2,7 @@
 
 - a private data-set cache for the session, and the small dSprites grid; tests marked `cuda`
   skip without CUDA;
+- a small real filesystem to fill (a tmpfs, where mounting is allowed);
 - one local Ray and one `mlflow server` on loopback for the session (each takes seconds to
   start, so every test that needs one shares it; both are torn down at the end);
 - one recorded tiny search (real Ray, real MLflow store) that every test which only reads a
@@ -10,7 +11,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -51,6 +54,28 @@ def deft_user_folders(tmp_path_factory):
         patch.setenv(variable, str(tmp_path_factory.mktemp(variable.lower())))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Make a folder on a real filesystem of ``size`` bytes (a tmpfs), to fill up: a full disk
+    as the user meets it. Mounting needs root; elsewhere the test is skipped (fileio's own
+    test simulates ENOSPC, so the contract is still tested)."""
+    mounted = []
+
+    def make(size: int):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+        done = subprocess.run(command, capture_output=True) if shutil.which("mount") else None
+        if done is None or done.returncode != 0:
+            pytest.skip("cannot mount a small tmpfs here (needs root)")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture

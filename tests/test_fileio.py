@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -10,7 +11,7 @@ import threading
 
 import pytest
 
-from deft_tune.errors import ConfigError
+from deft_tune.errors import ConfigError, DiskFullError
 from deft_tune.fileio import atomic_write, atomic_write_text, check_output_dir, check_output_file
 
 
@@ -24,6 +25,34 @@ def test_a_failed_write_leaves_neither_file_nor_temp(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_meets_enospc_is_one_line_and_the_previous_file_stays(tmp_path):
+    target = tmp_path / "last.pt"
+    target.write_text("the previous checkpoint")
+
+    def full(tmp: str) -> None:
+        open(tmp, "w").write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError) as caught:
+        atomic_write(target, full)
+    message = str(caught.value)
+    assert f"cannot write last.pt in {tmp_path}: no space left" in message
+    assert "the previous last.pt is intact" in message and "\n" not in message
+    assert target.read_text() == "the previous checkpoint" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_write_that_fills_a_real_disk_is_one_line_also_without_an_errno(small_disk):
+    import torch
+
+    disk = small_disk(1 << 20)
+    (disk / "notes.txt").write_text("kept")
+    with pytest.raises(DiskFullError, match=f"cannot write notes.txt in {disk}: no space"):
+        atomic_write_text(disk / "notes.txt", "x" * (2 << 20))
+    with pytest.raises(DiskFullError, match="cannot write big.pt"):  # torch: "unexpected pos"
+        atomic_write(disk / "big.pt", lambda tmp: torch.save(torch.zeros(1 << 19), tmp))
+    assert (disk / "notes.txt").read_text() == "kept" and len(list(disk.iterdir())) == 1
 
 
 def test_files_get_the_permissions_of_a_plain_open(tmp_path):

@@ -35,3 +35,10 @@ def test_kl_plot_has_no_axis_offset():
     ax = figure.axes[0]
     assert ax.yaxis.get_offset_text().get_text() == ""
     assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_a_replicated_runs_kl_plot_says_it_shows_the_mean():
+    one = plots.plot_kl_per_group(HISTORY, 2, [216, 419]).axes[0]
+    three = plots.plot_kl_per_group(HISTORY, 2, [216, 419], replicas=3).axes[0]
+    assert "mean" not in one.get_title()
+    assert "mean over 3 replicas" in three.get_title() and "mean" in three.get_ylabel()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from deft_tune.errors import ConfigError
 from deft_tune.tables import format_table, markdown_table, write_block
 
 
@@ -38,3 +41,13 @@ def test_write_block_replaces_only_its_block(tmp_path):
     assert doc.read_text().endswith("tail\n\n<!-- other:begin -->\nx\n<!-- other:end -->\n")
     write_block(tmp_path / "fresh.md", "t", "y")
     assert (tmp_path / "fresh.md").read_text() == "<!-- t:begin -->\ny\n<!-- t:end -->\n"
+
+
+def test_a_strict_write_refuses_a_document_without_its_block_and_leaves_it(tmp_path):
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\n")
+    with pytest.raises(ConfigError, match="notes.md has no t block: add the lines <!-- t:begin"):
+        write_block(doc, "t", "x", strict=True)
+    assert doc.read_text() == "# Notes\n"
+    write_block(tmp_path / "new.md", "t", "y", strict=True)  # a new file is fine
+    assert (tmp_path / "new.md").read_text() == "<!-- t:begin -->\ny\n<!-- t:end -->\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from deft_tune.config import MAX_THREADS
 from deft_tune.validation import check_scalar
 
 DEFAULT_HELP = "CPU threads for torch (default: one per available core)"
@@ -23,7 +24,7 @@ def checked_threads(threads: int | None) -> int | None:
     """``--threads`` checked (an integer >= 1), or None when not given."""
     if threads is None:
         return None
-    return check_scalar(threads, "--threads", int, min_val=1)
+    return check_scalar(threads, "--threads", int, min_val=1, max_val=MAX_THREADS)
 
 
 def apply_threads(threads: int | None) -> None:

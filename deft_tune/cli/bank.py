@@ -42,9 +42,7 @@ def run_export(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.suffix != ".parquet":
         raise ConfigError(f"--out {out} must end in .parquet (a curve bank is a Parquet file)")
-    if out.exists() and not args.force:
-        raise ConfigError(f"--out {out} exists: pass --force to replace it")
-    check_output_file(out, "--out")
+    check_output_file(out, "--out", replace=args.force)
     from deft_tune.search.replay.bankfile import export_banks
 
     bank = export_banks(tracking_uri(args), args.experiments, out)

@@ -76,12 +76,12 @@ def _dataset(args: argparse.Namespace):
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from deft_tune.data import dataset_class, names
+    from deft_tune.data import describe, names
 
     width = max(map(len, names()))
     for name in names():
         try:
-            description = getattr(dataset_class(name), "description", "")
+            description = describe(name)
         except (ImportError, AttributeError) as exc:  # a family whose module is not there
             description = f"(unavailable: {exc})"
         print(f"{name:<{width}}  {description}")

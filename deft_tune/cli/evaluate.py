@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deft_tune.cli._threads import add_threads_argument, apply_threads, checked_threads
+from deft_tune.config import check_device
 from deft_tune.errors import ConfigError, TrainingError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.report_keys import METRIC_KEYS
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         check_seed(args.seed, "--seed")
     threads = checked_threads(args.threads)
+    if args.device is not None:
+        check_device(args.device, "--device")
     out = args.out or args.model / f"evaluation{'_fast' if args.fast else ''}.json"
     check_output_file(out, "--out")
     representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="how many top trials --space-out spans (default 5)",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --out or --space-out file"
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --out FILE (the best run config) and/or --space-out FILE")
     for flag, path in (("--out", args.out), ("--space-out", args.space_out)):
         if path is not None:
-            check_output_file(path, flag)
+            check_output_file(path, flag, replace=args.force)
     if args.space_out is not None and args.top < 1:
         raise ConfigError(f"--top == {args.top}, must be >= 1")
     uri = tracking_uri(args)

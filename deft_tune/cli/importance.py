@@ -1,4 +1,4 @@
-"""`deft-tune importance BANK.parquet [...] | EXPERIMENT`: which sampled schedule parameters
+"""`deft-tune importance BANK.parquet [...] | NAME`: which sampled schedule parameters
 matter for the objective (fANOVA, bootstrap intervals over trials), as a table, a figure and,
 with --write-doc, the ``importance`` block of a Markdown document.
 """
@@ -23,7 +23,9 @@ def register(subparsers) -> None:
         "resamples of the trials. SOURCE: curve bank files (.parquet, parts of one bank) or one "
         "recorded search's name.",
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="BANK.parquet ... or EXPERIMENT")
+    p.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="BANK.parquet ... or a search's NAME"
+    )
     p.add_argument("--resamples", type=int, default=100, help="bootstrap resamples (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resamples and forests")
     p.add_argument("--out", type=Path, help="figure folder (default ./importance-NAME)")
@@ -40,7 +42,7 @@ def _load(args: argparse.Namespace):
         from deft_tune.search.replay.bankfile import read_banks
 
         if len(banks) != len(args.sources):
-            raise ConfigError("give either bank files (.parquet) or one EXPERIMENT, not both")
+            raise ConfigError("give either bank files (.parquet) or one search NAME, not both")
         bank = read_banks(banks)
         trials = [(t.params, t.final_objective) for t in bank.trials]
         return bank.experiment, bank.raw_space, trials, bank.objective
@@ -49,7 +51,7 @@ def _load(args: argparse.Namespace):
     from deft_tune.search.tracking.reader import load_search
 
     if len(args.sources) != 1:
-        raise ConfigError("give one EXPERIMENT (or bank files ending in .parquet)")
+        raise ConfigError("give one search NAME (or bank files ending in .parquet)")
     search = load_search(tracking_uri(args), args.sources[0])
     found = [(t.params, report.objective_value(t, search.objective)) for t in search.trials]
     trials = [(p, v) for p, v in found if v is not None]
@@ -59,6 +61,10 @@ def _load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     check_scalar(args.resamples, "--resamples", int, min_val=1)
     check_scalar(args.seed, "--seed", int, min_val=0)
+    if args.write_doc:
+        from deft_tune.tables import check_block
+
+        check_block(args.write_doc, DOC_BLOCK, "--write-doc")  # before the work, never appended
     from deft_tune.search.importance import importances
     from deft_tune.search.importance_render import figure, markdown, text
 
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from deft_tune.tables import write_block
 
         relative = os.path.relpath(path, Path(args.write_doc).resolve().parent)
-        doc = write_block(args.write_doc, DOC_BLOCK, markdown(result, name, command, relative))
+        text_block = markdown(result, name, command, relative)
+        doc = write_block(args.write_doc, DOC_BLOCK, text_block, strict=True)
         print(f"wrote {doc} ({DOC_BLOCK} block)")
     return 0

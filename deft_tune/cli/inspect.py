@@ -12,8 +12,13 @@ from deft_tune.fileio import check_output_dir, check_output_file
 from deft_tune.results import report
 from deft_tune.tables import format_table, union_keys
 
+# How every --tracking-uri help names the default store (tracking.layout.default_tracking_uri),
+# one wording everywhere; kept here, beside the flag, so that `--help` imports no search code.
+DEFAULT_STORE = "sqlite:///<this folder>/mlflow.db"
+
 TRIAL_COLUMNS = (
     "trial",
+    "seed",
     "status",
     "stop_reason",
     "objective",
@@ -54,8 +59,8 @@ def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default: sqlite:///mlflow.db in this folder, "
-        "where `deft-tune search` writes by default)",
+        help=f"MLflow tracking URI (default: {DEFAULT_STORE}, where `deft-tune search` writes "
+        "by default)",
     )
 
 

@@ -22,10 +22,13 @@ def register(subparsers) -> None:
         "random trial orders, N trials at a time, each report costing its recorded time, the "
         "live IFP stopper and Ray's ASHA deciding. Prints trial-steps, savings, wall time, the "
         "objective each rule would return and its regret (median and IQM with bootstrap 95% "
-        "intervals), writes the anytime figure and logs an MLflow run in EXPERIMENT-replay.",
+        "intervals), writes the anytime figure and logs an MLflow run in experiment NAME-replay.",
     )
     p.add_argument(
-        "experiment", metavar="EXPERIMENT", nargs="?", help="the recorded search's name in MLflow"
+        "experiment",
+        metavar="NAME",
+        nargs="?",
+        help="the recorded search's name, as `deft-tune inspect` lists it",
     )
     p.add_argument(
         "--bank",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from deft_tune.cli.inspect import DEFAULT_STORE
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -43,7 +45,7 @@ def register(subparsers) -> None:
     )
     tracking = p.add_mutually_exclusive_group()
     tracking.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///./mlflow.db)"
+        "--tracking-uri", metavar="URI", help=f"MLflow tracking URI (default: {DEFAULT_STORE})"
     )
     tracking.add_argument(
         "--mlflow-server",

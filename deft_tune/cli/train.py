@@ -10,6 +10,7 @@ final numbers and metrics (metrics.json), and two figures (traversals.png, kl_pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     history = [row for row in earlier if row["step"] <= trainer.step]  # later ones replay
     report = _Reporter(trainer, out, history, progress=not args.no_progress)
     try:
-        last = trainer.run(report=report, on_step=report.step)
+        with report.logging_through_bar():
+            last = trainer.run(report=report, on_step=report.step)
     finally:
         report.close()
     _finish(trainer, out, history, last)
@@ -172,6 +174,15 @@ class _Reporter:
                 dynamic_ncols=True,
             )
         self._saved = trainer.step
+        self._postfix: dict[str, Any] = {}
+
+    def logging_through_bar(self) -> contextlib.AbstractContextManager[None]:
+        """Log lines (a stage change's table) printed above the bar, not through it."""
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
 
     def __call__(self, report: dict[str, float]) -> None:
         self.history.append(report)
@@ -185,14 +196,21 @@ class _Reporter:
             self.trainer.save_checkpoint(self.out / "checkpoints" / "last.pt")
             self._saved = step
         if self.bar is not None:  # the bar itself moves in step()
-            self.bar.set_postfix(
+            self._postfix.update(
                 stage=int(report[keys.STAGE]),
                 beta=f"{report['train/beta']:.3g}",
                 loss=f"{report['train/loss']:.1f}",
             )
+            self.bar.set_postfix(self._postfix)
 
     def step(self, step: int) -> None:
         if self.bar is not None:
+            # The stage the bar shows follows the schedule at every step, not only at reports
+            # (beta and loss are measured, so they wait for the next report).
+            stage = self.trainer.position(max(step - 1, 0)).stage
+            if self._postfix.get("stage") != stage:
+                self._postfix["stage"] = stage
+                self.bar.set_postfix(self._postfix, refresh=False)
             self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
@@ -222,7 +240,7 @@ def _finish(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     _figures(trainer, out, history, last)
     for name, value in metrics.items():
         if "/" not in name or count == 1:  # per-replica scores stay in metrics.json
-            print(f"metrics/{name}: {value:.4f}")
+            print(f"metrics/{name}: {value:.4f} (standard setting)")
 
 
 def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
@@ -244,7 +262,8 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
         plots.save_figure(plots.plot_traversals(images, groups, kl), out / name)
     starts = stage_boundaries(trainer.config.schedule, trainer.config.training.steps)[1:]
     plots.save_figure(
-        plots.plot_kl_per_group(history, trainer.num_groups, starts), out / "kl_per_group.png"
+        plots.plot_kl_per_group(history, trainer.num_groups, starts, count),
+        out / "kl_per_group.png",
     )
 
 

@@ -6,18 +6,23 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deft_tune.data.base import GridData, GroundTruthData
 from deft_tune.errors import DataError
+
+if TYPE_CHECKING:
+    from deft_tune.data.base import GridData, GroundTruthData
 
 __all__ = [
     "GridData",
     "GroundTruthData",
     "check_dataset_options",
     "dataset_class",
+    "describe",
     "get_dataset",
     "names",
     "run_dataset",
@@ -46,6 +51,50 @@ def dataset_class(name: str) -> type:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
     module_name, class_name = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def __getattr__(name: str) -> Any:
+    # The base classes import torch: only when one is used, so that `data list` stays instant.
+    if name in ("GridData", "GroundTruthData"):
+        from deft_tune.data import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def describe(name: str) -> str:
+    """The ``description`` of the class behind ``name``, read from its source when it is a
+    plain string there (no torch import: `deft-tune data list` stays instant), else from the
+    class."""
+    if name not in _REGISTRY:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
+    module_name, class_name = _REGISTRY[name].split(":")
+    spec = importlib.util.find_spec(module_name)
+    if spec is not None and spec.origin and spec.origin.endswith(".py"):
+        with open(spec.origin, encoding="utf-8") as handle:
+            found = _class_string(ast.parse(handle.read()), class_name, "description")
+        if found is not None:
+            return found
+    return str(getattr(dataset_class(name), "description", ""))
+
+
+def _class_string(tree: ast.Module, class_name: str, attribute: str) -> str | None:
+    """The string literal assigned to ``attribute`` in the body of class ``class_name``."""
+    for node in tree.body:
+        if not (isinstance(node, ast.ClassDef) and node.name == class_name):
+            continue
+        for item in node.body:
+            value: ast.expr | None
+            if isinstance(item, ast.Assign):
+                targets, value = item.targets, item.value
+            elif isinstance(item, ast.AnnAssign):
+                targets, value = [item.target], item.value
+            else:
+                continue
+            named = any(isinstance(t, ast.Name) and t.id == attribute for t in targets)
+            if named and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                return value.value
+    return None
 
 
 def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Procedural dSprites renderer: binary 64x64 masks from integer factor indices.
 
-The geometry (fitted to the real frames, see ``shared/reference/DATASETS.md``): a pixel (row r,
+The geometry (fitted to the real frames in ``tests/data/reference/``): a pixel (row r,
 column c) is on iff its centre (c + 0.5, r + 0.5) lies inside the shape; the shape's centre is
 x = 16 + 32 posX, y = 16 + 32 posY; rotation by theta turns it counter-clockwise on screen.
 

@@ -89,9 +89,9 @@ class ScreamDSprites(DSprites):
     name = "scream_dsprites"
     picture = "grace_hopper.jpg"  # in matplotlib's sample data
     picture_box = (350, 274)  # (width, height) the picture is shrunk to fit
-    description = (
-        f"dSprites on random crops of a picture (matplotlib sample data {picture}, resized to "
-        f"fit 350x274, mixed with a random colour), sprite pixels inverted"
+    description = (  # a plain string: `deft-tune data list` reads it without importing torch
+        "dSprites on random crops of a picture (matplotlib sample data grace_hopper.jpg, resized "
+        "to fit 350x274, mixed with a random colour), sprite pixels inverted"
     )
     observation_shape = (3, SIDE, SIDE)
 

@@ -92,10 +92,11 @@ def plot_ifp(results: Sequence[AnnealingResult], title: str = "") -> plt.Figure:
         if len(found):
             left.hlines(np.median(found), i - 0.3, i + 0.3, color="black", lw=1.5)
         missing = len(ifps) - len(found)
-        if missing:
-            left.annotate(f"{missing} never", (i, 1.0), ha="center", va="bottom", fontsize=8)
+        if missing:  # at the axis' foot, wherever the IFPs lie
+            left.annotate(f"{missing} never", (i, 0.02), xycoords=("data", "axes fraction"),
+                          ha="center", va="bottom", fontsize=8)  # fmt: skip
     left.set_xticks(range(len(factors)), factors, rotation=30, ha="right")
-    left.set_yscale("log")
+    _ifp_scale(left, np.array([r.ifp for r in results]))
     left.set_ylabel("IFP (beta)")
     left.set_title("IFP per factor (bar: median)")
     for r in results:
@@ -163,6 +164,16 @@ def plot_unsupervised(
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def _ifp_scale(ax: plt.Axes, ifps: np.ndarray) -> None:
+    """A log axis when the IFPs span a decade or more; else a linear one with plain labels (a
+    log axis over 1.02-1.05 labels its ticks 1.03x10^0 and squeezes the points together)."""
+    found = ifps[np.isfinite(ifps) & (ifps > 0)]
+    if found.size and found.max() / found.min() >= 10:
+        ax.set_yscale("log")
+        return
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
 
 
 def _save(figure: plt.Figure, path: str) -> None:

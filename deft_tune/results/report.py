@@ -237,6 +237,8 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
     wall = (trial.end_time - trial.start_time) if trial.end_time else None
     row: dict[str, Any] = {
         "trial": trial.trial_id,
+        # training.seed: the first replica's (replica r trains with seed + r)
+        "seed": int(trial.params["training.seed"]) if "training.seed" in trial.params else None,
         "status": trial.status,
         "stop_reason": trial.stop_reason,
         "objective": objective_value(trial, metric),

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from ray.tune import Callback
 
 from deft_tune import report_keys as keys
 from deft_tune.report_keys import COMPLETED
+from deft_tune.results import report
 from deft_tune.search.tracking.layout import IFP_STOP_REASONS, STOP_TAG
 from deft_tune.search.tracking.writer import SearchTracking
 
@@ -79,28 +81,47 @@ def _fmt(value: Any, spec: str) -> str:
     return "-"
 
 
+_SETTINGS = "metrics: the fast setting at each report, the standard one at a trial's end"
+
+
 class LiveTable(Callback):
     """One line per report and per trial end: trial, step, stage, beta, objective, status."""
 
     HEADER = f"{'trial':<10} {'step':>7} {'stage':>5} {'beta':>9} {'objective':>10}  status"
 
-    def __init__(self, metric: str, asha: bool = True) -> None:
+    def __init__(self, metric: str, asha: bool = True, total: int | None = None) -> None:
         self.metric = metric
         self.asha = asha
+        self.total = total  # budget.num_trials: ended trials are counted against it
+        self._ended: set[str] = set()
         self._printed_header = False
 
     def _line(self, trial: Any, result: dict[str, Any], status: str) -> None:
         out = sys.stdout
         if not self._printed_header:
-            print(f"objective: {self.metric}", file=out)
+            metric = self.metric.startswith(keys.METRIC_PREFIX)
+            print(f"objective: {self.metric}" + (f" ({_SETTINGS})" if metric else ""), file=out)
             print(self.HEADER, file=out)
             self._printed_header = True
+        # A score names its setting: a report's is fast, a trial's last one standard.
+        scored = SimpleNamespace(metrics=result)
+        value = report.objective_value(scored, self.metric)
+        setting = report.objective_setting(scored, self.metric)
+        shown = f" ({setting})" if setting in ("fast", "standard") else ""
         row = (
             f"{trial.trial_id:<10} {_fmt(result.get(keys.STEP), '7.0f')} "
             f"{_fmt(result.get(keys.STAGE), '5.0f')} {_fmt(result.get(keys.BETA), '9.3g')}"
-            f" {_fmt(result.get(self.metric), '10.4f')}  {status}"
+            f" {_fmt(value, '10.4f')}  {status}{shown}"
         )
         print(row, file=out, flush=True)
+
+    def _ended_status(self, trial: Any, label: str) -> str:
+        """``label`` with how many trials have ended of the budget ("done, 3/4 trials")."""
+        ended: set[str] = getattr(self, "_ended", set())  # restored from an older pickle
+        ended.add(trial.trial_id)
+        self._ended = ended
+        total = getattr(self, "total", None)
+        return f"{label}, {len(ended)}/{total} trials ended" if total else label
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -111,10 +132,10 @@ class LiveTable(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         _, reason = stop_reason(trial, self.asha)
         label = "done" if reason == "completed" else f"stopped ({reason})"
-        self._line(trial, trial.last_result or {}, label)
+        self._line(trial, trial.last_result or {}, self._ended_status(trial, label))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, trial.last_result or {}, "retrying from checkpoint")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, trial.last_result or {}, "error")
+        self._line(trial, trial.last_result or {}, self._ended_status(trial, "error"))

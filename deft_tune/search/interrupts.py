@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["StopRequest", "graceful_stop"]
+from deft_tune.fileio import space_low
+
+__all__ = ["StopRequest", "graceful_stop", "stop_when_full"]
 
 _TUNE_SWITCH = "TUNE_DISABLE_SIGINT_HANDLER"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -30,6 +32,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.fitting = False
+        self.full_storage: str | None = None  # set by stop_when_full before it stops the search
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         first = not self.requested
@@ -62,3 +65,30 @@ def graceful_stop() -> Iterator[StopRequest]:
             os.environ.pop(_TUNE_SWITCH, None)
         else:
             os.environ[_TUNE_SWITCH] = old_switch
+
+
+@contextmanager
+def stop_when_full(folder: str | None, stop: StopRequest, every_s: float = 1.0) -> Iterator[None]:
+    """Stop the search as an interrupt does (SIGTERM to this process) when the local storage
+    ``folder`` has no room left: every trial would fail writing its checkpoint there, retry and
+    fail again, and Tune's own state would be cut short. None (a remote storage), or a search
+    off the main thread (no handler of ours would take the SIGTERM): no watch."""
+    if folder is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ended = threading.Event()
+
+    def watch() -> None:
+        while not ended.wait(every_s):
+            if space_low(folder):
+                stop.full_storage = folder
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    watcher = threading.Thread(target=watch, name="deft-storage-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        watcher.join()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shlex
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from deft_tune.config import read_yaml
+from deft_tune.config import MAX_THREADS, read_yaml
 from deft_tune.data import check_dataset_options
 from deft_tune.errors import ConfigError
 from deft_tune.search.space import SearchSpace, largest_run, load_space
@@ -35,7 +37,10 @@ __all__ = [
     "check_local_resources",
     "check_storage_reachable",
     "cluster_address",
+    "discard_folder",
+    "folder_exists",
     "prepare_space",
+    "read_command",
     "read_state",
     "require_trial_fits",
     "resume_command",
@@ -82,6 +87,9 @@ class SearchOutcome:
     resume_command: str
     errors: int = 0  # trials that failed (after their retries)
     first_error: str | None = None  # the last line of the first failed trial's error
+    full_storage: str | None = None  # the local storage folder whose device filled up
+    concurrent: int = 1  # budget.max_concurrent: > 1 makes stops depend on the finish order
+    best_setting: str | None = None  # "standard" or "fast" (report.objective_setting)
 
     @property
     def failed(self) -> bool:
@@ -108,8 +116,11 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
             stopping, asha=dataclasses.replace(stopping.asha, enabled=False)
         )
     name = options.name or space.name
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"--name == {name!r}: use letters, digits, '_', '-' or '.'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):  # "--x" would read as a flag
+        raise ConfigError(
+            f"--name == {name!r}: use letters, digits, '_', '-' or '.', starting with a letter "
+            "or digit"
+        )
     _check_device_budget(space)
     check_dataset_options(space.data["name"], space.data.get("options") or {})
     return dataclasses.replace(space, name=name, stopping=stopping)
@@ -216,7 +227,7 @@ def _budget_overrides(options: SearchOptions, budget: Any) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if options.cpus_per_trial is not None:
         overrides["cpus_per_trial"] = check_trial_share(
-            options.cpus_per_trial, "--cpus-per-trial", zero_ok=False
+            options.cpus_per_trial, "--cpus-per-trial", zero_ok=False, most=MAX_THREADS
         )
     if options.gpus_per_trial is not None:
         overrides["gpus_per_trial"] = check_trial_share(
@@ -263,7 +274,16 @@ def resume_command(options: SearchOptions, name: str) -> str:
         parts.append("--mlflow-server")
     if options.smoke_test:
         parts.append("--smoke-test")
-    return " ".join([*parts, "--resume"])
+    return shlex.join([*parts, "--resume"])
+
+
+def read_command(verb: str, name: str, uri: str, *extra: str) -> str:
+    """``deft-tune inspect|export NAME ...`` as it runs from this folder: with the search's
+    --tracking-uri unless it is the default one here."""
+    from deft_tune.search.tracking.layout import default_tracking_uri
+
+    store = [] if uri == default_tracking_uri() else ["--tracking-uri", uri]
+    return shlex.join(["deft-tune", verb, name, *store, *extra])
 
 
 # --- the experiment folder's own state ----------------------------------------------------
@@ -295,6 +315,27 @@ def read_state(experiment_path: str) -> dict[str, Any] | None:
             return json.loads(stream.read().decode())
     except (FileNotFoundError, OSError):
         return None
+
+
+def folder_exists(experiment_path: str) -> bool:
+    fs, inner = _fs(experiment_path)
+    return fs.get_file_info(inner).type != _file_type().NotFound
+
+
+def discard_folder(experiment_path: str, *, made_here: bool) -> None:
+    """Undo a search that never started a trial, so that the same command runs again: the
+    folder if this search made it, else only the state file that would block a rerun."""
+    fs, inner = _fs(experiment_path)
+    if made_here:
+        fs.delete_dir(inner)
+    elif fs.get_file_info(f"{inner}/{STATE_FILE}").type != _file_type().NotFound:
+        fs.delete_file(f"{inner}/{STATE_FILE}")
+
+
+def _file_type():
+    import pyarrow.fs
+
+    return pyarrow.fs.FileType
 
 
 def write_state(experiment_path: str, state: dict[str, Any]) -> None:

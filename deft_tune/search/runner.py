@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deft_tune.errors import ConfigError
-from deft_tune.fileio import check_output_dir
+from deft_tune.errors import ConfigError, DiskFullError
+from deft_tune.fileio import check_output_dir, disk_full
 from deft_tune.search.lock import search_lock
 from deft_tune.search.options import (
     SearchOptions,
@@ -30,6 +30,7 @@ from deft_tune.search.options import (
     check_storage_reachable,
     cluster_address,
     prepare_space,
+    read_command,
     read_state,
     resume_command,
     storage_root,
@@ -118,6 +119,12 @@ def _check_resume(options: SearchOptions, name: str, path: str, previous: dict |
         )
     if options.resume:
         verify(path)  # before Ray unpickles anything there (seal.py says what is trusted)
+    if not options.resume and previous is not None and previous.get("finished"):
+        inspect = read_command("inspect", name, str(previous.get("tracking_uri")))
+        raise ConfigError(
+            f"a search {name!r} already ran to its end in {path}: see it with `{inspect}`, "
+            f"or run it again under another --name (e.g. --name {name}-2)"
+        )
     if not options.resume and previous is not None:
         raise ConfigError(
             f"a search {name!r} already exists in {path}: add --resume to "
@@ -140,6 +147,8 @@ def _experiment_path(options: SearchOptions, name: str) -> str:
 
 def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
     """What the CLI prints at the end."""
+    if outcome.full_storage:
+        return [full_storage_line(outcome.name, outcome.full_storage)]
     if outcome.interrupted:
         return [
             f"search {outcome.name!r} interrupted after {outcome.completed} of "
@@ -166,21 +175,50 @@ def summary_lines(outcome: SearchOutcome, metric: str) -> list[str]:
             f"no trial reported the objective: see the trials' logs in {outcome.experiment_path}"
         )
     else:
-        lines.append(f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}")
+        setting = f" ({outcome.best_setting} setting)" if outcome.best_setting else ""
+        lines.append(
+            f"best trial {outcome.best_trial_id}: {metric} = {outcome.best_value:.4f}{setting}"
+        )
         if outcome.completed == 0:
             lines.append(
                 "no trial ran to the end: the best was stopped early and its score is "
-                "from its last report (the fast setting); `deft-tune inspect "
-                f"{outcome.name}` says why each stopped"
+                "from its last report (the fast setting); "
+                f"`{read_command('inspect', outcome.name, outcome.tracking_uri)}` says why each "
+                "stopped"
             )
+    if outcome.concurrent > 1:
+        lines.append(
+            f"{outcome.concurrent} trials ran at a time: ASHA's stops and TPE's later draws "
+            "followed the order they finished in, so the same seed may give another search; "
+            "budget.max_concurrent: 1 repeats it exactly"
+        )
     lines += [
-        "inspect it:  deft-tune inspect " + outcome.name,
-        "export it:   deft-tune export " + outcome.name + " --out best.yaml",
+        "inspect it:  " + read_command("inspect", outcome.name, outcome.tracking_uri),
+        "export it:   "
+        + read_command("export", outcome.name, outcome.tracking_uri, "--out", "best.yaml"),
     ]
     return lines
 
 
 EXIT_FAILED = 1  # the search ran but every trial failed
+EXIT_FULL = 2  # the storage's device filled up (a user error, as a bad --storage is)
+
+
+def _raise_if_full(error: Exception, options: SearchOptions) -> None:
+    """DiskFullError (one line) when ``error`` came from a full local storage: Ray's and
+    Optuna's state files cut short surface as EOFError or UnpicklingError tracebacks."""
+    root = storage_root(options.storage)
+    if "://" not in root and disk_full(error, root):
+        name = options.name or load_space(options.space).name
+        raise DiskFullError(full_storage_line(name, root)) from None
+
+
+def full_storage_line(name: str, root: str) -> str:
+    # Tune's state may be cut short there: a resume could be refused, a new name is safe.
+    return (
+        f"search {name!r} stopped: no space left on the device of --storage {root}; free some "
+        "space there and run it again under another --name"
+    )
 
 
 def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None = None) -> int:
@@ -191,10 +229,15 @@ def main_search(options: SearchOptions, data_factory: Callable[[], Any] | None =
     except KeyboardInterrupt:  # a second signal, or one outside Tune's fit (interrupts.py)
         print(interrupted_line(options), file=sys.stderr)
         return 130
+    except Exception as exc:
+        _raise_if_full(exc, options)
+        raise
     metric = load_space(options.space).objective.key
     ok = not (outcome.interrupted or outcome.failed)
     for line in summary_lines(outcome, metric):
         print(line, file=sys.stdout if ok else sys.stderr)
+    if outcome.full_storage:
+        return EXIT_FULL
     if outcome.interrupted:
         return 130
     return EXIT_FAILED if outcome.failed else 0

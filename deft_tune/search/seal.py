@@ -18,6 +18,7 @@ its folder cannot be resumed. Trial checkpoints are not sealed: they are read as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -88,9 +89,14 @@ def seal(experiment_path: str) -> None:
     assert key is not None
     digests = {name: _digest(fs, f"{inner}/{name}", key) for name in _sealed_files(fs, inner)}
     tmp = f"{inner}/.{SEAL_FILE}.{secrets.token_hex(8)}.tmp"
-    with fs.open_output_stream(tmp) as stream:
-        stream.write(json.dumps({"hmac_sha256": digests}, indent=1).encode())
-    fs.move(tmp, f"{inner}/{SEAL_FILE}")
+    try:
+        with fs.open_output_stream(tmp) as stream:
+            stream.write(json.dumps({"hmac_sha256": digests}, indent=1).encode())
+        fs.move(tmp, f"{inner}/{SEAL_FILE}")
+    except BaseException:  # a full disk: no torn seal left behind
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
 
 
 def verify(experiment_path: str) -> None:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import ray
@@ -25,14 +26,16 @@ from ray.tune.search.optuna import OptunaSearch
 
 from deft_tune.data import run_dataset
 from deft_tune.report_keys import COMPLETED
-from deft_tune.results.report import best_report
+from deft_tune.results.report import best_report, objective_setting
 from deft_tune.search.callbacks import LiveTable, TrialRunFinisher
 from deft_tune.search.cluster.resources import alive_node_count, require_shared_resources
-from deft_tune.search.interrupts import StopRequest, graceful_stop
+from deft_tune.search.interrupts import StopRequest, graceful_stop, stop_when_full
 from deft_tune.search.options import (
     SearchOptions,
     SearchOutcome,
     cluster_address,
+    discard_folder,
+    folder_exists,
     require_trial_fits,
     resume_command,
     space_as_run,
@@ -187,7 +190,7 @@ def _tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, asha),
-            LiveTable(space.objective.key, asha),
+            LiveTable(space.objective.key, asha, space.budget.num_trials),
             *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )
@@ -248,39 +251,63 @@ def _track_and_fit(
 ) -> SearchOutcome:
     tracking = SearchTracking(uri, space.name)
     artifacts = {SPACE_ARTIFACT: space_as_run(options, space)}
+    made_here = not folder_exists(path)
     parent = tracking.start_parent(
         _parent_params(space, options),
         artifacts,
         run_id=(previous or {}).get("parent_run_id"),
         run_name=space.name,
     )
-    write_state(path, {"parent_run_id": parent, "tracking_uri": uri, "space": options.space})
-    if data_factory is None:
-        prepare_data(space, options, out)
+    state = {"parent_run_id": parent, "tracking_uri": uri, "space": options.space}
+    write_state(path, state)
     target = TrackingTarget(uri, tracking.experiment_id, parent)
     status = "FAILED"
     try:
+        if data_factory is None:
+            prepare_data(space, options, out)
         tuner = _tuner(space, path, _trainable(space, target, data_factory), parent, options.resume)
         out(
             f"search {space.name!r}: {space.budget.num_trials} trials, "
             f"{space.budget.max_concurrent} at a time; state in {path}"
         )
         stop.fitting = True
-        grid = tuner.fit()
+        with stop_when_full(None if "://" in path else path.rsplit("/", 1)[0], stop):
+            grid = tuner.fit()
         stop.fitting = False
-        outcome = _outcome(space, options, path, uri, parent, grid, stop.requested)
+        outcome = _outcome(space, options, path, uri, parent, grid, stop)
         status = "KILLED" if outcome.interrupted else "FINISHED"
+        if status == "FINISHED":  # a rerun is told to inspect it, not to resume it
+            write_state(path, {**state, "finished": True})
         _summarise(tracking, outcome)
         return outcome
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception:
+        if not options.resume and not tracking.trial_runs():
+            status = _DISCARD  # nothing ran: leave nothing that blocks the same command
+        raise
     finally:
-        try:  # a run still open here was cut short by the search's end
-            tracking.end_open_trials("KILLED", "interrupted")
-            tracking.finish_parent(status)
+        _settle(tracking, path, status, made_here)
+
+
+_DISCARD = "DISCARD"
+
+
+def _settle(tracking: SearchTracking, path: str, status: str, made_here: bool) -> None:
+    """End the search's runs and seal its folder; a search that failed before its first trial
+    is undone instead (its parent run deleted, its folder or state file removed)."""
+    if status == _DISCARD:
+        try:
+            tracking.discard_parent()
         finally:
-            seal(path)  # Tune has saved its state for the last time: what --resume may trust
+            discard_folder(path, made_here=made_here)
+        return
+    try:  # a run still open here was cut short by the search's end
+        tracking.end_open_trials("KILLED", "interrupted")
+        tracking.finish_parent(status)
+    finally:
+        seal(path)  # Tune has saved its state for the last time: what --resume may trust
 
 
 def _outcome(
@@ -290,16 +317,18 @@ def _outcome(
     uri: str,
     parent: str,
     grid: Any,
-    stopped: bool,
+    stop: StopRequest,
 ) -> SearchOutcome:
     results = list(grid)
     settled = grid.num_terminated + grid.num_errors
     unsettled = settled < len(results) or len(results) < space.budget.num_trials
-    interrupted = stopped or unsettled  # Tune's stop can leave every trial settled
+    interrupted = stop.requested or unsettled  # Tune's stop can leave every trial settled
     best = best_report(
         [r.metrics or {} for r in results], space.objective.key, space.objective.mode
     )
     completed = sum((r.metrics or {}).get(COMPLETED) == 1.0 for r in results)
+    by_id = {str((r.metrics or {}).get("trial_id")): r.metrics or {} for r in results}
+    best_scored = SimpleNamespace(metrics=by_id.get(best[0], {})) if best else None
     errors = [r.error for r in results if r.error is not None]
     return SearchOutcome(
         name=space.name,
@@ -315,6 +344,9 @@ def _outcome(
         resume_command=resume_command(options, space.name),
         errors=len(errors),
         first_error=last_line(errors[0]) if errors else None,
+        full_storage=stop.full_storage,
+        concurrent=space.budget.max_concurrent,
+        best_setting=objective_setting(best_scored, space.objective.key) if best_scored else None,
     )
 
 

@@ -1,4 +1,6 @@
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,3 +128,21 @@ def test_paths_in_the_way_are_refused_before_rendering(small_dsprites, tmp_path,
     assert _run(["data", "show", "dsprites_full", "--out", str(grid)]) == 2
     assert "is a folder" in _one_line_error(capsys)
     assert not small_dsprites.exists()  # nothing rendered
+
+
+def test_data_list_imports_no_torch_and_shows_each_class_description():
+    script = (
+        "import sys\n"
+        "from deft_tune.cli import main\n"
+        "main(['data', 'list'])\n"
+        "print('heavy:', sorted(m for m in ('torch', 'pyarrow') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "heavy: []", done.stdout
+    from deft_tune.data import dataset_class, names
+
+    for name, line in zip(names(), lines[:-1], strict=True):
+        assert line.split(None, 1) == [name, dataset_class(name).description]

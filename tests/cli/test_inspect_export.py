@@ -235,6 +235,19 @@ def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, 
         assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)
 
 
+def test_export_refuses_to_overwrite_a_file_unless_forced(tmp_path, capsys):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("my own notes\n")
+    store = ["--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}"]
+    for flag in ("--out", "--space-out"):
+        code, _, err = _cli(capsys, "export", "s", flag, str(mine), *store)
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{flag} {mine} exists: pass --force to replace it" in err
+        code, _, err = _cli(capsys, "export", "s", flag, str(mine), "--force", *store)
+        assert code == 2 and "exists" not in err  # past the check: the store is read next
+    assert mine.read_text() == "my own notes\n"
+
+
 @pytest.mark.slow
 def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_path, capsys):
     from deft_tune.search.options import SearchOptions

@@ -77,7 +77,7 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["train", "--config", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "training.steps == 0, must be >= 1" in err
+    assert err.count("\n") == 1 and "training.steps == 0, must lie in [1, 1e+09]" in err
     assert not out.exists()
 
 
@@ -215,7 +215,7 @@ def test_the_config_threads_apply_and_threads_overrides_them_on_record(tmp_path,
     )
     assert main([*argv, "--resume", "--threads", "1"]) == 0
     assert main([*argv, "--threads", "0"]) == 2
-    assert "--threads == 0, must be >= 1" in capsys.readouterr().err
+    assert "--threads == 0, must lie in [1, 1024]" in capsys.readouterr().err
 
 
 def test_the_progress_bar_moves_every_step_not_only_at_reports(tmp_path, monkeypatch):
@@ -232,3 +232,74 @@ def test_the_progress_bar_moves_every_step_not_only_at_reports(tmp_path, monkeyp
     config = write_config(tmp_path)  # 8 steps, a report every 4
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     assert moves == [1] * 8
+
+
+def _pages(path) -> int:
+    return -(-path.stat().st_size // 4096)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_last_checkpoint_stays(
+    tmp_path, capsys, small_disk
+):
+    from deft_tune.training import read_checkpoint
+
+    config = write_config(tmp_path)
+    measured = tmp_path / "measured"  # the same run on a roomy disk: what each file takes
+    assert main(["train", "--config", str(config), "--out", str(measured), "--no-progress"]) == 0
+    checkpoint = _pages(measured / "checkpoints" / "last.pt")
+    small = _pages(measured / "config.yaml") + 2 * _pages(measured / "history.jsonl")
+    # Room for the step-4 checkpoint and half another: the one at step 8 cannot be written.
+    out = small_disk(4096 * (small + checkpoint + checkpoint // 2))
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot write last.pt in {out / 'checkpoints'}: no space left on its device" in err
+    assert "the previous last.pt is intact" in err
+    assert read_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_the_progress_bar_keeps_log_lines_whole_and_shows_the_stage_of_every_step(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests import REPO, scaled
+
+    argv = ["train", "--config", str(write_config(tmp_path)), "--out", str(tmp_path / "o")]
+    script = (
+        "import sys\n"
+        "from deft_tune import data\n"
+        "data._REGISTRY['squares'] = 'tests.doubles:Squares'\n"
+        "from deft_tune.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    at = done.stderr.index("INFO deft_tune.replica: step 4: stage 1, parameter groups")
+    assert done.stderr[at - 1] in "\r\n", repr(done.stderr[at - 80 : at + 20])  # not after a bar
+    assert "stage=1" in done.stderr.rsplit("\r", 1)[-1]  # the bar's last drawing
+
+
+def test_the_bar_shows_the_stage_of_the_step_not_of_the_last_report(tmp_path):
+    from deft_tune.cli.train import _Reporter
+    from deft_tune.config import load_config
+    from deft_tune.training import Trainer
+
+    trainer = Trainer(load_config(write_config(tmp_path)))  # stage 1 begins at step 4
+    reporter = _Reporter(trainer, tmp_path, [], progress=True)
+    try:
+        reporter.step(3)
+        assert "stage=0" in reporter.bar.postfix
+        reporter.step(5)  # no report since step 0: the schedule says stage 1
+        assert "stage=1" in reporter.bar.postfix
+    finally:
+        reporter.close()

@@ -18,8 +18,9 @@ from deft_tune.data.dsprites import (
     unpack_masks,
 )
 from deft_tune.errors import DataError
+from tests import scaled
 
-REFERENCE = Path(__file__).resolve().parent / "reference"  # copied from shared/reference
+REFERENCE = Path(__file__).resolve().parent / "reference"  # the real frames (README.md there)
 FRAMES_GIF = REFERENCE / "dsprites_frames.gif"
 FRAMES_CSV = REFERENCE / "dsprites_frames.csv"
 
@@ -65,7 +66,7 @@ def test_render_masks_is_binary_uint8_and_checks_input():
 
 
 def _oracle_mask(shape: int, scale: int, orientation: int, pos_x: int, pos_y: int) -> np.ndarray:
-    """DATASETS.md's geometry, pixel by pixel in float64; the heart as a 4,000-gon."""
+    """render.py's geometry, pixel by pixel in float64; the heart as a 4,000-gon."""
     from matplotlib.path import Path as Polygon
 
     s = np.linspace(0.5, 1, 6)[scale]
@@ -181,7 +182,7 @@ def test_two_processes_rendering_at_once_both_end_with_a_valid_file(tmp_path):
         subprocess.Popen([sys.executable, "-c", _RACER, str(tmp_path)], stdout=subprocess.PIPE)
         for _ in range(2)
     ]
-    sums = [int(r.communicate(timeout=120)[0]) for r in racers]
+    sums = [int(r.communicate(timeout=scaled(120))[0]) for r in racers]
     assert [r.returncode for r in racers] == [0, 0]
     small = type("Small", (DSprites,), {"factor_sizes": (3, 2, 3, 4, 4)})(cache_dir=tmp_path)
     stored = small.stored_images()

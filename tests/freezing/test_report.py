@@ -74,3 +74,20 @@ def test_read_ifp_table_errors(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(DataError, match="not a readable Parquet"):
         read_ifp_table(tmp_path / "bad.parquet")
+
+
+def test_the_ifp_axis_is_log_over_a_decade_and_plain_within_one():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from deft_tune.freezing.report import plot_ifp
+
+    close = [result("x", 0, 1.02, 6), result("x", 1, 1.05, 5), result("y", 0, math.nan, -1)]
+    wide = [result("x", 0, 2.0, 6), result("y", 0, 60.0, 5)]
+    for results, scale in ((close, "linear"), (wide, "log")):
+        figure = plot_ifp(results)
+        FigureCanvasAgg(figure).draw()
+        left = figure.axes[0]
+        assert left.get_yscale() == scale
+        labels = [t.get_text() for t in left.get_yticklabels()]
+        assert not any("times" in t for t in labels), labels  # no "1.03x10^0"
+        assert left.yaxis.get_offset_text().get_text() == ""

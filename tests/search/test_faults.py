@@ -159,9 +159,9 @@ def test_a_second_search_of_the_same_name_is_refused_while_the_first_runs(tmp_pa
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert sum(r.data.tags.get("deft.role") == "search" for r in runs) == 1
-    # The lock went with the first search: the same command is now told the folder exists.
+    # The lock went with the first search: the same command is now told it already ran.
     again = subprocess.run(command, timeout=scaled(120), **run)
-    assert again.returncode == 2 and "already exists" in again.stderr, again.stderr[-2000:]
+    assert again.returncode == 2 and "already ran to its end" in again.stderr, again.stderr[-2000:]
 
 
 def test_the_lock_is_released_however_its_holder_exits(tmp_path):

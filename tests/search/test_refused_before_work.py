@@ -64,7 +64,10 @@ def test_impossible_data_options_resources_and_unreachable_stores_are_refused_be
     cases = {
         "data.options.zz": ["--space", str(with_option)],
         "--cpus-per-trial == 1e-09": ["--space", str(space), "--cpus-per-trial", "1e-9"],
-        "this machine has": ["--space", str(space), "--cpus-per-trial", "100000"],
+        "this machine has": ["--space", str(space), "--cpus-per-trial", "1024"],
+        "--cpus-per-trial == 100000.0, must lie in (0, 1024]": [
+            "--space", str(space), "--cpus-per-trial", "100000"
+        ],
         "GPUs: no trial could ever start": ["--space", str(space), "--gpus-per-trial", "100"],
         "--gpus-per-trial == 1e-05": ["--space", str(space), "--gpus-per-trial", "0.00001"],
         "nothing answers at 127.0.0.1:9": [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -202,12 +204,35 @@ def _outcome(**fields):
 
 
 def test_summary_names_best_trial_and_next_commands():
-    outcome = _outcome(completed=2, best_trial_id="abc", best_value=0.25)
+    outcome = _outcome(completed=2, best_trial_id="abc", best_value=0.25, best_setting="standard")
     lines = summary_lines(outcome, "metrics/mig")
-    assert "best trial abc: metrics/mig = 0.2500" in lines
-    assert "inspect it:  deft-tune inspect q" in lines
-    assert "export it:   deft-tune export q --out best.yaml" in lines
+    assert "best trial abc: metrics/mig = 0.2500 (standard setting)" in lines
+    assert "inspect it:  deft-tune inspect q --tracking-uri sqlite:///m.db" in lines
+    assert "export it:   deft-tune export q --tracking-uri sqlite:///m.db --out best.yaml" in lines
     assert not any("no trial ran to the end" in line for line in lines)
+    assert not any("trials ran at a time" in line for line in lines)  # one at a time
+    lines = summary_lines(
+        _outcome(completed=2, best_trial_id="a", best_value=0.2, concurrent=2), "m"
+    )
+    assert "the same seed may give another search" in " ".join(lines)
+
+
+def test_printed_commands_name_the_store_only_when_it_is_not_the_default_here(
+    tmp_path, monkeypatch
+):
+    from deft_tune.search.tracking.layout import default_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    here = default_tracking_uri()
+    lines = summary_lines(_outcome(tracking_uri=here, best_trial_id="a", best_value=0.1), "m")
+    assert "inspect it:  deft-tune inspect q" in lines
+
+
+def test_a_name_that_reads_as_a_flag_is_refused(tmp_path):
+    space = tiny_space(tmp_path / "s.yaml")
+    for name in ("--resume", "-x", ".hidden"):
+        with pytest.raises(ConfigError, match="starting with a letter or digit"):
+            prepare_space(SearchOptions(space=str(space), name=name))
 
 
 def test_summary_says_when_the_best_trial_was_stopped_early():
@@ -270,9 +295,34 @@ def test_a_trial_larger_than_the_local_ray_is_refused_before_anything_is_written
     monkeypatch.chdir(tmp_path)
     space = tiny_space(tmp_path / "big.yaml", name="big")
     options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"), cpus_per_trial=64)
-    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* local Ray has 2 CPUs"):
+    # This machine is asked first (options.check_local_resources), then the local Ray.
+    with pytest.raises(ConfigError, match=r"--cpus-per-trial == 64 .* has \d+ CPUs"):
         run_search(options)
     assert not (tmp_path / "runs" / "big").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_search_that_fails_before_its_first_trial_leaves_nothing_that_blocks_a_rerun(
+    ray_session, tmp_path, monkeypatch
+):
+    from mlflow import MlflowClient
+
+    from deft_tune.search import tuner
+
+    def no_tuner(*args, **kwargs):
+        raise RuntimeError("the tuner could not be built")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tuner, "_tuner", no_tuner)
+    space = tiny_space(tmp_path / "early.yaml", name="early")
+    options = SearchOptions(space=str(space), storage=str(tmp_path / "runs"))
+    for _ in range(2):  # the same command fails the same way, not with "already exists"
+        with pytest.raises(RuntimeError, match="could not be built"):
+            run_search(options)
+        assert not (tmp_path / "runs" / "early").exists()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("early")
+    assert client.search_runs([experiment.experiment_id]) == []  # no parent, RUNNING or not
 
 
 # --- the session's recorded search (tests/conftest.py), read by the assertions below --------
@@ -344,6 +394,30 @@ def test_live_table_and_resume_state(finished_search):
     assert state["tracking_uri"] == finished_search.uri
     assert state["parent_run_id"] == finished_search.outcome.parent_run_id
     assert any("4 trials, 2 at a time" in line for line in finished_search.lines)
+
+
+@pytest.mark.slow
+def test_the_commands_a_finished_search_prints_run_as_printed(
+    finished_search, capsys, tmp_path, monkeypatch
+):
+    from deft_tune.cli import main
+
+    monkeypatch.chdir(tmp_path)  # another folder than the search's: the store must be named
+    options = SearchOptions(
+        space=str(finished_search.space),
+        storage=str(finished_search.folder / "runs"),
+        tracking_uri=finished_search.uri,
+    )
+    with pytest.raises(ConfigError, match="already ran to its end") as caught:
+        run_search(options)  # rerunning the same command: refused before anything starts
+    commands = re.findall(r"`(deft-tune [^`]*)`", str(caught.value))
+    summary = summary_lines(finished_search.outcome, "metrics/mig")
+    commands += [line.split(":", 1)[1].strip() for line in summary if line.endswith("best.yaml")]
+    commands += [line.split(":", 1)[1].strip() for line in summary if "inspect it" in line]
+    assert len(commands) == 3, (caught.value, summary)
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, command
+    assert "tinyx" in capsys.readouterr().out and (tmp_path / "best.yaml").is_file()
 
 
 @pytest.mark.slow

@@ -148,7 +148,7 @@ def test_the_private_local_ray_listens_on_loopback_needs_its_token_and_goes_away
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=scaled(300),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])

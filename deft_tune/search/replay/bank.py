@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,8 +212,18 @@ def _refuse_stopped(search: Any) -> None:
         raise ConfigError(
             f"search {search.experiment!r} cannot be replayed: {_listed(stopped)} did not run "
             "to the end, and no rule can be judged on reports that were never made; record the "
-            "bank with every stopper off (deft-tune search --no-ifp-stopper --no-asha)"
+            f"bank with every stopper off: {_record_command(search)}"
         )
+
+
+def _record_command(search: Any) -> str:
+    """The command that records ``search``'s space as a bank (its space file as the parent run
+    recorded it, under a new name); the flags alone when no file was recorded."""
+    space = search.params.get("space_file")
+    if not space:
+        return "deft-tune search --space SPACE.yaml --no-ifp-stopper --no-asha"
+    name = f"{search.experiment}-bank"
+    return f"deft-tune search --space {shlex.quote(space)} --name {name} --no-ifp-stopper --no-asha"
 
 
 def _listed(items: list[str]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deft_tune.fileio import atomic_write_text
 from deft_tune.search.replay.bank import CurveBank, load_bank
-from deft_tune.search.replay.options import ReplayOptions, check_options
+from deft_tune.search.replay.options import DOC_BLOCK, ReplayOptions, check_options
 from deft_tune.search.replay.render import FIGURES, markdown, text
 from deft_tune.search.replay.rules import make_judge, with_ifp_field
 from deft_tune.search.replay.simulate import replay_many, replay_orders
@@ -28,7 +28,6 @@ from deft_tune.search.tracking.layout import default_tracking_uri
 
 __all__ = ["DOC_BLOCK", "command_line", "replay_bank", "run_replay"]
 
-DOC_BLOCK = "stopper-replay"  # the generated block's name in docs/search.md
 TABLE = "replay.md"
 
 
@@ -125,7 +124,8 @@ def run_replay(options: ReplayOptions, out: Callable[[str], None] = print) -> Re
         folder = os.path.relpath(options.out_dir.resolve(), doc.resolve().parent)
         from deft_tune.tables import write_block
 
-        out(f"wrote {write_block(doc, DOC_BLOCK, markdown(result, folder))} ({DOC_BLOCK} block)")
+        written_doc = write_block(doc, DOC_BLOCK, markdown(result, folder), strict=True)
+        out(f"wrote {written_doc} ({DOC_BLOCK} block)")
     for path in written:
         out(f"wrote {path}")
     return result

@@ -14,6 +14,7 @@ __all__ = ["FIGSIZE", "anytime_figure", "sweep_figure"]
 
 FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at plots.save_figure's 100 dpi
 GRID_POINTS = 200
+_DASHES = ("-", "--", "-.", ":")
 
 
 def anytime_figure(result: ReplayResult) -> Figure:
@@ -22,9 +23,14 @@ def anytime_figure(result: ReplayResult) -> Figure:
     grid = np.linspace(0, longest, GRID_POINTS)
     figure = Figure(figsize=FIGSIZE)
     ax = figure.subplots()
-    for rule, runs in result.runs.items():
+    for i, (rule, runs) in enumerate(result.runs.items()):
         median, low, high = anytime(runs, grid)
-        (line,) = ax.step(grid, median, where="post", label=rule)
+        spent = grid > max(run.trial_steps for run in runs)  # the rule never got this far
+        for values in (median, low, high):
+            values[spent] = np.nan
+        # Rules that coincide stay visible: each drawn thinner and in its own dash over the last.
+        dash, width = _DASHES[i % len(_DASHES)], max(3.0 - 0.7 * i, 1.0)
+        (line,) = ax.step(grid, median, where="post", label=rule, linestyle=dash, linewidth=width)
         ax.fill_between(grid, low, high, step="post", alpha=0.2, color=line.get_color())
     ax.axhline(bank.best, color="black", linestyle="--", linewidth=1, label="bank's best")
     ax.set(

@@ -16,15 +16,27 @@ import yaml
 
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import check_output_dir, check_output_file
-from deft_tune.search.space.schema import IFPStopping, parse_stopping
-from deft_tune.validation import check_choice, check_scalar
+from deft_tune.search.space.schema import MAX_TRIALS, IFPStopping, parse_stopping
+from deft_tune.tables import check_block
+from deft_tune.validation import check_choice, check_scalar, check_seed
 
-__all__ = ["RULES", "SWEEP_PREFIX", "ReplayOptions", "Sweep", "parse_rules", "parse_sweep"]
+__all__ = [
+    "DOC_BLOCK",
+    "RULES",
+    "SWEEP_PREFIX",
+    "ReplayOptions",
+    "Sweep",
+    "parse_rules",
+    "parse_sweep",
+]
 
 # none: every trial runs to its end; ifp: the IFP stopper; asha: Ray's ASHA; ifp+asha: both,
 # the stopper consulted first as Tune does.
 RULES = ("none", "ifp", "asha", "ifp+asha")
 SWEEP_PREFIX = "stopping.ifp."
+DOC_BLOCK = "stopper-replay"  # the generated block's name in docs/search.md
+# 100 replays take seconds (each replays every rule over the whole bank); 10,000 take minutes.
+MAX_REPLAYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -118,17 +130,17 @@ def check_options(options: ReplayOptions) -> ReplayOptions:
     """Every option checked (ConfigError, one line); the options back as they are."""
     if (options.experiment is None) == (not options.banks):
         raise ConfigError(
-            "replay needs exactly one source: a recorded search's EXPERIMENT name, or --bank "
+            "replay needs exactly one source: a recorded search's NAME, or --bank "
             "FILE.parquet [FILE ...]"
         )
     for rule in options.rules:
         check_choice(rule, "--rules", RULES)
     if not options.rules:
         raise ConfigError(f"--rules must name at least one of {list(RULES)}")
-    check_scalar(options.replays, "--replays", int, min_val=1)
-    check_scalar(options.seed, "--seed", int, min_val=0)
+    check_scalar(options.replays, "--replays", int, min_val=1, max_val=MAX_REPLAYS)
+    check_seed(options.seed, "--seed")
     if options.concurrency is not None:
-        check_scalar(options.concurrency, "--concurrency", int, min_val=1)
+        check_scalar(options.concurrency, "--concurrency", int, min_val=1, max_val=MAX_TRIALS)
     if options.trials is not None:
         check_scalar(options.trials, "--trials", int, min_val=1)
     if options.sweep is not None and not any("ifp" in r.split("+") for r in options.rules):
@@ -139,4 +151,5 @@ def check_options(options: ReplayOptions) -> ReplayOptions:
     check_output_dir(options.out_dir, "--out")
     if options.write_doc is not None:
         check_output_file(options.write_doc, "--write-doc")
+        check_block(options.write_doc, DOC_BLOCK, "--write-doc")  # never appended to a doc
     return options

@@ -96,7 +96,7 @@ def replay(
             heapq.heappush(events, (now + running.next_report().cost_s, tick, running))
             tick += 1
 
-    for _ in range(concurrency):
+    for _ in range(min(concurrency, len(queue))):  # more slots than trials stay idle
         start(0.0)
     ended: list[TrialOutcome] = []
     curve: list[tuple[int, float | None]] = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from deft_tune.config import EARLIER_MODES, OBJECTIVES, SWITCH_RULES
+from deft_tune.config import EARLIER_MODES, MAX_STEPS, MAX_THREADS, OBJECTIVES, SWITCH_RULES
 from deft_tune.config import _build as build_dataclass  # the run config's named-error builder
 from deft_tune.errors import ConfigError
 from deft_tune.report_keys import FIXED_KEYS, METRIC_KEYS, is_report_key, metric_key
@@ -246,13 +246,22 @@ def _parse_objective(raw: Any) -> Objective:
     return Objective(metric=metric, mode=obj.mode, metrics=metrics, aggregate=obj.aggregate)
 
 
+# Tune and Optuna keep every trial in the driver's memory (tens of KiB each) and the live table
+# lists them: 100,000 trials is GiBs, and weeks of a real search.
+MAX_TRIALS = 100_000
+
 RAY_RESOLUTION = 0.0001  # the finest share of a resource Ray grants (ray_constants)
 
 
-def check_trial_share(value: Any, name: str, *, zero_ok: bool) -> float:
-    """A trial's CPUs or GPUs as Ray takes them: (0 or) at least Ray's finest share."""
+def check_trial_share(value: Any, name: str, *, zero_ok: bool, most: float | None = None) -> float:
+    """A trial's CPUs or GPUs as Ray takes them: (0 or) at least Ray's finest share, at most
+    ``most``."""
     share = check_scalar(
-        value, name, min_val=0, include_boundaries="left" if zero_ok else "neither"
+        value,
+        name,
+        min_val=0,
+        max_val=most,
+        include_boundaries="both" if zero_ok else "right",
     )
     if 0 < share < RAY_RESOLUTION:
         floor = f"0 or >= {RAY_RESOLUTION}" if zero_ok else f">= {RAY_RESOLUTION}"
@@ -264,10 +273,15 @@ def check_trial_share(value: Any, name: str, *, zero_ok: bool) -> float:
 
 def _parse_budget(raw: Any) -> Budget:
     budget = build_dataclass(Budget, raw, "budget")
+    most = {"steps_per_trial": MAX_STEPS, "num_trials": MAX_TRIALS, "max_concurrent": MAX_TRIALS}
     for name in ("steps_per_trial", "num_trials", "max_concurrent", "eval_interval"):
-        check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1)
+        bound = most.get(name, MAX_STEPS)
+        check_scalar(getattr(budget, name), f"budget.{name}", int, min_val=1, max_val=bound)
     check_seed(budget.seed, "budget.seed")
-    check_trial_share(budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False)
+    # A trial trains with as many torch threads as it has CPUs: training.threads' bound.
+    check_trial_share(
+        budget.cpus_per_trial, "budget.cpus_per_trial", zero_ok=False, most=MAX_THREADS
+    )
     check_trial_share(budget.gpus_per_trial, "budget.gpus_per_trial", zero_ok=True)
     if budget.eval_interval > budget.steps_per_trial:
         raise ConfigError(

@@ -204,6 +204,13 @@ class SearchTracking:
         if self.parent_run_id is not None:
             with_retry(self.client.set_terminated, self.parent_run_id, status)
 
+    def discard_parent(self) -> None:
+        """End the parent FAILED and delete it (MLflow's soft delete: `mlflow runs restore`
+        brings it back): a search that never started a trial leaves no search to inspect."""
+        if self.parent_run_id is not None:
+            with_retry(self.client.set_terminated, self.parent_run_id, "FAILED")
+            with_retry(self.client.delete_run, self.parent_run_id)
+
 
 def log_finished_run(
     uri: str,

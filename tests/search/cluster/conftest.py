@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from tests import scaled
 from tests.search.cluster.local_cluster import RAY, LocalCluster, wait_for
 
 # Notice a lost node in ~3 s instead of Ray's default ~15-30 s (GCS health checks of raylets).
@@ -36,7 +37,7 @@ class ClusterUnderTest:
     def alive_nodes(self) -> list[dict]:
         listed = self.run(
             [RAY, "list", "nodes", "--address", self.cluster.job_server, "--format", "json"],
-            timeout=60,
+            timeout=scaled(60),
         )
         try:
             nodes = json.loads(listed.stdout) if listed.returncode == 0 else []

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import scaled
+
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
 # The `ray` script of this interpreter, also when its bin folder is not on PATH (a venv).
 _BESIDE = Path(sys.executable).with_name("ray")
@@ -41,7 +43,7 @@ class Node:
     def kill(self) -> None:
         """SIGKILL the node's whole process group, as if its machine were gone."""
         self.signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=scaled(30))
 
     def signal(self, number: int) -> None:
         try:
@@ -142,11 +144,13 @@ class LocalCluster:
                 pass
         for node in self.nodes:
             node.signal(signal.SIGKILL)
-            node.process.wait(timeout=30)
+            node.process.wait(timeout=scaled(30))
             shutil.rmtree(node.temp_dir, ignore_errors=True)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    """``predicate()`` once true; TimeoutError after ``timeout`` seconds, scaled by the load."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import REPO
+from tests import REPO, scaled
 from tests.search.cluster.local_cluster import wait_for
 
 ROOT = REPO
@@ -78,7 +78,7 @@ def test_a_local_tracking_store_is_refused_on_two_nodes(two_nodes, tmp_path):
             "--tracking-uri",
             f"sqlite:///{tmp_path / 'mlflow.db'}",
         ),
-        timeout=240,
+        timeout=scaled(240),
     )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "job raysubmit_" in done.stdout and ": FAILED" in done.stdout
@@ -95,7 +95,7 @@ def test_a_local_tracking_store_is_refused_on_two_nodes(two_nodes, tmp_path):
         for flag in ("--status", "--logs", "--stop")
     )
     asked = two_nodes.run(
-        [sys.executable, "-c", f"from deft_tune.cli import main; {calls}"], timeout=120
+        [sys.executable, "-c", f"from deft_tune.cli import main; {calls}"], timeout=scaled(120)
     )
     status, logs, stop = asked.stdout.split("=> 0\n")[:3]
     assert f"job {job_id}: FAILED" in status, asked.stdout + asked.stderr
@@ -140,7 +140,7 @@ def test_search_job_survives_a_lost_node(two_nodes, rendered_data, tmp_path):
         two_nodes.cluster.nodes[1].kill()
         killed_at = time.monotonic() - started
         two_nodes.cluster.add_node("w2", num_cpus=2)
-        returncode = job.wait(timeout=480)
+        returncode = job.wait(timeout=scaled(480))
     finally:
         if job.poll() is None:
             job.kill()

@@ -4,7 +4,9 @@ the doc block, the sweep, determinism, and one-line refusals of bad input before
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
+import numpy as np
 import pytest
 
 from deft_tune.cli import main
@@ -97,6 +99,21 @@ def test_a_sweep_writes_its_table_and_frontier(bank_store, tmp_path, capsys):
     assert "| false | ifp | 0 [0, 0] |" in (tmp_path / "replay.md").read_text()
 
 
+def test_each_rules_anytime_curve_ends_where_the_rule_stopped_spending(bank):
+    from deft_tune.search.replay.figure import anytime_figure
+
+    result = replay_bank(with_costs(bank, [10.0, 10.0, 10.0, 10.0], 5.0), _options(replays=10))
+    ax = anytime_figure(result).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for rule in ("none", "ifp"):  # ifp spends 1400 trial-steps in every order, none 1600
+        xs, ys = lines[rule].get_data()
+        drawn = np.asarray(xs)[~np.isnan(np.asarray(ys, dtype=float))]
+        assert drawn.max() <= max(r.trial_steps for r in result.runs[rule])
+    assert len({(line.get_linestyle(), line.get_linewidth()) for line in lines.values()}) == len(
+        lines
+    )  # coinciding rules stay visible
+
+
 def test_a_sweep_traces_savings_against_regret(bank):
     sweep = parse_sweep("stopping.ifp.no_capture=true,false")
     result = replay_bank(bank, _options(rules=("none", "ifp"), sweep=sweep))
@@ -124,8 +141,8 @@ def test_a_swept_value_is_set_as_a_space_file_would_set_it(bank):
     [
         (["--rules", "none,fast"], "--rules == 'fast', must be one of ['none', 'ifp', 'asha'"),
         (["--rules", ","], "--rules == ',', must name at least one of"),
-        (["--concurrency", "0"], "--concurrency == 0, must be >= 1"),
-        (["--replays", "0"], "--replays == 0, must be >= 1"),
+        (["--concurrency", "0"], "--concurrency == 0, must lie in [1, 100000]"),
+        (["--replays", "0"], "--replays == 0, must lie in [1, 10000]"),
         (["--sweep", "stopping.ifp.nope=1"], "--sweep field == 'nope', must be one of"),
         (["--sweep", "diffusion_threshold=0.5"], "is not 'stopping.ifp.FIELD=v1,v2,...'"),
         (["--sweep", "stopping.ifp.diffusion_threshold=0.5,2"],
@@ -144,8 +161,47 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, flags, message)
     assert not store.exists() and not (tmp_path / "o").exists()  # nothing read, nothing written
 
 
+def test_write_doc_on_a_document_without_the_block_is_refused_before_any_work(tmp_path, capsys):
+    store, doc = tmp_path / "untouched.db", tmp_path / "README.md"
+    doc.write_text("# My notes\n\nno markers here\n")
+    argv = ["replay", BANK, "--tracking-uri", f"sqlite:///{store}", "--out", str(tmp_path / "o"),
+            "--write-doc", str(doc)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--write-doc {doc} has no stopper-replay block: add the lines" in err
+    assert doc.read_text() == "# My notes\n\nno markers here\n"
+    assert not store.exists() and not (tmp_path / "o").exists()
+
+
 def test_a_bank_that_cannot_be_replayed_is_one_line(bank_store, tmp_path, capsys):
     argv = ["replay", "stopped-bank", "--tracking-uri", bank_store.uri, "--out", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "cannot be replayed: 1 trial: t1 (asha)" in err and err.count("\n") == 1
+
+
+def test_the_command_a_stopped_bank_suggests_runs_as_printed(tmp_path, capsys):
+    from deft_tune.cli import build_parser
+    from deft_tune.cli.search import options_from_args
+    from deft_tune.search.options import prepare_space
+    from deft_tune.search.tracking.writer import SearchTracking
+    from tests.doubles import tiny_space
+    from tests.search.replay.conftest import SPECS, write_trial
+
+    space = tiny_space(tmp_path / "my space.yaml", name="stopped")  # a path to quote
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = SearchTracking(uri, "stopped")
+    search.start_parent({"space_file": str(space)}, {"search_space.yaml": space.read_text()})
+    for trial_id, spec in SPECS.items():
+        write_trial(search, trial_id, spec, final=True)
+        search.finish_trial(trial_id, "KILLED" if trial_id == "t1" else "FINISHED", "asha")
+    search.finish_parent()
+    assert main(["replay", "stopped", "--tracking-uri", uri, "--out", str(tmp_path / "o")]) == 2
+    command = capsys.readouterr().err.strip().rsplit("record the bank with every stopper off: ")[1]
+    argv = shlex.split(command)
+    assert argv[:2] == ["deft-tune", "search"]
+    options = options_from_args(build_parser().parse_args(argv[1:]))
+    ready = prepare_space(options)  # what the search checks before Ray: all of it passes
+    assert ready.name == "stopped-bank"
+    assert not ready.stopping.ifp.enabled and not ready.stopping.asha.enabled

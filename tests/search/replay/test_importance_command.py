@@ -28,6 +28,10 @@ def test_the_command_reads_a_bank_file_and_writes_table_figure_and_block(bank, t
     assert (tmp_path / "fig" / "importance.png").stat().st_size > 0
     block = doc.read_text()
     assert "| beta_first |" in block and "](fig/importance.png)" in block
+    doc.write_text("# Doc without markers\n")  # refused before the importances are computed
+    assert main([*argv[:-2], "--out", str(tmp_path / "fig2"), "--write-doc", str(doc)]) == 2
+    assert "has no importance block" in capsys.readouterr().err
+    assert doc.read_text() == "# Doc without markers\n" and not (tmp_path / "fig2").exists()
 
 
 def _scored(template, trial_id, params, value):
