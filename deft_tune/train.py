@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ from deft_tune.model import MODEL_FILE, GroupedVAE, load_torch_file
 from deft_tune.replica import EvalContext, EvalHook, Replica
 from deft_tune.schedules import Position, position
 from deft_tune.threads import limit_threads
+
+if TYPE_CHECKING:
+    from deft_tune.metrics.suite import MetricSettings
 
 __all__ = [
     "EvalContext",
@@ -278,6 +281,20 @@ class Trainer:
         images = torch.from_numpy(observations)
         chosen = self.replicas if replica is None else [self.replicas[replica]]
         return np.concatenate([r.encode(images)[0].cpu().numpy() for r in chosen], axis=1)
+
+    def scores(
+        self, names: Sequence[str], seed: int, settings: MetricSettings | None = None
+    ) -> list[dict[str, float]]:
+        """Every replica's metric scores, all on ONE shared sample drawn from ``seed``
+        (:func:`deft_tune.metrics.evaluate_blocks`). ``settings`` None: the standard setting,
+        with DCI's classifiers on ``training.threads`` processes, the run's CPU share (no score
+        depends on it)."""
+        from deft_tune.metrics import STANDARD, evaluate_blocks  # scikit-learn when scoring
+
+        if settings is None:
+            settings = dataclasses.replace(STANDARD, n_jobs=self.config.training.threads)
+        count = len(self.replicas)
+        return evaluate_blocks(self.representation, self.data, count, list(names), seed, settings)
 
     # --- checkpoints ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.tables import format_table
+from deft_tune.threads import available_cpus
 from deft_tune.validation import check_seed
 
 if TYPE_CHECKING:  # torch and the metrics (scikit-learn) load when a model is scored
@@ -57,7 +58,13 @@ def register(subparsers) -> None:
         default=None,
         help="JSON file to write (default: MODEL/evaluation[_fast].json)",
     )
-    p.add_argument("--n-jobs", type=int, default=1, help="DCI classifiers fitted in parallel")
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="processes for DCI's classifiers, which fit beside the other metrics (default: "
+        "--threads, else one per available core; 1 with --fast); no score depends on it",
+    )
     add_threads_argument(p)
     p.add_argument(
         "--device", default="auto", help="torch device for the encoder (auto, cpu, cuda)"
@@ -107,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         known = ", ".join(METRIC_KEYS)
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {known}")
-    if args.n_jobs < 1:
+    if args.n_jobs is not None and args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
     if args.seed is not None:
         check_seed(args.seed, "--seed")
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     from deft_tune.metrics import FAST, STANDARD, evaluate_blocks
 
-    settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
+    settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=_n_jobs(args))
     representation_fn, data, config, count = representation_from_model_dir(args.model, args.device)
     seed = config.training.seed if args.seed is None else args.seed
     start = time.perf_counter()
@@ -140,6 +147,14 @@ def run(args: argparse.Namespace) -> int:
         f"{seconds:.1f} s; written to {out}"
     )
     return 0
+
+
+def _n_jobs(args: argparse.Namespace) -> int:
+    """--n-jobs, else the command's CPUs; --fast in one process, as in trials (its DCI takes
+    about a second, less than starting a worker)."""
+    if args.n_jobs is not None:
+        return args.n_jobs
+    return 1 if args.fast else args.threads or available_cpus()
 
 
 def score_rows(per_replica: list[dict[str, float]]) -> list[dict[str, str]]:
