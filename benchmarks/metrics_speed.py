@@ -189,6 +189,20 @@ def child(n_jobs: int, seed: int, tiny: bool) -> None:
     print(json.dumps({"package": deft_tune.__file__, **row}))
 
 
+def _run_watching_load(command: list[str], env: dict) -> tuple[str, float]:
+    """The command's last stdout line, and the mean 1-minute load average while it ran."""
+    loads = []
+    with tempfile.TemporaryFile("w+") as stdout:
+        child = subprocess.Popen(command, env=env, stdout=stdout, text=True)
+        while child.poll() is None:
+            loads.append(os.getloadavg()[0])
+            time.sleep(5)
+        if child.returncode:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode})")
+        stdout.seek(0)
+        return stdout.read().splitlines()[-1], sum(loads) / max(len(loads), 1)
+
+
 def compare(ref: str, n_jobs: tuple[int, int], threads: int, seed: int, tiny: bool) -> list[dict]:
     """Standard suite of ``ref``'s deft_tune, then of this checkout's, each in a new process."""
     with tempfile.TemporaryDirectory(prefix="deft-metrics-old-") as old:
@@ -202,21 +216,20 @@ def compare(ref: str, n_jobs: tuple[int, int], threads: int, seed: int, tiny: bo
             flags = {"--n-jobs": jobs, "--threads": threads, "--seed": seed}
             command = [sys.executable, str(Path(__file__).resolve()), "--child"]
             command += [str(x) for flag in flags.items() for x in flag] + ["--smoke"] * tiny
-            env = {**os.environ, "PYTHONPATH": path}
-            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-            row = {"label": label, "n_jobs": jobs, **json.loads(out.stdout.splitlines()[-1])}
+            out, load = _run_watching_load(command, {**os.environ, "PYTHONPATH": path})
+            row = {"label": label, "n_jobs": jobs, "load": load, **json.loads(out)}
             if not row["package"].startswith(path):
                 raise SystemExit(f"{label} imported {row['package']}, not the code under {path}")
             rows.append(row)
             print(
-                f"{label:<22} n_jobs {jobs}: {row['total']:7.1f} s wall, "
-                f"{row['cpu']:7.1f} s CPU, sampling {row['sampling']:6.1f} s",
+                f"{label:<22} n_jobs {jobs}: {row['total']:7.1f} s wall, {row['cpu']:7.1f} s "
+                f"CPU, sampling {row['sampling']:6.1f} s, load {load:.1f}",
                 flush=True,
             )
     return rows
 
 
-def compare_markdown(rows: list[dict], args, load: tuple[float, float]) -> str:
+def compare_markdown(rows: list[dict], args) -> str:
     before, after = rows
     same = before["scores"] == after["scores"]
     lines = [
@@ -224,21 +237,18 @@ def compare_markdown(rows: list[dict], args, load: tuple[float, float]) -> str:
         f"benchmarks.metrics_speed --compare {args.compare} --n-jobs {args.n_jobs}"
         f"{' --smoke' if args.smoke else ''}"
         f"{f' --old-n-jobs {args.old_n_jobs}' if args.old_n_jobs else ''}` on "
-        f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}; load "
-        f"average {load[0]:.1f} before and {load[1]:.1f} after (a shared machine: the ratios of "
-        "one run say more than the absolute seconds).",
+        f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}, niced. A "
+        "shared machine: `load` is the mean 1-minute load average during each run; above the "
+        "2 cores it stretches the wall time of either run, so the CPU seconds (this process "
+        "and its worker processes, their start included) are the steadier figure.",
         "",
-        "| code | n_jobs | whole standard suite, wall (s) | CPU (s) | sampling + codes (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| code | n_jobs | whole standard suite, wall (s) | CPU (s) | sampling + codes (s) "
+        "| load |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        cells = (
-            r["label"],
-            r["n_jobs"],
-            f"{r['total']:.1f}",
-            f"{r['cpu']:.1f}",
-            f"{r['sampling']:.1f}",
-        )
+        cells = [r["label"], r["n_jobs"]]
+        cells += [f"{r[key]:.1f}" for key in ("total", "cpu", "sampling", "load")]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += [
         "",
@@ -267,10 +277,9 @@ def main() -> None:
         child(args.n_jobs, args.seed, args.smoke)
         return
     if args.compare:
-        load = os.getloadavg()[0]
         jobs = (args.old_n_jobs or args.n_jobs, args.n_jobs)
         rows = compare(args.compare, jobs, args.threads, args.seed, args.smoke)
-        text = compare_markdown(rows, args, (load, os.getloadavg()[0]))
+        text = compare_markdown(rows, args)
         print(text)
         if args.write_doc:
             write_doc(text, COMPARE_BEGIN, COMPARE_END)
