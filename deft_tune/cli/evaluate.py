@@ -28,6 +28,7 @@ from deft_tune.errors import ConfigError, TrainingError
 from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.report_keys import METRIC_KEYS
 from deft_tune.tables import format_table
+from deft_tune.threads import available_cpus
 from deft_tune.training.aggregate import aggregate, combine_scores
 from deft_tune.validation import check_seed
 
@@ -63,7 +64,13 @@ def register(subparsers) -> None:
         default=None,
         help="JSON file to write (default: MODEL/evaluation[_fast].json)",
     )
-    p.add_argument("--n-jobs", type=int, default=1, help="DCI classifiers fitted in parallel")
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="processes for DCI's classifiers, which fit beside the other metrics (default: "
+        "--threads, else one per available core; 1 with --fast); no score depends on it",
+    )
     add_threads_argument(p, help="CPU threads for torch (default: the run's training.threads)")
     p.add_argument(
         "--device",
@@ -132,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         known = ", ".join(METRIC_KEYS)
         raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; known: {known}")
-    if args.n_jobs < 1:
+    if args.n_jobs is not None and args.n_jobs < 1:
         raise ConfigError(f"--n-jobs == {args.n_jobs}, must be >= 1")
     if args.seed is not None:
         check_seed(args.seed, "--seed")
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(config.training.threads if threads is None else threads)  # as the run scored
     from deft_tune.metrics import FAST, STANDARD, evaluate_blocks
 
-    settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=args.n_jobs)
+    settings = dataclasses.replace(FAST if args.fast else STANDARD, n_jobs=_n_jobs(args))
     seed = config.training.seed if args.seed is None else args.seed
     start = time.perf_counter()
     per_replica = evaluate_blocks(
@@ -168,6 +175,14 @@ def run(args: argparse.Namespace) -> int:
         f"{seconds:.1f} s; written to {out}"
     )
     return 0
+
+
+def _n_jobs(args: argparse.Namespace) -> int:
+    """--n-jobs, else the command's CPUs; --fast in one process, as in trials (its DCI takes
+    about a second, less than starting a worker)."""
+    if args.n_jobs is not None:
+        return args.n_jobs
+    return 1 if args.fast else args.threads or available_cpus()
 
 
 def score_rows(per_replica: list[dict[str, float]]) -> list[dict[str, str]]:

@@ -272,11 +272,6 @@ def _metrics(trainer) -> dict[str, float]:
     names = trainer.config.evaluation.metrics
     if not names or not getattr(trainer.data, "factor_sizes", ()):
         return {}
-    from deft_tune.metrics import evaluate_blocks
     from deft_tune.training.aggregate import combine_scores
 
-    per_replica = evaluate_blocks(
-        trainer.representation, trainer.data, len(trainer.replicas), list(names),
-        seed=trainer.config.training.seed,
-    )  # fmt: skip
-    return combine_scores(per_replica)
+    return combine_scores(trainer.scores(names, trainer.config.training.seed))

@@ -166,10 +166,19 @@ class DSprites(GridData):
         return render_packed(self._grid_factors(), progress)
 
 
+# Byte value -> its 8 bits as float32, most significant first. On the CPU one lookup per byte
+# costs a third of the shifts below: the standard metric suite unpacks 2.9 M masks (BetaVAE and
+# FactorVAE batches), and a CPU training step unpacks its batch.
+_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
+
+
 def unpack_masks(raw: torch.Tensor) -> torch.Tensor:
     """Bit-packed rows (n, 512) uint8 -> float32 masks (n, 1, 64, 64), on raw's device."""
     if raw.ndim != 2 or raw.shape[1] != PACKED_WIDTH:
         raise ValueError(f"raw must have shape (n, {PACKED_WIDTH}), got {tuple(raw.shape)}")
+    if raw.device.type == "cpu":
+        bits_cpu = _BITS[raw.to(torch.uint8).numpy()]
+        return torch.from_numpy(bits_cpu).reshape(len(raw), 1, SIDE, SIDE)
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=raw.device)
     bits = (raw.to(torch.uint8).unsqueeze(-1) >> shifts) & 1  # most significant bit first
     return bits.reshape(len(raw), 1, SIDE, SIDE).to(torch.float32)

@@ -20,12 +20,12 @@ for the standard one silently: the setting that uses it is named ``FAST``.
 from __future__ import annotations
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from deft_tune.data.base import GroundTruthData
 from deft_tune.metrics._checks import check_pair
+from deft_tune.metrics._parallel import SharedTasks
 from deft_tune.metrics._sampling import ENCODE_BATCH, RepresentationFn, sample_train_test
 from deft_tune.validation import RandomLike, check_random_state
 
@@ -36,6 +36,7 @@ __all__ = [
     "dci",
     "disentanglement",
     "importance_matrix",
+    "start_dci",
 ]
 
 CLASSIFIERS = ("gbt", "hist_gbt")
@@ -117,6 +118,76 @@ def _fit_one(x_train, y_train, x_test, y_test, classifier: str, random_state: in
     return importance, train_accuracy, test_accuracy
 
 
+Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # codes/factors train, test
+
+
+def _checked(problem: Problem) -> Problem:
+    codes_train, factors_train = check_pair(problem[0], problem[1], "_train")
+    codes_test, factors_test = check_pair(problem[2], problem[3], "_test", min_values=1)
+    if codes_test.shape[1] != codes_train.shape[1]:
+        raise ValueError(
+            f"codes_test has {codes_test.shape[1]} codes, codes_train {codes_train.shape[1]}"
+        )
+    return codes_train, factors_train, codes_test, factors_test
+
+
+class PendingDCI:
+    """DCI of several problems whose per-factor classifiers are being fitted: see
+    :func:`start_dci`. ``result()`` waits for them; ``cancel()`` drops the fits not started."""
+
+    def __init__(self, fits: SharedTasks, num_factors: list[int]) -> None:
+        self.fits, self.num_factors = fits, num_factors
+
+    def importance(self) -> list[tuple[np.ndarray, float, float]]:
+        """Per problem: importance matrix (d, k), mean train accuracy, mean test accuracy."""
+        fits, out = self.fits.results(), []
+        for k in self.num_factors:
+            mine, fits = fits[:k], fits[k:]
+            out.append((
+                np.stack([f[0] for f in mine], axis=1),
+                float(np.mean([f[1] for f in mine])),
+                float(np.mean([f[2] for f in mine])),
+            ))  # fmt: skip
+        return out
+
+    def result(self) -> list[dict[str, float]]:
+        return [
+            {
+                "dci/disentanglement": disentanglement(importance),
+                "dci/completeness": completeness(importance),
+                "dci/informativeness_train": train_acc,
+                "dci/informativeness_test": test_acc,
+            }
+            for importance, train_acc, test_acc in self.importance()
+        ]
+
+    def cancel(self) -> None:
+        self.fits.cancel()
+
+
+def start_dci(
+    problems: list[Problem],
+    classifier: str = "gbt",
+    random_state: int = 0,
+    n_jobs: int = 1,
+) -> PendingDCI:
+    """Start fitting the per-factor classifiers of every problem: ``n_jobs - 1`` worker
+    processes begin now; this process joins in when ``result()`` is asked for. The scores do
+    not depend on ``n_jobs`` (each fit is a pure function of its data and ``random_state``)."""
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier == {classifier!r}, must be one of {CLASSIFIERS}")
+    tasks, costs = [], []
+    for codes_train, factors_train, codes_test, factors_test in map(_checked, problems):
+        for j in range(factors_train.shape[1]):
+            tasks.append((codes_train, factors_train[:, j], codes_test, factors_test[:, j],
+                          classifier, random_state))  # fmt: skip
+            # A multi-class booster grows one tree per class and round, a binary one one.
+            classes = np.unique(factors_train[:, j]).size
+            costs.append(classes if classes > 2 else 1)
+    fits = SharedTasks(_fit_one, tasks, costs, n_jobs).start()
+    return PendingDCI(fits, [p[1].shape[1] for p in problems])
+
+
 def importance_matrix(
     codes_train: np.ndarray,
     factors_train: np.ndarray,
@@ -130,25 +201,8 @@ def importance_matrix(
 
     ``n_jobs`` fits the per-factor classifiers in parallel; the result does not depend on it.
     """
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier == {classifier!r}, must be one of {CLASSIFIERS}")
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(
-            codes_train,
-            factors_train[:, j],
-            codes_test,
-            factors_test[:, j],
-            classifier,
-            random_state,
-        )
-        for j in range(factors_train.shape[1])
-    )
-    importance = np.stack([r[0] for r in results], axis=1)
-    return (
-        importance,
-        float(np.mean([r[1] for r in results])),
-        float(np.mean([r[2] for r in results])),
-    )
+    problem = (codes_train, factors_train, codes_test, factors_test)
+    return start_dci([problem], classifier, random_state, n_jobs).importance()[0]
 
 
 def dci(
@@ -161,21 +215,8 @@ def dci(
     n_jobs: int = 1,
 ) -> dict[str, float]:
     """``dci/disentanglement``, ``dci/completeness``, ``dci/informativeness_{train,test}``."""
-    codes_train, factors_train = check_pair(codes_train, factors_train, "_train")
-    codes_test, factors_test = check_pair(codes_test, factors_test, "_test", min_values=1)
-    if codes_test.shape[1] != codes_train.shape[1]:
-        raise ValueError(
-            f"codes_test has {codes_test.shape[1]} codes, codes_train {codes_train.shape[1]}"
-        )
-    importance, train_acc, test_acc = importance_matrix(
-        codes_train, factors_train, codes_test, factors_test, classifier, random_state, n_jobs
-    )
-    return {
-        "dci/disentanglement": disentanglement(importance),
-        "dci/completeness": completeness(importance),
-        "dci/informativeness_train": train_acc,
-        "dci/informativeness_test": test_acc,
-    }
+    problem = (codes_train, factors_train, codes_test, factors_test)
+    return start_dci([problem], classifier, random_state, n_jobs).result()[0]
 
 
 def compute_dci(

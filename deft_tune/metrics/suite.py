@@ -4,6 +4,11 @@ MIG, DCI, SAP and Modularity/Explicitness are defined on i.i.d. samples, so ``ev
 one train set and one test set and scores all four on them; the BetaVAE and FactorVAE scores
 need their own structured batches. For an integer seed, ``evaluate(..., names=[m])`` returns
 exactly what ``compute_m(..., seed=seed)`` returns with the same sizes.
+
+DCI's per-factor classifiers are most of the standard setting's cost: they start on
+``n_jobs - 1`` worker processes as soon as the shared draw is encoded and fit while this process
+computes the other metrics, then this process helps with the rest (:mod:`._parallel`). No score
+depends on ``n_jobs`` or on that order.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import ConfigError
 from deft_tune.metrics._sampling import RepresentationFn, sample_codes, split_blocks
 from deft_tune.metrics.beta_vae import beta_vae_blocks
-from deft_tune.metrics.dci import CLASSIFIERS, dci
+from deft_tune.metrics.dci import CLASSIFIERS, PendingDCI, start_dci
 from deft_tune.metrics.factor_vae import factor_vae_blocks
 from deft_tune.metrics.mig import mig
 from deft_tune.metrics.modularity import modularity_explicitness
@@ -59,7 +64,9 @@ class MetricSettings:
     factor_vae_variance: int = 10_000
     bins: int = 20
     dci_classifier: str = "gbt"
-    n_jobs: int = 1  # DCI's per-factor classifiers in parallel; results do not depend on it
+    # Processes for DCI's per-factor classifiers: this one and n_jobs - 1 workers, which fit
+    # beside the other metrics. The scores do not depend on it; a caller gives its CPU share.
+    n_jobs: int = 1
     encode_batch: int = 1024  # observations per call of the representation function
 
     def __post_init__(self) -> None:
@@ -107,9 +114,10 @@ def _resolve(names, settings: MetricSettings, sizes: dict) -> tuple[list[str], M
 
 def _shared_scores(
     representation_fn, data, names, seed: int, s: MetricSettings, blocks: int
-) -> dict[str, Callable[[], list[dict[str, float]]]]:
+) -> tuple[dict[str, Callable[[], list[dict[str, float]]]], PendingDCI | None]:
+    """Scorers of the shared-draw metrics, and DCI's fits, already started (see start_dci)."""
     if not any(name in _SHARED for name in names):
-        return {}
+        return {}, None
     rng = np.random.default_rng(seed)
     train = sample_codes(data, representation_fn, s.num_train, rng, s.encode_batch)
     needs_test = any(n in names for n in ("dci", "sap", "modularity"))
@@ -122,14 +130,14 @@ def _shared_scores(
     scorers: dict[str, Callable[[], list[dict[str, float]]]] = {
         "mig": lambda: [mig(*t, bins=s.bins) for t in trains]
     }
+    pending = None
     if test is not None:
         both = [(*t, codes, test[1]) for t, codes in zip(trains, split_blocks(test[0], blocks))]
-        scorers["dci"] = lambda: [
-            dci(*b, classifier=s.dci_classifier, n_jobs=s.n_jobs) for b in both
-        ]
+        if "dci" in names:
+            pending = start_dci(both, s.dci_classifier, n_jobs=s.n_jobs)
         scorers["sap"] = lambda: [sap(*b) for b in both]
         scorers["modularity"] = lambda: [modularity_explicitness(*b, bins=s.bins) for b in both]
-    return {name: scorers[name] for name in names if name in scorers}
+    return {name: scorers[name] for name in names if name in scorers}, pending
 
 
 def evaluate(
@@ -165,8 +173,9 @@ def evaluate_blocks(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         # A generator or None: draw one integer so every metric derives from the same seed.
         seed = int(check_random_state(seed).integers(2**63))
-    results: list[dict[str, float]] = [{} for _ in range(blocks)]
-    timed = _shared_scores(representation_fn, data, names, seed, s, blocks)
+    # DCI's classifiers (most of the cost) start first, on n_jobs - 1 worker processes, and
+    # fit while this process computes the other metrics; the order changes no score.
+    timed, pending = _shared_scores(representation_fn, data, names, seed, s, blocks)
     timed["beta_vae"] = lambda: beta_vae_blocks(
         representation_fn, data, blocks, seed, s.batch_size, s.beta_vae_train, s.beta_vae_eval,
         s.encode_batch,
@@ -175,9 +184,19 @@ def evaluate_blocks(
         representation_fn, data, blocks, seed, s.batch_size, s.factor_vae_train,
         s.factor_vae_eval, s.factor_vae_variance, s.encode_batch,
     )  # fmt: skip
-    for name in names:
-        start = time.perf_counter()
-        for result, scores in zip(results, timed[name]()):
-            result.update(scores)
-        logger.debug("metric %s (%s) took %.2f s", name, s.name, time.perf_counter() - start)
+    if pending is not None:
+        timed["dci"] = pending.result
+    scores = {}
+    try:
+        for name in sorted(names, key=lambda n: n == "dci"):  # DCI's wait last
+            start = time.perf_counter()
+            scores[name] = timed[name]()
+            logger.debug("metric %s (%s) took %.2f s", name, s.name, time.perf_counter() - start)
+    finally:
+        if pending is not None:
+            pending.cancel()  # on an error elsewhere: no further fits
+    results: list[dict[str, float]] = [{} for _ in range(blocks)]
+    for name in names:  # keys in the order of names, as each metric alone gives them
+        for result, block_scores in zip(results, scores[name]):
+            result.update(block_scores)
     return results

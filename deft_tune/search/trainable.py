@@ -13,7 +13,8 @@ bits (:func:`~deft_tune.search.space.trial_seed`), where the number is the trial
 number (its ordinal in the search), not Tune's random trial id: the same space and search seed
 give the same seeds. Its torch threads are its whole CPUs (``budget.cpus_per_trial``). Both are
 written into the trial's run config (``training.seed``, ``training.threads``), which the
-trainer applies and which is what reproduces the trial.
+trainer applies and which is what reproduces the trial. The final standard scores fit DCI's
+classifiers on that many processes too (:meth:`Trainer.scores`); no score depends on it.
 
 Resume: on a retry (worker died) or a restored search, ``tune.get_checkpoint()`` holds the last
 checkpoint; the trainer continues from it bit-for-bit and the same MLflow run is continued.
@@ -41,7 +42,7 @@ from deft_tune.config import RunConfig
 from deft_tune.data import run_dataset
 from deft_tune.data.base import GroundTruthData
 from deft_tune.errors import DataError
-from deft_tune.metrics.suite import FAST, STANDARD, MetricSettings, evaluate_blocks
+from deft_tune.metrics.suite import FAST, MetricSettings
 from deft_tune.report_keys import COMPLETED, final_key, metric_key
 from deft_tune.schedules import stage_boundaries
 from deft_tune.search.quiet import quiet_trial
@@ -70,17 +71,15 @@ class TrackingTarget:
 
 
 def replica_scores(
-    trainer: Trainer, space: SearchSpace, seed: int, settings: MetricSettings
+    trainer: Trainer, space: SearchSpace, seed: int, settings: MetricSettings | None
 ) -> list[dict[str, float]]:
     """Every replica's scores of the space's metrics (``metrics/<key>``), all on ONE shared
-    sample drawn from ``seed``: the sampling and the encoding are done once for all."""
+    sample drawn from ``seed``: the sampling and the encoding are done once for all. ``None``:
+    the standard setting on the trial's CPUs (:meth:`Trainer.scores`)."""
     names = space.objective.metrics
     if not names:
         return []
-    blocks = evaluate_blocks(
-        trainer.representation, trainer.data, len(trainer.replicas), list(names), seed,
-        settings,
-    )  # fmt: skip
+    blocks = trainer.scores(names, seed, settings)
     return [{metric_key(k): float(v) for k, v in scores.items()} for scores in blocks]
 
 
@@ -256,7 +255,9 @@ def train_trial(
 def _final_report(
     trainer: Trainer, space: SearchSpace, seed: int, last: dict[str, float]
 ) -> dict[str, float]:
-    standard = replica_scores(trainer, space, seed, STANDARD)
+    # The standard setting, its DCI classifiers on the trial's CPUs (training.threads); the
+    # in-trial FAST reports stay in one process: their DCI takes about a second.
+    standard = replica_scores(trainer, space, seed, None)
     # The standard scores under the objective's keys too: Tune hands Optuna the last value.
     final = {**last, **combined_scores(standard, space), COMPLETED: 1.0}
     final.update(combined_scores(standard, space, final_key))

@@ -12,7 +12,8 @@ and :class:`TrainerEvaluation` are the evaluation half of
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from deft_tune.training.aggregate import combine
 if TYPE_CHECKING:
     from deft_tune.config import RunConfig
     from deft_tune.data.base import GroundTruthData
+    from deft_tune.metrics.suite import MetricSettings
     from deft_tune.model import GroupedVAE
     from deft_tune.training.replica import Replica
 
@@ -144,9 +146,10 @@ class ReplicaEvaluation:
 
 
 class TrainerEvaluation:
-    """Every replica's signals at the current step, and encodings of observations."""
+    """Every replica's signals at the current step, encodings of observations, scores."""
 
     if TYPE_CHECKING:  # set by the Trainer this is mixed into
+        config: RunConfig
         data: GroundTruthData
         step: int
         replicas: list[Replica]
@@ -174,3 +177,17 @@ class TrainerEvaluation:
         images = torch.from_numpy(observations)
         chosen = self.replicas if replica is None else [self.replicas[replica]]
         return np.concatenate([r.encode(images)[0].cpu().numpy() for r in chosen], axis=1)
+
+    def scores(
+        self, names: Sequence[str], seed: int, settings: MetricSettings | None = None
+    ) -> list[dict[str, float]]:
+        """Every replica's metric scores, all on ONE shared sample drawn from ``seed``
+        (:func:`deft_tune.metrics.evaluate_blocks`). ``settings`` None: the standard setting,
+        with DCI's classifiers on ``training.threads`` processes, the run's CPU share (no score
+        depends on it)."""
+        from deft_tune.metrics import STANDARD, evaluate_blocks  # scikit-learn when scoring
+
+        if settings is None:
+            settings = dataclasses.replace(STANDARD, n_jobs=self.config.training.threads)
+        count = len(self.replicas)
+        return evaluate_blocks(self.representation, self.data, count, list(names), seed, settings)

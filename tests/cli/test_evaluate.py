@@ -77,6 +77,17 @@ def test_default_output_and_seed(trained_model, capsys):
     torch.set_num_threads(1)
     payload = json.loads((trained_model / "evaluation_fast.json").read_text())
     assert payload["seed"] == 0 and set(payload["scores"]) == {"mig"}
+    assert payload["settings"]["n_jobs"] == 1  # --fast: DCI in one process, as in trials
+
+
+@pytest.mark.parametrize("extra, n_jobs", [(["--threads", "2"], 2), (["--n-jobs", "3"], 3)])
+def test_dci_processes_follow_the_threads_and_are_written(trained_model, extra, n_jobs):
+    out = trained_model / "standard.json"
+    argv = ["evaluate", "--model", str(trained_model), "--metrics", "mig", "--out", str(out)]
+    assert main([*argv, *extra]) == 0
+    torch.set_num_threads(1)
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["name"] == "standard" and settings["n_jobs"] == n_jobs
 
 
 @pytest.mark.parametrize(

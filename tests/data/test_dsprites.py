@@ -166,6 +166,16 @@ def test_unpack_masks_checks_its_input():
         unpack_masks(torch.zeros(3, 511, dtype=torch.uint8))
 
 
+def test_unpack_masks_gives_each_bit_most_significant_first():
+    raw = np.random.default_rng(0).integers(0, 256, size=(5, 512), dtype=np.uint8)
+    raw[0] = 0b10000000  # pixel 0 of each byte is its highest bit
+    masks = unpack_masks(torch.from_numpy(raw))
+    assert masks.dtype == torch.float32 and masks.shape == (5, 1, 64, 64)
+    expected = [[(byte >> (7 - b)) & 1 for byte in row for b in range(8)] for row in raw.tolist()]
+    assert masks.reshape(5, -1).tolist() == expected
+    assert masks[0, 0, 0, :16].tolist() == [1.0] + [0.0] * 7 + [1.0] + [0.0] * 7
+
+
 _RACER = """
 import sys
 import numpy as np

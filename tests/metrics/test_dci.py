@@ -91,3 +91,38 @@ def test_bad_input():
         dci(np.eye(20, 2), np.zeros((20, 2), dtype=int), np.eye(20, 2), f)
     with pytest.raises(ValueError, match="importance"):
         disentanglement(np.array([[-1.0, 1.0]]))
+
+
+def _reference_dci(codes_train, factors_train, codes_test, factors_test):
+    """DCI as written out from its definition: one GradientBoostingClassifier per factor."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    columns, train_acc, test_acc = [], [], []
+    for j in range(factors_train.shape[1]):
+        model = GradientBoostingClassifier(random_state=0).fit(codes_train, factors_train[:, j])
+        columns.append(np.abs(model.feature_importances_))
+        train_acc.append(np.mean(model.predict(codes_train) == factors_train[:, j]))
+        test_acc.append(np.mean(model.predict(codes_test) == factors_test[:, j]))
+    importance = np.stack(columns, axis=1)
+    return {
+        "dci/disentanglement": disentanglement(importance),
+        "dci/completeness": completeness(importance),
+        "dci/informativeness_train": float(np.mean(train_acc)),
+        "dci/informativeness_test": float(np.mean(test_acc)),
+    }
+
+
+def test_shared_fits_equal_the_reference_exactly(oracle_data):
+    from deft_tune.metrics.dci import start_dci
+
+    rng = np.random.default_rng(0)
+    factors = oracle_data.sample_factors(300, rng)
+    codes = noisy_identity_codes(oracle_data.sample_observations_from_factors(factors, rng))
+    mixed = codes @ rng.normal(size=(3, 4))
+    problems = [(c[:200], factors[:200], c[200:], factors[200:]) for c in (codes, mixed)]
+    expected = [_reference_dci(*p) for p in problems]
+    assert dci(*problems[1]) == expected[1]
+    # Both problems' six fits shared by this process and a worker, longest first.
+    assert start_dci(problems, n_jobs=2).result() == expected
+    fast = start_dci(problems, "hist_gbt", n_jobs=1).result()
+    assert start_dci(problems, "hist_gbt", n_jobs=2).result() == fast

@@ -149,3 +149,19 @@ def test_blocks_score_each_representation_on_one_shared_sample(oracle_data):
     calls.clear()
     evaluate(counted, oracle_data, seed=5, **sizes)
     assert encoded_once == sum(calls)  # both blocks from one sample: no second pass
+
+
+def test_dci_beside_the_other_metrics_changes_no_score(oracle_data):
+    # The sequential reference: each metric alone in this process (DCI's fits one by one).
+    alone = {
+        **compute_beta_vae(mixed_codes, oracle_data, 4, 16, 200, 100),
+        **compute_factor_vae(mixed_codes, oracle_data, 4, 16, 200, 100, 500),
+        **compute_mig(mixed_codes, oracle_data, seed=4, num_train=600),
+        **compute_dci(mixed_codes, oracle_data, seed=4, num_train=600, num_test=300),
+        **compute_sap(mixed_codes, oracle_data, seed=4, num_train=600, num_test=300),
+        **compute_modularity(mixed_codes, oracle_data, seed=4, num_train=600, num_test=300),
+    }
+    for n_jobs in (1, 2):  # 2: DCI's fits on a worker while this process runs the rest
+        together = evaluate(mixed_codes, oracle_data, seed=4, n_jobs=n_jobs, **TINY)
+        assert together == alone
+        assert list(together) == [k for name in METRICS for k in alone if k.startswith(name)]

@@ -344,3 +344,23 @@ def test_a_checkpoint_holds_only_tensors_and_plain_data(tmp_path):
         state["replicas"][0]["batches"]["rng"], dict
     )
     assert Trainer.from_checkpoint(path, data=Squares()).step == 18
+
+
+def test_scores_default_to_the_standard_setting_on_the_runs_threads(monkeypatch):
+    import dataclasses
+
+    import deft_tune.metrics as metrics
+
+    seen = []
+
+    def fake(representation_fn, data, blocks, names, seed, settings):
+        seen.append(settings)
+        return [{"mig": 0.5}] * blocks
+
+    monkeypatch.setattr(metrics, "evaluate_blocks", fake)
+    run = Trainer(deft_config(threads=2), data=Squares())
+    torch.set_num_threads(1)
+    assert run.scores(["mig"], seed=3) == [{"mig": 0.5}]
+    assert run.scores(("mig",), seed=3, settings=metrics.FAST) == [{"mig": 0.5}]
+    # DCI's classifiers get the run's CPU share; a given setting is used as it is.
+    assert seen == [dataclasses.replace(metrics.STANDARD, n_jobs=2), metrics.FAST]
