@@ -44,7 +44,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "metrics": {TOP, "data"},
     "freezing": {TOP, "data", "model", "metrics"},
     # The loop: a plain PyTorch library; nothing of the search, of results or of the CLI.
-    "training": {TOP, "data", "model", "freezing"},
+    "training": {TOP, "data", "model", "freezing", "metrics"},  # a run scores itself
     # Finished searches read back: of the loop only the replica keys and statistics that a
     # search's records carry (no torch: inspect's --help imports results/).
     "results": {TOP, "training.aggregate"},

@@ -284,7 +284,7 @@ def test_the_progress_bar_keeps_log_lines_whole_and_shows_the_stage_of_every_ste
         timeout=scaled(120),
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    at = done.stderr.index("INFO deft_tune.replica: step 4: stage 1, parameter groups")
+    at = done.stderr.index("INFO deft_tune.training.replica: step 4: stage 1, parameter groups")
     assert done.stderr[at - 1] in "\r\n", repr(done.stderr[at - 80 : at + 20])  # not after a bar
     assert "stage=1" in done.stderr.rsplit("\r", 1)[-1]  # the bar's last drawing
 

@@ -73,7 +73,10 @@ def _config(**sections):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"model": {"encoder_width": 10**5}}, "model.encoder_width / model.decoder_width"),
+        (
+            {"model": {"encoder_width": 4096, "decoder_width": 4096}},
+            "model.encoder_width / model.decoder_width",
+        ),  # at their bound: ~88 GiB
         ({"training": {"batch_size": 10**9}}, "training.batch_size"),
         ({"evaluation": {"probe_size": 10**9}}, "evaluation.probe_size"),
     ],
