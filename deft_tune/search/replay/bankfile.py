@@ -31,6 +31,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -299,7 +300,7 @@ def merge_banks(banks: Sequence[CurveBank]) -> CurveBank:
                             f"{trial.trial_id.partition('/')[2] or trial.trial_id}")
         for offset, bank in zip(_offsets(banks), banks) for trial in bank.trials
     )  # fmt: skip
-    name = str(first.raw_space.get("name") or first.experiment)
+    name = _common_name([part.experiment for part in parts]) or first.experiment
     newest = max(banks, key=lambda b: max(p.started for p in b.parts))
     raw_space = {**first.raw_space, "stopping": newest.raw_space.get("stopping", {})}
     return dataclasses.replace(
@@ -307,6 +308,11 @@ def merge_banks(banks: Sequence[CurveBank]) -> CurveBank:
         uri=",".join(dict.fromkeys(b.uri for b in banks)), trials=trials, parts=parts,
         raw_space=raw_space, space=space_from_dict(raw_space, budget_overrides=first.budget),
     )  # fmt: skip
+
+
+def _common_name(names: list[str]) -> str:
+    """What part names share, without a part suffix: bank_dsprites-p0, -p1 -> bank_dsprites."""
+    return re.sub(r"[-_.]+(p|part)?$", "", os.path.commonprefix(names))
 
 
 def _offsets(banks: Sequence[CurveBank]) -> list[int]:

@@ -66,7 +66,7 @@ def test_parts_with_other_seeds_merge_into_one_bank(bank_store, exported, tmp_pa
     both = tmp_path / "both.parquet"
     assert _export(bank_store, both, BANK, "bank-part7") == 0
     merged = read_banks([both])
-    assert [p.search_seed for p in merged.parts] == [0, 7]
+    assert [p.search_seed for p in merged.parts] == [0, 7] and merged.experiment == BANK
     assert merged.space.stopping.ifp.patience == 3
     assert [t.trial_id for t in merged.trials][-2:] == ["part1/t0", "part1/t1"]
     assert len(merged.trials) == len(SPECS) + 2
