@@ -108,9 +108,9 @@ def _no_ray_in_this_process() -> bool:
 
 
 # The loopback test starts a second private Ray in a subprocess. With the session's Ray alive in
-# the test process (tests/conftest.py ray_session), the session's dashboard agent was seen to exit and its
-# raylet to fate-share, which ends the whole pytest run (twice, on clean clones, 2026-12-05; cause
-# not found yet). They run first, in a process of their own, in .ci/run, and skip when a Ray is up.
+# the test process (tests/conftest.py ray_session), the session's dashboard agent was seen to exit
+# and its raylet to fate-share, which ends the whole pytest run (twice, on clean clones, 2026-12-05;
+# cause not found yet). It runs first, in a process of its own, in .ci/run; it skips when Ray is up.
 _ALONE = pytest.mark.skipif(
     "not _no_ray_in_this_process()", reason="needs a process without Ray (.ci/run runs it first)"
 )
