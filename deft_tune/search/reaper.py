@@ -4,14 +4,18 @@ Ray 2.60 stops its GCS and raylet when the driver dies, but its DashboardAgent a
 RuntimeEnvAgent see the raylet die, log "Raylet is dead! Exiting", and stay (listening) when
 the driver was killed with SIGKILL. So a watcher process holds the read end of a pipe whose
 only write end is this process's: it reads end-of-file when this process closes it (after
-``ray.shutdown``) or the kernel does (any death), and then kills every process that still
-carries this raylet's ``RAY_RAYLET_PID`` in its environment (Ray sets it in everything the
-raylet starts). Linux only (it reads /proc); elsewhere nothing is watched.
+``ray.shutdown``) or the kernel does (any death). While it waits it notes every process the
+raylet has started, by pid and start time (an orphan's parent becomes init, so the family must
+be known before the raylet dies; the environment in /proc/PID/environ is no witness: Ray's
+process titles overwrite it); the search goes on only once it has noted those already running
+(the agents). At end-of-file it kills those still running, a pid reused by an unrelated
+process excepted. Linux only (it reads /proc); elsewhere nothing is watched.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,16 +27,44 @@ __all__ = ["reap_on_exit"]
 _WATCHERS: list[subprocess.Popen] = []  # kept: a dropped Popen of a live process warns
 
 _WATCHER = r"""
-import os, signal, sys, time
-sys.stdin.buffer.read()  # end-of-file: the driver is gone or has shut Ray down
+import os, select, signal, sys, time
+
+raylet = int(sys.argv[1])
+
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[19]  # parent, start time (clock ticks since boot)
+
+def note_children(family):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent, started = stat(entry)
+            except (OSError, IndexError):
+                continue
+            if parent == raylet:
+                family[int(entry)] = started
+
+family = {}
+try:
+    family[raylet] = stat(raylet)[1]
+except (OSError, IndexError):
+    sys.exit()  # gone before it was watched: nothing of it is known
+note_children(family)  # the agents: Ray starts them before ray.init returns
+sys.stdout.write("watching\n")
+sys.stdout.close()
+while not select.select([sys.stdin], [], [], 0.5)[0]:
+    note_children(family)  # workers, and whatever starts later
+while sys.stdin.buffer.read1(65536):  # drained to end-of-file: the driver is gone or done
+    pass
+note_children(family)
 time.sleep(1.0)  # a clean shutdown stops them itself
-mark = b"RAY_RAYLET_PID=" + sys.argv[1].encode()
-for entry in os.listdir("/proc"):
+for pid, started in family.items():
     try:
-        with open(f"/proc/{entry}/environ", "rb") as environ:
-            if mark in environ.read().split(b"\0"):
-                os.kill(int(entry), signal.SIGKILL)
-    except (OSError, ValueError):
+        if stat(pid)[1] == started:
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, IndexError):
         pass
 """
 
@@ -50,23 +82,33 @@ def _raylets() -> list[int]:
     return found
 
 
+def _wait_until_watching(watcher: subprocess.Popen) -> None:
+    """Return once the watcher knows the raylet's processes (a driver killed the next moment
+    must still be reaped), or after a minute on a machine too busy to start it."""
+    assert watcher.stdout is not None
+    with watcher.stdout:
+        if select.select([watcher.stdout], [], [], 60.0)[0]:
+            watcher.stdout.readline()
+
+
 @contextmanager
 def reap_on_exit() -> Iterator[None]:
     """Within this block (the private Ray's life), a watcher ends its processes at exit."""
-    raylets = _raylets() if Path("/proc/self/environ").exists() else []
+    raylets = _raylets() if Path("/proc/self/stat").exists() else []
     held = []
     for raylet in raylets:
         read, write = os.pipe()  # not inheritable: only this process holds ``write``
         watcher = subprocess.Popen(
             [sys.executable, "-c", _WATCHER, str(raylet)],
             stdin=read,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C on the terminal does not stop it first
         )
         os.close(read)
         _WATCHERS.append(watcher)
         held.append(write)
+        _wait_until_watching(watcher)
     try:
         yield
     finally:

@@ -107,10 +107,10 @@ def _no_ray_in_this_process() -> bool:
     return not ray.is_initialized()
 
 
-# The loopback test starts a second private Ray in a subprocess. With the session's Ray alive in
-# the test process (tests/conftest.py ray_session), the session's dashboard agent was seen to exit
-# and its raylet to fate-share, which ends the whole pytest run (twice, on clean clones, 2026-12-05;
-# cause not found yet). It runs first, in a process of its own, in .ci/run; it skips when Ray is up.
+# These tests start a second private Ray in a subprocess. With the session's Ray alive in the test
+# process (tests/conftest.py ray_session), the session's dashboard agent was seen to exit and its
+# raylet to fate-share, which ended the whole pytest run (twice, on clean clones, 2026-12-05; cause
+# not found). They run first, in a process of their own, in .ci/run; they skip when Ray is up.
 _ALONE = pytest.mark.skipif(
     "not _no_ray_in_this_process()", reason="needs a process without Ray (.ci/run runs it first)"
 )
@@ -226,11 +226,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="failed on 2026-12-05 on a loaded 2-core machine (the agents outlived the killed driver "
-    "past the deadline) and, run beside the suite's session Ray, ended the pytest run: the reaper "
-    "is unverified until this is understood (issue #27's note)"
-)
+@_ALONE
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 def test_a_driver_killed_with_sigkill_leaves_no_ray_process_behind(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
