@@ -46,7 +46,7 @@ PLAN = ROOT / "benchmarks" / "campaign.yaml"
 LEDGER = ROOT / "benchmarks" / "results" / "campaign_ledger.json"
 SCRATCH = ROOT / "benchmarks" / ".campaign-scratch"  # git-ignored
 NICE = 10
-UNIT_KEYS = {"id", "group", "cost_min", "output", "commands", "about"}
+UNIT_KEYS = {"id", "group", "cost_min", "output", "commands", "about", "needs"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ class Unit:
     output: Path  # relative to the repository root
     commands: tuple[str, ...]
     about: str = ""
+    needs: tuple[Path, ...] = ()  # files (other units' outputs) that must exist first
+
+    @property
+    def waits_for(self) -> list[Path]:
+        return [need for need in self.needs if not (ROOT / need).is_file()]
 
     @property
     def path(self) -> Path:
@@ -104,11 +109,15 @@ def _unit(path: Path, index: int, entry: Any) -> Unit:
     output = Path(str(entry["output"]))
     if output.is_absolute() or ".." in output.parts or output.parts[:1] != ("benchmarks",):
         raise ConfigError(f"{where}.output must be a path under benchmarks/, got {output}")
+    needs = entry.get("needs", [])
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        raise ConfigError(f"{where}.needs must be a list of files (other units' outputs)")
     cost = entry["cost_min"]
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0:
         raise ConfigError(f"{where}.cost_min must be a number of minutes > 0")
     return Unit(str(entry["id"]), str(entry.get("group", entry["id"])), float(cost), output,
-                tuple(commands), str(entry.get("about", "")))  # fmt: skip
+                tuple(commands), str(entry.get("about", "")),
+                tuple(Path(n) for n in needs))  # fmt: skip
 
 
 def read_ledger() -> dict[str, dict[str, Any]]:
@@ -138,6 +147,10 @@ def status(units: list[Unit]) -> str:
         entry = ledger.get(unit.id, {})
         if unit.done:
             state = f"done     {entry.get('wall_s', 0) / 60:6.1f} min measured"
+        elif unit.waits_for:
+            first, more = unit.waits_for[0], len(unit.waits_for) - 1
+            state = f"waits    for {first}" + (f" and {more} more" if more else "")
+            left += expected_minutes(unit, ledger)
         elif entry.get("status") == "failed":
             state = f"FAILED   {entry.get('error', '')[:80]}"
             left += expected_minutes(unit, ledger)
@@ -161,6 +174,9 @@ def run(units: list[Unit], minutes: float, only: list[str] | None = None) -> int
     failures = 0
     for unit in chosen:
         if unit.done:
+            continue
+        if unit.waits_for:
+            print(f"skip {unit.id}: waits for {', '.join(map(str, unit.waits_for))}", flush=True)
             continue
         left = (deadline - time.monotonic()) / 60
         need = expected_minutes(unit, read_ledger())

@@ -77,6 +77,37 @@ def test_units_run_in_order_failures_are_recorded_and_long_units_wait(root, caps
     assert "1 of 4 units done" in shown and "FAILED" in shown and "600.0 min expected" in shown
 
 
+def test_a_unit_waits_for_the_files_it_needs_even_from_earlier_units_of_the_same_run(root, capsys):
+    path = plan(
+        root,
+        f"""\
+        - id: later
+          cost_min: 1
+          output: benchmarks/out/later.json
+          needs: [benchmarks/out/first.json]
+          commands: ['{WRITE}']
+        - id: first
+          cost_min: 1
+          output: benchmarks/out/first.json
+          commands: ['{WRITE}']
+        - id: after
+          cost_min: 1
+          output: benchmarks/out/after.json
+          needs: [benchmarks/out/first.json]
+          commands: ['{WRITE}']
+        """,
+    )
+    assert campaign.main(["--plan", str(path), "run", "--minutes", "30"]) == 0
+    said = capsys.readouterr().out
+    assert "skip later: waits for benchmarks/out/first.json" in said
+    assert not (root / "benchmarks/out/later.json").exists()
+    assert (root / "benchmarks/out/after.json").exists()  # its need landed earlier in the run
+    assert campaign.main(["--plan", str(path), "status"]) == 0
+    assert "2 of 3 units done" in capsys.readouterr().out
+    assert campaign.main(["--plan", str(path), "run", "--minutes", "30"]) == 0
+    assert (root / "benchmarks/out/later.json").exists()
+
+
 def test_a_killed_campaign_leaves_no_partial_file_and_the_next_run_clears_it(root):
     started = root / "started"
     path = plan(
@@ -128,6 +159,7 @@ def _alive(pid: int) -> bool:
             "- id: a\n  cost_min: 1\n  output: benchmarks/x\n  commands: [x]\n  when: now\n",
             "unknown",
         ),
+        ("- id: a\n  cost_min: 1\n  output: benchmarks/x\n  commands: [x]\n  needs: b\n", "needs"),
     ],
 )
 def test_bad_plans_are_one_line(root, capsys, units, message):
