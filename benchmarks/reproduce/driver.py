@@ -6,7 +6,8 @@
 Budgets are benchmarks/reproduce/budgets/<name>.yaml (paper-cpu, the default: about an hour of
 training per experiment; small: about 40 minutes for all five; tiny: a smoke check). Every run
 goes to one MLflow store, ``sqlite:///<results>/mlflow.db``; the report reads only that store.
-The published budget's report goes to docs/, any other budget's to docs/<budget>/.
+Each budget's report goes to docs/<budget>/ (docs/RESULTS.md comes from committed files:
+``python -m benchmarks.reproduce report``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .tracking import store_budget
 
 EXPERIMENTS = (e1_methods, e2_ifp, e3_diffusion, e4_correlated, e5_stopper)  # report order
 BY_KEY = {e.KEY: e for e in EXPERIMENTS}
-PUBLISHED = "paper-cpu"  # the issue's budget: its report is docs/RESULTS.md
+PUBLISHED = "paper-cpu"  # the default budget (about an hour of training per experiment)
 
 
 def parse(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
@@ -51,15 +52,16 @@ def parse(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace
         "--docs",
         type=Path,
         default=None,
-        help=f"where RESULTS.md and results/*.png go (default docs/ for {PUBLISHED}, "
-        "else docs/BUDGET/)",
+        help="where RESULTS.md and results/*.png go (default docs/BUDGET/; docs/RESULTS.md "
+        "itself comes from committed files: python -m benchmarks.reproduce report)",
     )
     return p.parse_args(argv)
 
 
 def default_docs(budget: str) -> Path:
-    docs = pipeline.REPO / "docs"
-    return docs if budget == PUBLISHED else docs / budget
+    """docs/<budget>/: docs/RESULTS.md itself is written from committed files alone
+    (``python -m benchmarks.reproduce report``), never from a local store."""
+    return pipeline.REPO / "docs" / budget
 
 
 def run(budget_name: str, results: Path, keys: list[str]) -> None:

@@ -231,7 +231,7 @@ def test_stopper_saving_reads_as_fewer_or_more():
 
 
 def test_published_budget_writes_docs_and_others_a_subfolder(store):
-    assert driver.default_docs("paper-cpu") == pipeline.REPO / "docs"
+    assert driver.default_docs("paper-cpu") == pipeline.REPO / "docs" / "paper-cpu"
     assert driver.default_docs("small") == pipeline.REPO / "docs" / "small"
     assert rt.store_budget(store["uri"]) == "unit"  # --report-only's default folder
 

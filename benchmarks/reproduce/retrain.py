@@ -1,0 +1,177 @@
+"""Experiment 1's units: each arm's schedule retrained on seeds its bank never saw.
+
+An arm is a method's best schedule from its committed curve bank (benchmarks/banks/<bank>/),
+picked by the mean over the trial's replica seeds of the bank's objective (one seed lets noise
+pick the winner), or ``hand``: configs/dsprites_deft.yaml, the authors' stage betas fitted by
+hand, with its stage lengths scaled to the bank's steps per trial. Every arm trains the same
+data, steps and metrics; a unit is one arm and one seed, trained with ``deft-tune train`` (the
+command a user runs) and scored in the standard setting (MIG, DCI, FactorVAE), and leaves one
+JSON file with the scores, the run config, the bank trial it came from, wall time, commit and
+machine.
+
+    python -m benchmarks.reproduce retrain --arm deft --seed 10000 --out FILE.json
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deft_tune.errors import ConfigError
+from deft_tune.fileio import atomic_write_text
+from deft_tune.search.replay.bankfile import read_banks
+from deft_tune.search.tracking.provenance import commit, machine
+
+ROOT = Path(__file__).resolve().parents[2]
+BANKS = ROOT / "benchmarks" / "banks"
+HAND = ROOT / "configs" / "dsprites_deft.yaml"
+RESULTS = ROOT / "benchmarks" / "results" / "e1"
+METRICS = ("mig", "dci", "factor_vae")
+# The retrained scores (metrics.json keys) and their names in the report.
+SCORES = (
+    ("mig", "MIG"),
+    ("dci/disentanglement", "DCI disentanglement"),
+    ("factor_vae/eval_accuracy", "FactorVAE score"),
+)
+# Seeds a unit may take: far from each other and from any bank seed, since a run's random
+# streams use seed + k for k <= 7 (deft_tune.validation) and replica r takes seed + r.
+SEEDS = (10_000, 10_100, 10_200, 10_300, 10_400)
+_STREAMS = 16  # two seeds closer than this may share a stream
+
+
+@dataclass(frozen=True)
+class Arm:
+    key: str
+    label: str
+    bank: str  # folder under benchmarks/banks/ (the hand arm takes its steps from DEFT's bank)
+
+
+ARMS = {
+    "deft": Arm("deft", "DEFT (searched)", "dsprites"),
+    "hand": Arm("hand", "DEFT (hand schedule, configs/dsprites_deft.yaml)", "dsprites"),
+    "beta_vae": Arm("beta_vae", "beta-VAE (searched)", "beta_vae"),
+    "beta_tcvae": Arm("beta_tcvae", "beta-TCVAE (searched)", "beta_tcvae"),
+    "annealed_vae": Arm("annealed_vae", "AnnealedVAE (searched)", "annealed_vae"),
+}
+
+
+def bank_parts(arm: Arm) -> list[str]:
+    parts = sorted(glob.glob(str(BANKS / arm.bank / "part-*.parquet")))
+    if not parts:
+        raise ConfigError(
+            f"arm {arm.key!r} needs its bank's parts under {BANKS / arm.bank}: run its campaign "
+            "units first (python -m benchmarks.campaign status)"
+        )
+    return parts
+
+
+def seed_mean(replica_finals: tuple[float, ...]) -> float:
+    """A schedule's score: the mean over its seeds, NaN (never the best) if one seed failed."""
+    return statistics.fmean(replica_finals) if replica_finals else math.nan
+
+
+def best_trial(bank: Any) -> Any:
+    """The trial with the best seed mean of the bank's objective (ties: the first listed)."""
+    sign = 1.0 if bank.mode == "max" else -1.0
+    scored = [(sign * seed_mean(t.replica_finals), t) for t in bank.trials]
+    finite = [(score, t) for score, t in scored if math.isfinite(score) and t.run_config]
+    if not finite:
+        raise ConfigError(f"bank {bank.experiment} has no trial with a score and a run config")
+    return max(finite, key=lambda pair: pair[0])[1]
+
+
+def bank_seeds(bank: Any) -> list[int]:
+    """Every seed a replica of the bank trained with."""
+    seeds = []
+    for trial in bank.trials:
+        training = yaml.safe_load(trial.run_config)["training"]
+        seeds += [int(training["seed"]) + r for r in range(int(training.get("replicas", 1)))]
+    return seeds
+
+
+def hand_config(steps: int) -> dict[str, Any]:
+    """configs/dsprites_deft.yaml at ``steps``: its stages keep their share of the run."""
+    raw = yaml.safe_load(HAND.read_text())
+    scale = steps / int(raw["training"]["steps"])
+    for stage in raw["schedule"]["stages"]:
+        if stage.get("steps") is not None:
+            stage["steps"] = max(1, round(int(stage["steps"]) * scale))
+    raw["training"]["steps"] = steps
+    return raw
+
+
+def arm_config(key: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run config a unit trains, and where it came from."""
+    arm = ARMS[key]
+    bank = read_banks(bank_parts(arm))
+    near = [s for s in bank_seeds(bank) if abs(s - seed) < _STREAMS]
+    if near:
+        raise ConfigError(f"seed {seed} is within {_STREAMS} of bank seed(s) {near[:3]}")
+    if key == "hand":
+        raw = hand_config(int(bank.budget["steps_per_trial"]))
+        source = {"config": HAND.relative_to(ROOT).as_posix()}
+    else:
+        trial = best_trial(bank)
+        raw = yaml.safe_load(trial.run_config)
+        source = {"bank": arm.bank, "trial": trial.trial_id,
+                  "bank_seed_mean": seed_mean(trial.replica_finals),
+                  "bank_replicas": list(trial.replica_finals)}  # fmt: skip
+    raw["training"].update(seed=seed, replicas=1, threads=1)
+    raw["evaluation"]["metrics"] = list(METRICS)
+    source["bank_parts"] = [Path(p).name for p in bank_parts(arm)]
+    return raw, source
+
+
+def unit(key: str, seed: int, out: Path, steps: int | None = None) -> dict[str, Any]:
+    """Train arm ``key`` with ``seed`` and write its row to ``out``. ``steps`` shortens the run
+    (a smoke check; the report refuses rows whose steps differ from their bank's)."""
+    config, source = arm_config(key, seed)
+    if steps is not None:
+        config = _shortened(config, steps)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder, path = Path(scratch) / "run", Path(scratch) / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        started = time.monotonic()
+        command = [sys.executable, "-m", "deft_tune", "train", "--config", str(path), "--out",
+                   str(folder), "--no-progress", "--threads", "1"]  # fmt: skip
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.monotonic() - started
+        scores = json.loads((folder / "metrics.json").read_text())["metrics"]
+    row = {
+        "arm": key,
+        "seed": seed,
+        "scores": {k: scores.get(k, math.nan) for k, _ in SCORES},
+        "steps": int(config["training"]["steps"]),
+        "source": source,
+        "config": config,
+        "wall_s": round(wall, 1),
+        "commit": commit(),
+        "machine": machine(),
+    }
+    atomic_write_text(out, json.dumps(row, indent=1) + "\n")
+    return row
+
+
+def _shortened(config: dict[str, Any], steps: int) -> dict[str, Any]:
+    scale = steps / int(config["training"]["steps"])
+    for stage in config.get("schedule", {}).get("stages", []):
+        if stage.get("steps") is not None:
+            stage["steps"] = max(1, round(int(stage["steps"]) * scale))
+    config["training"].update(steps=steps, checkpoint_interval=steps)
+    config["evaluation"]["interval"] = max(1, steps // 2)
+    return config
+
+
+def read_rows(folder: Path = RESULTS) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

@@ -1,0 +1,121 @@
+"""docs/RESULTS.md from committed files (benchmarks/reproduce/from_files.py, retrain.py): the
+schedule an arm retrains, the seeds it may take, the intervals the claims rest on, and a report
+that says what it still waits for."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from benchmarks.reproduce import from_files, retrain
+from deft_tune.errors import ConfigError
+from tests import REPO
+
+DEFT_PARTS = sorted((REPO / "benchmarks" / "banks" / "dsprites").glob("part-*.parquet"))
+
+
+def _trial(trial_id, finals, seed=1):
+    config = yaml.safe_dump({"training": {"seed": seed, "replicas": len(finals)}})
+    return SimpleNamespace(trial_id=trial_id, replica_finals=tuple(finals), run_config=config)
+
+
+def test_the_best_schedule_is_the_best_seed_mean_not_the_luckiest_seed():
+    bank = SimpleNamespace(mode="max", experiment="b", trials=(
+        _trial("lucky", [0.40, 0.02, 0.03]),  # best single seed, mean 0.15
+        _trial("steady", [0.20, 0.19, 0.21]),  # mean 0.20
+        _trial("failed", [0.9, math.nan, 0.9]),  # a seed without a score: never the best
+    ))  # fmt: skip
+    assert retrain.best_trial(bank).trial_id == "steady"
+    low = SimpleNamespace(mode="min", experiment="b", trials=bank.trials[:2])
+    assert retrain.best_trial(low).trial_id == "lucky"
+
+
+def test_bank_seeds_cover_every_replica():
+    bank = SimpleNamespace(trials=(_trial("a", [0.1, 0.2, 0.3], seed=50), _trial("b", [0.1], 9)))
+    assert retrain.bank_seeds(bank) == [50, 51, 52, 9]
+
+
+def test_the_hand_schedule_keeps_each_stage_share_at_the_bank_steps():
+    raw = retrain.hand_config(2000)
+    assert raw["training"]["steps"] == 2000
+    assert [s.get("steps") for s in raw["schedule"]["stages"]] == [500, 500, 500, None]
+    assert [s["beta"] for s in raw["schedule"]["stages"]] == [70, 30, 12, 1]
+
+
+@pytest.mark.skipif(not DEFT_PARTS, reason="no DEFT bank part is committed yet")
+def test_an_arm_trains_its_bank_best_with_a_fresh_seed_and_refuses_a_bank_seed():
+    from deft_tune.search.replay.bankfile import read_banks
+
+    bank = read_banks(DEFT_PARTS)
+    config, source = retrain.arm_config("deft", retrain.SEEDS[0])
+    means = {t.trial_id: statistics.fmean(t.replica_finals) for t in bank.trials}
+    assert source["trial"] == max(means, key=means.get)
+    assert config["training"]["seed"] == retrain.SEEDS[0] and config["training"]["replicas"] == 1
+    assert config["evaluation"]["metrics"] == ["mig", "dci", "factor_vae"]
+    assert source["bank_parts"] == [p.name for p in DEFT_PARTS]
+    with pytest.raises(ConfigError, match="within 16 of bank seed"):
+        retrain.arm_config("deft", retrain.bank_seeds(bank)[0] + 3)
+    for seed in retrain.SEEDS:  # the planned seeds share no random stream with the bank
+        assert all(abs(seed - s) >= 16 for s in retrain.bank_seeds(bank))
+
+
+def test_bootstrap_intervals_separate_only_what_differs():
+    high, low = [0.30, 0.32, 0.31, 0.29, 0.33], [0.10, 0.12, 0.11, 0.09, 0.13]
+    interval = from_files.bootstrap_difference(high, low)
+    assert 0.17 < interval[0] <= 0.2 <= interval[1] < 0.23
+    assert from_files.verdict(*interval) == "higher"
+    assert from_files.verdict(*from_files.bootstrap_difference(low, high)) == "lower"
+    same = from_files.bootstrap_difference(high, high[::-1])
+    assert same[0] < 0 < same[1] and "not separated" in from_files.verdict(*same)
+    assert from_files.bootstrap_difference(high, low) == interval  # seeded
+
+
+@pytest.fixture
+def banks(tmp_path, monkeypatch):
+    """Two committed parts of each bank, as the rows below were picked from."""
+    for arm in retrain.ARMS.values():
+        for k in range(2):
+            (tmp_path / arm.bank).mkdir(exist_ok=True)
+            (tmp_path / arm.bank / f"part-{k}.parquet").touch()
+    monkeypatch.setattr(retrain, "BANKS", tmp_path)
+    return tmp_path
+
+
+def _row(arm, seed, mig):
+    return {"arm": arm, "seed": seed, "steps": 2000, "wall_s": 600.0, "commit": "abc" * 14,
+            "machine": {"cpu": "cpu", "logical_cpus": 2},
+            "source": {"trial": f"part0/{arm}", "bank_parts": ["part-0.parquet", "part-1.parquet"]},
+            "scores": {"mig": mig, "dci/disentanglement": mig / 2,
+                       "factor_vae/eval_accuracy": 0.5}}  # fmt: skip
+
+
+def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks):
+    deft = [_row("deft", s, 0.30 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
+    beta = [_row("beta_vae", s, 0.10 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
+    text = from_files.experiment_1(deft + beta[:3])
+    assert "beta_vae 3" in text and "No claim of this experiment is judged" in text
+    assert "DEFT is" not in text  # no difference table while an arm misses seeds
+    text = from_files.experiment_1(deft + beta)
+    assert "| DEFT (searched) minus |" in text and "| higher |" in text
+    assert "0.320 ± 0.016" in text  # the mean ± std of DEFT's MIG over its 5 seeds
+    assert "MIG >= 0.3 at this budget: reached" in text
+    assert from_files.experiment_1(deft + beta) == text
+    (banks / "dsprites" / "part-2.parquet").touch()  # the DEFT bank grew: its rows are stale
+    text = from_files.experiment_1(deft + beta)
+    assert "Left out, their bank has grown" in text and "deft seed 10000" in text
+    assert "DEFT is" not in text
+
+
+def test_the_committed_report_is_what_the_committed_files_give():
+    assert (
+        from_files.render(retrain.read_rows(), from_files.deft_parts())
+        == (REPO / "docs" / "RESULTS.md").read_text()
+    ), "regenerate it: python -m benchmarks.reproduce report"
+
+
+def test_experiment_5_without_a_bank_says_so():
+    assert "No DEFT bank part is committed yet." in from_files.experiment_5([])
