@@ -27,6 +27,7 @@ import os
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -131,10 +132,11 @@ def _record(unit: Unit, entry: dict[str, Any]) -> None:
 
 
 def expected_minutes(unit: Unit, ledger: dict[str, dict[str, Any]]) -> float:
-    """The slowest measured unit of the same group, else the plan's estimate."""
+    """The median measured unit of the same group (one slow unit on a loaded machine must not
+    keep its whole group from starting), else the plan's estimate."""
     measured = [e["wall_s"] / 60 for e in ledger.values()
                 if e.get("group") == unit.group and e.get("status") == "done"]  # fmt: skip
-    return max(measured) if measured else unit.cost_min
+    return statistics.median(measured) if measured else unit.cost_min
 
 
 # --- status -----------------------------------------------------------------------------------

@@ -179,3 +179,12 @@ def test_the_committed_plan_loads():
     units = campaign.load_plan()
     assert any(u.group == "bank_dsprites" for u in units)
     assert all(u.output.parts[0] == "benchmarks" for u in units)
+
+
+def test_a_group_is_expected_to_take_its_median_measured_unit():
+    unit = campaign.Unit("u", "g", 99.0, campaign.Path("benchmarks/u"), ("x",))
+    ledger = {k: {"group": "g", "status": "done", "wall_s": 60 * m}
+              for k, m in (("a", 10), ("b", 50), ("c", 20))}  # fmt: skip
+    ledger["d"] = {"group": "g", "status": "failed", "wall_s": 6000}
+    assert campaign.expected_minutes(unit, ledger) == 20
+    assert campaign.expected_minutes(unit, {}) == 99.0
