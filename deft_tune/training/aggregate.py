@@ -55,6 +55,15 @@ def replica_key(replica: int, key: str) -> str:
     return f"replica{replica}/{key}"
 
 
+def split_replica_key(name: str) -> tuple[int | None, str]:
+    """The inverse of :func:`replica_key`: ``(r, key)``, or ``(None, name)`` for a run's key."""
+    head, sep, rest = name.partition("/")
+    index = head.removeprefix("replica")
+    if sep and head.startswith("replica") and index.isdigit():
+        return int(index), rest
+    return None, name
+
+
 def objective_key(metric: str, aggregate_name: str) -> str:
     """The key a search optimises: ``metrics/mig`` (mean) or ``metrics/mig_min`` and so on."""
     return metric if aggregate_name == "mean" else f"{metric}_{aggregate_name}"

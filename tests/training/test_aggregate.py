@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from deft_tune.training.aggregate import AGGREGATES, aggregate, combine, combine_scores, signal_mean
+from deft_tune.training.aggregate import (
+    AGGREGATES,
+    aggregate,
+    combine,
+    combine_scores,
+    replica_key,
+    signal_mean,
+    split_replica_key,
+)
 
 NAN, INF = math.nan, math.inf
 
@@ -59,3 +67,12 @@ def test_combine_scores_of_replicas_with_a_nan():
     assert out["replica0/mig"] == 0.5 and math.isnan(out["mig"]) and math.isnan(out["mig_min"])
     one = combine_scores([{"mig": NAN}])  # one replica: its value as it is
     assert list(one) == ["mig"] and math.isnan(one["mig"])
+
+
+@pytest.mark.parametrize("key", ["metrics/mig", "info/gain/group1", "step", "final/mig"])
+def test_a_replica_key_splits_back_into_its_replica_and_key(key):
+    for replica in (0, 3, 12):
+        assert split_replica_key(replica_key(replica, key)) == (replica, key)
+    assert split_replica_key(key) == (None, key)
+    assert split_replica_key("replicas/x") == (None, "replicas/x")
+    assert split_replica_key("replica/x") == (None, "replica/x")

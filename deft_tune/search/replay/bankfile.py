@@ -51,7 +51,7 @@ from deft_tune.search.replay.bank import (
     replica_finals,
 )
 from deft_tune.search.space import space_from_dict
-from deft_tune.training.aggregate import replica_key
+from deft_tune.training.aggregate import replica_key, split_replica_key
 
 __all__ = ["SCHEMA_VERSION", "export_banks", "merge_banks", "read_banks", "write_bank"]
 
@@ -91,8 +91,7 @@ def _all_reports(trial: BankTrial) -> tuple[Report, ...]:
 
 
 def _plain(key: str) -> str:
-    head, sep, rest = key.partition("/")
-    return rest if sep and head.startswith("replica") and head[7:].isdigit() else key
+    return split_replica_key(key)[1]
 
 
 def _trials_by_part(bank: CurveBank) -> Iterable[tuple[int, BankTrial]]:
@@ -107,7 +106,8 @@ def _part_of(trial_id: str) -> int:
 
 
 def _rows(part: int, trial: BankTrial, signals: list[str]) -> list[dict[str, Any]]:
-    replicas = sorted({int(k.split("/")[0][7:]) for k in trial.final.result if _plain(k) != k})
+    indices = (split_replica_key(k)[0] for k in trial.final.result)
+    replicas = sorted({r for r in indices if r is not None})
     trial_id = trial.trial_id.partition("/")[2] if "/" in trial.trial_id else trial.trial_id
     common = {"part": part, "trial_id": trial_id, "run_id": trial.run_id,
               "stop_reason": trial.stop_reason,
@@ -269,7 +269,7 @@ def _final_scores(row: dict[str, Any], replica: int) -> dict[str, float]:
 
 
 def _replica_finals(finals: dict[str, float], objective: str) -> tuple[float, ...]:
-    replicas = {int(k.split("/")[0][7:]) for k in finals if _plain(k) != k}
+    replicas = {r for r in (split_replica_key(k)[0] for k in finals) if r is not None}
     metrics = {**finals, keys.REPLICAS: float(len(replicas) or 1)}
     return replica_finals(metrics, objective)
 
