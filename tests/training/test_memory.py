@@ -81,7 +81,10 @@ def _config(**sections):
         ({"evaluation": {"probe_size": 10**9}}, "evaluation.probe_size"),
     ],
 )
-def test_a_run_larger_than_the_machine_is_refused_naming_the_estimate(change, field):
+def test_a_run_larger_than_the_machine_is_refused_naming_the_estimate(change, field, monkeypatch):
+    import deft_tune.training.memory as memory
+
+    monkeypatch.setattr(memory, "_ram", lambda: ("RAM", 16 * 2**30))  # any machine: 16 GiB
     with pytest.raises(ConfigError) as caught:
         Trainer(_config(**change), data=Squares(), device="cpu")
     message = str(caught.value)
