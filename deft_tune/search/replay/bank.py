@@ -67,10 +67,25 @@ class BankTrial:
     finals: dict[str, float] = field(default_factory=dict)  # final/* scores, run and replicas
     stop_reason: str = "completed"
     run_config: str = ""  # the trial's run config YAML as it logged it ("" if it has none)
+    part: int = 0  # which recorded search of a merged bank it comes from
 
     @property
     def steps(self) -> int:
         return self.final.step
+
+    @property
+    def recorded_id(self) -> str:
+        """Its id in the search that recorded it (:meth:`in_part` prefixed the part)."""
+        return self.trial_id.removeprefix(_part_prefix(self.part))
+
+    def in_part(self, part: int) -> BankTrial:
+        """This trial as part ``part`` of a merged bank: named ``part{k}/<recorded id>``, so
+        the ids stay unique across parts."""
+        return dataclasses.replace(self, part=part, trial_id=_part_prefix(part) + self.recorded_id)
+
+
+def _part_prefix(part: int) -> str:
+    return f"part{part}/"
 
 
 @dataclass(frozen=True)

@@ -95,21 +95,15 @@ def _plain(key: str) -> str:
 
 
 def _trials_by_part(bank: CurveBank) -> Iterable[tuple[int, BankTrial]]:
-    """Each trial with the index of its part (trial ids of a merged bank are part-prefixed)."""
+    """Each trial with the index of the recorded search it comes from."""
     for trial in bank.trials:
-        yield _part_of(trial.trial_id), trial
-
-
-def _part_of(trial_id: str) -> int:
-    head, sep, _ = trial_id.partition("/")
-    return int(head.removeprefix("part")) if sep and head.startswith("part") else 0
+        yield trial.part, trial
 
 
 def _rows(part: int, trial: BankTrial, signals: list[str]) -> list[dict[str, Any]]:
     indices = (split_replica_key(k)[0] for k in trial.final.result)
     replicas = sorted({r for r in indices if r is not None})
-    trial_id = trial.trial_id.partition("/")[2] if "/" in trial.trial_id else trial.trial_id
-    common = {"part": part, "trial_id": trial_id, "run_id": trial.run_id,
+    common = {"part": part, "trial_id": trial.recorded_id, "run_id": trial.run_id,
               "stop_reason": trial.stop_reason,
               **{_PARAM + k: v for k, v in trial.params.items()}}  # fmt: skip
     rows = []
@@ -247,8 +241,8 @@ def _trial(
     params = {k.removeprefix(_PARAM): v for k, v in first.items()
               if k.startswith(_PARAM) and v is not None}  # fmt: skip
     run_config = next((r["run_config"] for r in rows if r.get("run_config")), "")
-    return BankTrial(
-        trial_id=f"part{part}/{trial_id}" if multi else trial_id,
+    trial = BankTrial(
+        trial_id=trial_id,
         run_id=first["run_id"],
         reports=tuple(ordered),
         final=final,
@@ -259,6 +253,7 @@ def _trial(
         stop_reason=first["stop_reason"],
         run_config=run_config,
     )
+    return trial.in_part(part) if multi else trial
 
 
 def _final_scores(row: dict[str, Any], replica: int) -> dict[str, float]:
@@ -296,8 +291,7 @@ def merge_banks(banks: Sequence[CurveBank]) -> CurveBank:
             seeds[part.search_seed] = part.experiment
     parts = tuple(part for bank in banks for part in bank.parts)
     trials = tuple(
-        dataclasses.replace(trial, trial_id=f"part{offset + _part_of(trial.trial_id)}/"
-                            f"{trial.trial_id.partition('/')[2] or trial.trial_id}")
+        trial.in_part(offset + trial.part)
         for offset, bank in zip(_offsets(banks), banks) for trial in bank.trials
     )  # fmt: skip
     name = _common_name([part.experiment for part in parts]) or first.experiment
