@@ -152,7 +152,7 @@ def test_export_space_out_narrows_a_loadable_space(search, capsys, tmp_path):
         search.uri,
         "--space-out",
         str(refined),
-        "--top",
+        "--span",
         "2",
     )
     assert code == 0
@@ -233,6 +233,38 @@ def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, 
     ):
         code, _, err = _cli(capsys, *argv, "--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}")
         assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)
+
+
+def test_export_span_is_how_many_best_trials_the_narrowed_space_spans(tmp_path, capsys):
+    from deft_tune.cli import build_parser
+
+    store = ["--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}"]
+    space = ["--space-out", str(tmp_path / "s.yaml")]
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--span K" in help_text and "--top" not in help_text  # the old name is hidden
+    for argv, message in (
+        ([*space, "--span", "0"], "--span == 0, must be >= 1"),
+        (
+            ["--out", str(tmp_path / "b.yaml"), "--span", "3"],
+            "add --space-out FILE, or drop --span",
+        ),
+    ):
+        code, _, err = _cli(capsys, "export", "s", *argv, *store)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    # The old spelling works for one release: the same value, one warning line first.
+    code, _, err = _cli(capsys, "export", "s", *space, "--top", "0", *store)
+    warning, error = err.splitlines()
+    assert code == 2 and error.endswith(
+        "--span == 0, must be >= 1 (the best trials to narrow around)"
+    )
+    assert (
+        warning == "deft-tune export: warning: --top is now --span; --top goes in the next release"
+    )
+    assert build_parser().parse_args(["export", "s", *space, "--top", "3"]).span == 3
+    assert build_parser().parse_args(["export", "s", *space]).span is None  # SPAN, 5, applies
+    assert not (tmp_path / "s.yaml").exists() and not (tmp_path / "no.db").exists()
 
 
 def test_export_refuses_to_overwrite_a_file_unless_forced(tmp_path, capsys):
