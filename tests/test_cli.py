@@ -43,3 +43,35 @@ def test_help_and_version_import_no_torch_or_scikit_learn():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def _usage(capsys, *command: str) -> str:
+    """The --help text of a command, as a user reads it."""
+    try:
+        main([*command, "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    return capsys.readouterr().out
+
+
+def test_a_search_is_called_name_in_every_usage_and_document(capsys):
+    import re
+
+    from tests import REPO
+
+    # A positional search: NAME, as `deft-tune search --name NAME` and `launch --name NAME` set it.
+    for command, shown in (
+        (("inspect",), "[NAME]"),
+        (("export",), " NAME\n"),
+        (("replay",), "[NAME]"),
+        (("bank", "export"), "NAME [NAME ...]"),
+        (("search",), "--name NAME"),
+        (("launch",), "--name NAME"),
+    ):
+        usage = _usage(capsys, *command).split("\n\n")[0] + "\n"
+        assert shown in usage, (command, usage)
+        assert not re.search(r"\bEXPERIMENT\b|\[name\]| name\n", usage), (command, usage)
+    assert "a search's NAME" in _usage(capsys, "importance")
+    docs = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").rglob("*.md"))]
+    for doc in docs:
+        assert not re.search(r"deft-tune [a-z ]+ .*\bEXPERIMENT\b", doc.read_text()), doc

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="write the best trial's run config (train it with deft-tune train)"
     )
-    parser.add_argument("name", help="search (experiment) name, as `deft-tune inspect` lists")
+    parser.add_argument(
+        "name", metavar="NAME", help="the search's name, as `deft-tune inspect` lists it"
+    )
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric (default: the search objective)")
     parser.add_argument(

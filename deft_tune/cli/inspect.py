@@ -39,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect", help="list searches, or the trials of one search sorted by its objective"
     )
-    parser.add_argument("name", nargs="?", help="search (experiment) name; omit to list all")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="a search's name (its MLflow experiment); omit to list every search",
+    )
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric instead of the search objective")
     parser.add_argument("--top", type=int, metavar="K", help="show only the K best trials")
