@@ -13,8 +13,10 @@ from deft_tune.results import report
 from deft_tune.tables import format_table, union_keys
 
 # How every --tracking-uri help names the default store (tracking.layout.default_tracking_uri),
-# one wording everywhere; kept here, beside the flag, so that `--help` imports no search code.
+# one wording everywhere: tracking.layout.DEFAULT_STORE, repeated here, beside the flag, so that
+# `--help` imports no search code (tests/test_cli.py holds the two equal).
 DEFAULT_STORE = "sqlite:///<this folder>/mlflow.db"
+TRACKING_URI_HELP = f"MLflow tracking URI (default: {DEFAULT_STORE}, as for every command)"
 
 TRIAL_COLUMNS = (
     "trial",
@@ -60,13 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help=f"MLflow tracking URI (default: {DEFAULT_STORE}, where `deft-tune search` writes "
-        "by default)",
-    )
+def add_tracking_uri(parser: argparse._ActionsContainer) -> None:
+    """--tracking-uri, with the one help text every command gives it."""
+    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_URI_HELP)
 
 
 def tracking_uri(args: argparse.Namespace) -> str:
