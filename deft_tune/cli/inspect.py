@@ -20,7 +20,7 @@ TRACKING_URI_HELP = f"MLflow tracking URI (default: {DEFAULT_STORE}, as for ever
 
 TRIAL_COLUMNS = (
     "trial",
-    "seed",
+    "seeds",
     "status",
     "stop_reason",
     "objective",

@@ -204,6 +204,30 @@ def test_search_without_finished_trials_says_so(tmp_path, capsys):
     assert code == 2 and "has no trials yet" in err
 
 
+def test_inspect_shows_the_seed_of_every_replica_of_a_trial(tmp_path, capsys):
+    from deft_tune.search.tracking.writer import SearchTracking, TrialRun
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = SearchTracking(uri, "seeded")
+    space = "name: seeded\nobjective: {metric: metrics/mig}\n"
+    parent = tracking.start_parent({"search_seed": 0}, {"search_space.yaml": space})
+    for trial, seed, replicas, mig in (("t1", 12, 3, 0.4), ("t2", 2**63 - 2, 1, 0.2)):
+        params = {"training": {"seed": seed, "replicas": replicas}}
+        run = TrialRun.open(uri, tracking.experiment_id, parent, trial, params=params)
+        run.log_metrics({"metrics/mig": mig, "train/loss": 1.0}, step=10)
+        run.end()
+    code, out, err = _cli(capsys, "inspect", "seeded", "--tracking-uri", uri, "--json")
+    assert code == 0, err
+    # Replica r trains with training.seed + r; the largest seed is shown exactly.
+    assert [(r["trial"], r["seeds"]) for r in json.loads(out)] == [
+        ("t1", [12, 13, 14]),
+        ("t2", [2**63 - 2]),
+    ]
+    code, out, _ = _cli(capsys, "inspect", "seeded", "--tracking-uri", uri)
+    header, first = out.splitlines()[1:3]
+    assert header.split()[:2] == ["trial", "seeds"] and first.startswith("t1     [12, 13, 14]")
+
+
 @pytest.mark.slow
 def test_inspect_and_export_leave_the_store_unchanged(search, capsys, tmp_path):
     import hashlib
