@@ -317,6 +317,12 @@ def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_p
     )
     outcome = run_search(options, data_factory=SmallGridDSprites(str(tmp_path / "c")), out=print)
     assert outcome.trials == 2
+    # The live table as Tune drives it: no ETA before a trial has ended, then one; 2/2 at the end.
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    shown = [(r[i], r[i + 1]) for r in rows for i, t in enumerate(r) if t in ("0/2", "1/2", "2/2")]
+    first_end = [ended for ended, _ in shown].index("1/2")
+    assert first_end > 0 and {eta for _, eta in shown[:first_end]} == {"—"}, shown
+    assert "—" not in {eta for _, eta in shown[first_end:]} and shown[-1] == ("2/2", "0s"), shown
     refined = tmp_path / "refined.yaml"
     argv = ["export", "smoke", "--tracking-uri", uri, "--space-out", str(refined)]
     code, _, err = _cli(capsys, *argv)
