@@ -19,7 +19,10 @@ SMOKE = {"steps": 60, "width": 4, "draws": 1, "batch_size": 16}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "ifp", help="annealing test: information freezing points and a suggested DEFT schedule"
+        "ifp",
+        help="annealing test: information freezing points and a suggested DEFT schedule",
+        usage="%(prog)s NAME [options]            (the annealing test on data set NAME)\n"
+        "       %(prog)s --suggest DIR [options]   (the schedule its DIR/ifp.parquet suggests)",
     )
     # The data set is named as `deft-tune data show NAME` names it; --suggest DIR is the other
     # mode (exactly one of the two, checked in run: one line, exit 2).

@@ -81,7 +81,8 @@ def test_the_data_set_is_named_as_data_show_names_it_or_suggest_is_given(tmp_pat
     with pytest.raises(SystemExit):
         main(["ifp", "--help"])
     usage = capsys.readouterr().out
-    assert "[--suggest DIR]" in usage and " [NAME]" in usage and "--dataset" not in usage
+    assert usage.startswith("usage: deft-tune ifp NAME [options] ")
+    assert "deft-tune ifp --suggest DIR [options]" in usage and "--dataset" not in usage
     assert not (tmp_path / "o").exists()
 
 
