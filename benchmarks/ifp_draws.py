@@ -28,7 +28,7 @@ SETTINGS = ["--steps", "2000", "--width", "16", "--workers", "1"]
 
 def unit(factor: str, draws: int, seed: int, out: Path) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
-        command = ["deft-tune", "ifp", "--dataset", "dsprites_full", "--factors", factor,
+        command = ["deft-tune", "ifp", "dsprites_full", "--factors", factor,
                    "--draws", str(draws), "--seed", str(seed), *SETTINGS,
                    "--out", scratch]  # fmt: skip
         started = time.time()

@@ -3,7 +3,7 @@
 Two commands a new user runs, each timed alone and as ``--copies`` processes at once (4 on a
 2-core machine: 2x oversubscription, as on a shared machine or a packed cluster node):
 
-- ``deft-tune ifp --dataset dsprites_full --smoke-test`` (torch's default threads: one per core);
+- ``deft-tune ifp dsprites_full --smoke-test`` (torch's default threads: one per core);
 - ``deft-tune train`` of a short run (the quick search's trial model, 150 steps, no metrics).
 
 "before" is the code at ``--before`` (default: the commit before issue #19's changes), run from
@@ -70,7 +70,7 @@ VARIANTS = (
 
 def argv(variant: Variant, work: Path, out: Path) -> list[str]:
     if variant.command == "ifp":
-        args = ["ifp", "--dataset", "dsprites_full", "--smoke-test", "--out", str(out)]
+        args = ["ifp", "dsprites_full", "--smoke-test", "--out", str(out)]
     else:
         args = ["train", "--config", str(work / "train.yaml"), "--out", str(out), "--no-progress"]
     return [sys.executable, "-m", "deft_tune", *args, *variant.extra]

@@ -109,7 +109,7 @@ DSprites.factor_sizes = SMALL_DSPRITES_SIZES  # the small grid, as the small_dsp
 from deft_tune.cli import main
 for argv in (
     ["data", "show", "dsprites_full", "--out", "dsprites.png"],
-    ["ifp", "--dataset", "dsprites_full", "--smoke-test", "--out", "ifp"],
+    ["ifp", "dsprites_full", "--smoke-test", "--out", "ifp"],
     ["train", "--config", "run.yaml", "--out", "run", "--no-progress"],
 ):
     assert main(argv) == 0, argv

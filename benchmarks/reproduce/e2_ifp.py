@@ -38,7 +38,7 @@ def run(ctx: Context) -> None:
     opts = ctx.budget["ifp"]
     out = ctx.results / "ifp"
     command = cli(
-        "ifp", "--dataset", "dsprites_full", "--out", str(out),
+        "ifp", "dsprites_full", "--out", str(out),
         *(f"--{k}={v}" for k, v in opts.items()),
     )  # fmt: skip
     step(ctx, STEP, command)

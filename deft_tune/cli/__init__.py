@@ -26,6 +26,25 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class RenamedOption(argparse.Action):
+    """A renamed option's old spelling, kept for one release: hidden from --help, it still
+    works and says its new name in one line on stderr (``add_argument(OLD, action=
+    RenamedOption, new="--NEW", dest=...)``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs) -> None:
+        self.new = new
+        kwargs.update(help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(
+            f"{parser.prog}: warning: {option_string} is now {self.new}; "
+            f"{option_string} goes in the next release",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="deft-tune", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"deft-tune {__version__}")

@@ -1,4 +1,4 @@
-"""`deft-tune bank export EXPERIMENT [EXPERIMENT ...] --out FILE.parquet`: recorded searches as a
+"""`deft-tune bank export NAME [NAME ...] --out FILE.parquet`: recorded searches as a
 curve bank file that `deft-tune replay --bank` and `deft-tune importance` read without MLflow.
 
 Imports nothing heavy at registration; the searches are read (and refused, one line) before
@@ -26,12 +26,17 @@ def register(subparsers) -> None:
     export = commands.add_parser(
         "export",
         help="write recorded searches (parts of one bank) to FILE.parquet",
-        description="Write the newest search of each EXPERIMENT as one curve bank: one row per "
+        description="Write the newest search of each NAME as one curve bank: one row per "
         "trial, replica and report, with each trial's sampled parameters and final scores, and "
         "each part's seed, parent run, commit, versions, machine and wall time. Parts must come "
         "from the same space with different search seeds (deft-tune search --seed K).",
     )
-    export.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="recorded searches")
+    export.add_argument(
+        "experiments",
+        nargs="+",
+        metavar="NAME",
+        help="the searches' names, as `deft-tune inspect` lists them",
+    )
     export.add_argument("--out", required=True, type=Path, metavar="FILE.parquet")
     export.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_tracking_uri(export)

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from deft_tune import __version__
+from deft_tune.cli import RenamedOption
 from deft_tune.cli.inspect import add_tracking_uri, objective_metric, tracking_uri
 from deft_tune.config import RunConfig, dump_config
 from deft_tune.errors import ConfigError
@@ -22,12 +23,16 @@ from deft_tune.fileio import atomic_write_text, check_output_file
 from deft_tune.results import report
 from deft_tune.results.refine import refine_space
 
+SPAN = 5  # --space-out narrows around this many best trials unless --span says otherwise
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="write the best trial's run config (train it with deft-tune train)"
     )
-    parser.add_argument("name", help="search (experiment) name, as `deft-tune inspect` lists")
+    parser.add_argument(
+        "name", metavar="NAME", help="the search's name, as `deft-tune inspect` lists it"
+    )
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric (default: the search objective)")
     parser.add_argument(
@@ -43,15 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--space-out",
         type=Path,
         metavar="FILE",
-        help="also write a search space narrowed around the top trials",
+        help="also write a search space narrowed around the best trials (--span of them)",
     )
     parser.add_argument(
-        "--top",
+        "--span",
         type=int,
-        default=5,
         metavar="K",
-        help="how many top trials --space-out spans (default 5)",
+        help=f"--space-out narrows around the K best trials (default {SPAN})",
     )
+    # Its name until 0.1 (it read as inspect's --top, which shows the K best trials).
+    parser.add_argument("--top", type=int, dest="span", action=RenamedOption, new="--span")
     parser.add_argument(
         "--force", action="store_true", help="replace an existing --out or --space-out file"
     )
@@ -66,8 +72,14 @@ def run(args: argparse.Namespace) -> int:
     for flag, path in (("--out", args.out), ("--space-out", args.space_out)):
         if path is not None:
             check_output_file(path, flag, replace=args.force)
-    if args.space_out is not None and args.top < 1:
-        raise ConfigError(f"--top == {args.top}, must be >= 1")
+    if args.span is not None and args.space_out is None:
+        raise ConfigError(
+            "--span K sets how many best trials --space-out FILE narrows around: "
+            "add --space-out FILE, or drop --span"
+        )
+    span = SPAN if args.span is None else args.span
+    if span < 1:
+        raise ConfigError(f"--span == {span}, must be >= 1 (the best trials to narrow around)")
     uri = tracking_uri(args)
     search = experiments.load_search(uri, args.name)
     metric = objective_metric(search, args.metric)
@@ -88,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if paths:
             print(f"note: {paths}")
     if args.space_out is not None:
-        top = report.ranked(search.trials, metric, search.mode)[: args.top]
+        top = report.ranked(search.trials, metric, search.mode)[:span]
         if not top:
             raise ConfigError(f"no finished trial logged {metric!r}: nothing to narrow around")
         if not search.space:

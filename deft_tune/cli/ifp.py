@@ -1,8 +1,8 @@
 """`deft-tune ifp`: the annealing test (IFP per factor) and the schedule it suggests.
 
-deft-tune ifp --dataset dsprites_full --draws 3 --out runs/ifp      # table, curves, plot
-deft-tune ifp --dataset dsprites_full --unsupervised --latents 10   # freezing per latent
-deft-tune ifp --suggest runs/ifp > schedule.yaml                    # a run config for train
+deft-tune ifp dsprites_full --draws 3 --out runs/ifp              # table, curves, plot
+deft-tune ifp dsprites_full --unsupervised --latents 10           # freezing per latent
+deft-tune ifp --suggest runs/ifp > schedule.yaml                  # a run config for train
 """
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ SMOKE = {"steps": 60, "width": 4, "draws": 1, "batch_size": 16}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "ifp", help="annealing test: information freezing points and a suggested DEFT schedule"
+        "ifp",
+        help="annealing test: information freezing points and a suggested DEFT schedule",
+        usage="%(prog)s NAME [options]            (the annealing test on data set NAME)\n"
+        "       %(prog)s --suggest DIR [options]   (the schedule its DIR/ifp.parquet suggests)",
     )
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--dataset", help="run the annealing test on this data set")
-    mode.add_argument(
+    # The data set is named as `deft-tune data show NAME` names it; --suggest DIR is the other
+    # mode (exactly one of the two, checked in run: one line, exit 2).
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        metavar="NAME",
+        help="run the annealing test on this data set (see `deft-tune data list`)",
+    )
+    p.add_argument(
         "--suggest",
         type=Path,
         metavar="DIR",
-        help="print the schedule suggested by DIR/ifp.parquet as a run config",
+        help="instead: print the schedule suggested by DIR/ifp.parquet as a run config",
     )
+    p.add_argument("--dataset", dest="dataset_option", help=argparse.SUPPRESS)  # until 0.1
     p.add_argument("--factors", nargs="+", help="factors to test (default: all)")
     p.add_argument("--draws", type=int, default=3, help="random draws of the fixed factors (3)")
     p.add_argument("--seeds", type=int, default=1, help="training seeds per draw (1)")
@@ -83,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from deft_tune.fileio import check_output_dir, check_output_file
     from deft_tune.validation import check_seed
 
+    args.dataset = _dataset_name(args)
     if args.suggest is not None:
         if args.output is not None:
             check_output_file(args.output, "--output")
@@ -114,6 +125,29 @@ def run(args: argparse.Namespace) -> int:
     if args.unsupervised:
         return _unsupervised(args, data, config)
     return _supervised(args, data, config)
+
+
+def _dataset_name(args: argparse.Namespace) -> str | None:
+    """The data set to test (None with --suggest); ConfigError unless exactly one mode is given."""
+    name, option = args.dataset, args.dataset_option
+    if name is not None and option is not None and name != option:
+        raise ConfigError(
+            f"two data sets, {name} and --dataset {option}: name one, as deft-tune ifp NAME"
+        )
+    name = name or option
+    if name is not None and args.suggest is not None:
+        raise ConfigError(
+            f"give a data set NAME ({name}: run the annealing test) or --suggest DIR (print "
+            "the schedule of a finished one), not both"
+        )
+    if name is None and args.suggest is None:
+        after = " (a NAME after --factors is read as a factor: put NAME first)"
+        raise ConfigError(
+            "give a data set: deft-tune ifp NAME [options] runs the annealing test on it "
+            "(`deft-tune data list` names them), or --suggest DIR prints the schedule of a "
+            "finished one" + (after if args.factors else "")
+        )
+    return name
 
 
 def _check_memory(args: argparse.Namespace, data) -> None:

@@ -13,12 +13,14 @@ from deft_tune.results import report
 from deft_tune.tables import format_table, union_keys
 
 # How every --tracking-uri help names the default store (tracking.layout.default_tracking_uri),
-# one wording everywhere; kept here, beside the flag, so that `--help` imports no search code.
+# one wording everywhere: tracking.layout.DEFAULT_STORE, repeated here, beside the flag, so that
+# `--help` imports no search code (tests/test_cli.py holds the two equal).
 DEFAULT_STORE = "sqlite:///<this folder>/mlflow.db"
+TRACKING_URI_HELP = f"MLflow tracking URI (default: {DEFAULT_STORE}, as for every command)"
 
 TRIAL_COLUMNS = (
     "trial",
-    "seed",
+    "seeds",
     "status",
     "stop_reason",
     "objective",
@@ -39,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect", help="list searches, or the trials of one search sorted by its objective"
     )
-    parser.add_argument("name", nargs="?", help="search (experiment) name; omit to list all")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="a search's name (its MLflow experiment); omit to list every search",
+    )
     add_tracking_uri(parser)
     parser.add_argument("--metric", help="rank by this metric instead of the search objective")
     parser.add_argument("--top", type=int, metavar="K", help="show only the K best trials")
@@ -55,13 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help=f"MLflow tracking URI (default: {DEFAULT_STORE}, where `deft-tune search` writes "
-        "by default)",
-    )
+def add_tracking_uri(parser: argparse._ActionsContainer) -> None:
+    """--tracking-uri, with the one help text every command gives it."""
+    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_URI_HELP)
 
 
 def tracking_uri(args: argparse.Namespace) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deft_tune.cli.inspect import DEFAULT_STORE
 from deft_tune.errors import ConfigError
 
 # Flags handed to `deft-tune search` in the job as they are (name, argparse options).
@@ -42,7 +43,10 @@ def register(subparsers) -> None:
         help="trial storage every node reaches: s3://, gs:// or an NFS path",
     )
     p.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow server every node reaches, http://HOST:5000"
+        "--tracking-uri",
+        metavar="URI",
+        help="an MLflow server every node reaches, http://HOST:5000 (default: "
+        f"{DEFAULT_STORE} in the job's working directory: one node only)",
     )
     p.add_argument(
         "--working-dir",

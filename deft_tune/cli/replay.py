@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         "experiment",
         metavar="NAME",
         nargs="?",
-        help="the recorded search's name, as `deft-tune inspect` lists it",
+        help="the search's name, as `deft-tune inspect` lists it",
     )
     p.add_argument(
         "--bank",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from deft_tune.cli.inspect import DEFAULT_STORE
+from deft_tune.cli.inspect import add_tracking_uri
 
 
 def register(subparsers) -> None:
@@ -44,9 +44,7 @@ def register(subparsers) -> None:
         "--cpus-per-trial", type=float, metavar="N", help="CPUs per trial (default: the space's)"
     )
     tracking = p.add_mutually_exclusive_group()
-    tracking.add_argument(
-        "--tracking-uri", metavar="URI", help=f"MLflow tracking URI (default: {DEFAULT_STORE})"
-    )
+    add_tracking_uri(tracking)
     tracking.add_argument(
         "--mlflow-server",
         action="store_true",

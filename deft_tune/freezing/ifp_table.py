@@ -59,7 +59,7 @@ def read_ifp_table(path: str | os.PathLike) -> list[dict[str, Any]]:
         table = pq.read_table(path)
     except FileNotFoundError:
         raise DataError(
-            f"no IFP table at {path}: run `deft-tune ifp --dataset NAME --out {path.parent}` "
+            f"no IFP table at {path}: run `deft-tune ifp NAME --out {path.parent}` "
             "first, or fix the path"
         ) from None
     except (OSError, pa.ArrowException) as exc:
@@ -90,7 +90,7 @@ def ifps_by_factor(
         if dataset not in owners:
             raise DataError(
                 f"{source} holds the annealing test of {owners}, not of {dataset!r}: "
-                f"run `deft-tune ifp` on {dataset}"
+                f"run `deft-tune ifp {dataset}`"
             )
         rows = [row for row in rows if row["dataset"] == dataset]
     found: dict[str, list[float]] = {}

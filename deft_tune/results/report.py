@@ -237,8 +237,7 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
     wall = (trial.end_time - trial.start_time) if trial.end_time else None
     row: dict[str, Any] = {
         "trial": trial.trial_id,
-        # training.seed: the first replica's (replica r trains with seed + r)
-        "seed": int(trial.params["training.seed"]) if "training.seed" in trial.params else None,
+        "seeds": trial_seeds(trial),
         "status": trial.status,
         "stop_reason": trial.stop_reason,
         "objective": objective_value(trial, metric),
@@ -262,6 +261,17 @@ def trial_row(trial: Any, metric: str) -> dict[str, Any]:
         if key.startswith((keys.METRIC_PREFIX, keys.FINAL_PREFIX)) and key != metric and plain:
             row[key] = value  # the run's scores; per-replica values and statistics stay out
     return row
+
+
+def trial_seeds(trial: Any) -> list[int]:
+    """Every replica's training seed (replica r trains with training.seed + r); [] when the
+    record has no seed."""
+    try:  # as text, exactly: a seed may be as large as 2**63 - 1, past a float's precision
+        seed = int(trial.params["training.seed"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    count = int(param_float(trial.params.get("training.replicas")) or 1)
+    return [seed + r for r in range(count)]
 
 
 def objective_spread(trial: Any, metric: str) -> str | None:

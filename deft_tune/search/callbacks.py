@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.result import TIME_TOTAL_S
 
 from deft_tune import report_keys as keys
 from deft_tune.report_keys import COMPLETED
@@ -76,66 +79,167 @@ class TrialRunFinisher(Callback):
 
 
 def _fmt(value: Any, spec: str) -> str:
+    """``value`` in its column; "-" (as wide) for a value missing or not a finite number."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return format(value, spec)
-    return "-"
+    return "-".rjust(int(spec.split(".")[0] or 0))
 
 
 _SETTINGS = "metrics: the fast setting at each report, the standard one at a trial's end"
+NO_ETA = "—"  # no trial has ended yet: nothing to estimate from
+
+
+def duration(seconds: float) -> str:
+    """A duration as a terminal column: 45s, 12m05s, 3h07m, 2d04h."""
+    whole = max(int(round(seconds)), 0)
+    minutes, secs = divmod(whole, 60)
+    hours, mins = divmod(minutes, 60)
+    days, hrs = divmod(hours, 24)
+    if days:
+        return f"{days}d{hrs:02d}h"
+    if hours:
+        return f"{hours}h{mins:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def search_eta(walls: list[float], running: list[float], left: int, slots: int) -> float | None:
+    """Seconds until the search's last trial ends, or None before any trial has ended.
+
+    ``walls``: wall seconds of the trials that ended (stopped ones included: the trials still
+    to run may be stopped too); ``running``: how long each running trial has run; ``left``:
+    trials not ended, running ones included; ``slots``: trials at a time. Each running trial
+    is expected to take the mean wall time (none less than 0 more), each waiting trial the mean
+    from the moment a slot frees: waiting trials fill the slots that free first, round by round
+    (a running trial frees its slot within one mean, so every slot takes its k-th waiting trial
+    before any slot its k+1-th).
+    """
+    if not walls:
+        return None
+    mean = sum(walls) / len(walls)
+    rest = [max(mean - ran, 0.0) for ran in running]
+    slots = max(slots, len(rest), 1)
+    free = sorted(rest + [0.0] * (slots - len(rest)))  # idle slots are free now
+    rounds, extra = divmod(max(left - len(running), 0), slots)
+    return max(f + (rounds + (i < extra)) * mean for i, f in enumerate(free))
 
 
 class LiveTable(Callback):
-    """One line per report and per trial end: trial, step, stage, beta, objective, status."""
+    """One line per report and per trial end: trial, step, stage, beta, objective, how many
+    trials have ended of the budget, the search's ETA, status.
 
-    HEADER = f"{'trial':<10} {'step':>7} {'stage':>5} {'beta':>9} {'objective':>10}  status"
+    The ETA (:func:`search_eta`) is the mean wall time of the ended trials spread over the
+    trials at a time: the most seen running at once (the resources may allow fewer than
+    ``budget.max_concurrent``), at most ``concurrency``. Times come from ``clock`` (monotonic
+    seconds); a restored table keeps the ended trials' wall times and takes a running trial's
+    time so far from Tune's ``time_total_s``.
+    """
 
-    def __init__(self, metric: str, asha: bool = True, total: int | None = None) -> None:
+    def __init__(
+        self,
+        metric: str,
+        asha: bool = True,
+        total: int | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.metric = metric
         self.asha = asha
         self.total = total  # budget.num_trials: ended trials are counted against it
-        self._ended: set[str] = set()
+        self.concurrency = concurrency  # budget.max_concurrent
+        self.clock = clock
+        # What the table learns while the search runs:
+        self._ended: set[str] = set()  # trial ids
+        self._walls: list[float] = []  # wall seconds of each ended trial
+        self._started: dict[str, float] = {}  # running trial id -> clock() when it started
+        self._peak = 0  # the most trials seen running at once
         self._printed_header = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Clock readings mean nothing in another process (a restored search notes its running
+        # trials again), and a resumed search prints its header again.
+        return {**self.__dict__, "_started": {}, "_printed_header": False}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["metric"])  # type: ignore[misc]  # what an older pickle lacks
+        self.__dict__.update(state)
+
+    def _header(self) -> str:
+        width = self._ended_width()
+        return (
+            f"{'trial':<10} {'step':>7} {'stage':>5} {'beta':>9} {'objective':>10} "
+            f"{'ended':>{width}} {'ETA':>6}  status"
+        )
+
+    def _ended_width(self) -> int:
+        return max(5, 2 * len(str(self.total or 0)) + 1)
+
+    def _started_at(self, trial: Any) -> float:
+        """When ``trial`` started on this table's clock (noted on its first sighting)."""
+        if trial.trial_id not in self._started:
+            ran = (trial.last_result or {}).get(TIME_TOTAL_S)
+            ran = ran if isinstance(ran, (int, float)) and math.isfinite(ran) else 0.0
+            self._started[trial.trial_id] = self.clock() - max(float(ran), 0.0)
+            self._peak = max(self._peak, len(self._started))
+        return self._started[trial.trial_id]
+
+    def _end(self, trial: Any) -> None:
+        if trial.trial_id in self._ended:
+            return
+        started = self._started_at(trial)
+        self._walls.append(max(self.clock() - started, 0.0))
+        del self._started[trial.trial_id]
+        self._ended.add(trial.trial_id)
+
+    def progress(self) -> tuple[str, str]:
+        """(trials ended of the budget, the search's ETA) as the table prints them."""
+        ended = len(self._ended)
+        if not self.total:
+            return f"{ended}/?", NO_ETA
+        now = self.clock()
+        running = [now - started for started in self._started.values()]
+        slots = min(self._peak, self.concurrency or self._peak)
+        eta = search_eta(self._walls, running, self.total - ended, slots)
+        return f"{ended}/{self.total}", NO_ETA if eta is None else duration(eta)
 
     def _line(self, trial: Any, result: dict[str, Any], status: str) -> None:
         out = sys.stdout
         if not self._printed_header:
             metric = self.metric.startswith(keys.METRIC_PREFIX)
             print(f"objective: {self.metric}" + (f" ({_SETTINGS})" if metric else ""), file=out)
-            print(self.HEADER, file=out)
+            print(self._header(), file=out)
             self._printed_header = True
         # A score names its setting: a report's is fast, a trial's last one standard.
         scored = SimpleNamespace(metrics=result)
         value = report.objective_value(scored, self.metric)
         setting = report.objective_setting(scored, self.metric)
         shown = f" ({setting})" if setting in ("fast", "standard") else ""
+        ended, eta = self.progress()
         row = (
             f"{trial.trial_id:<10} {_fmt(result.get(keys.STEP), '7.0f')} "
             f"{_fmt(result.get(keys.STAGE), '5.0f')} {_fmt(result.get(keys.BETA), '9.3g')}"
-            f" {_fmt(value, '10.4f')}  {status}{shown}"
+            f" {_fmt(value, '10.4f')} {ended:>{self._ended_width()}} {eta:>6}  {status}{shown}"
         )
         print(row, file=out, flush=True)
 
-    def _ended_status(self, trial: Any, label: str) -> str:
-        """``label`` with how many trials have ended of the budget ("done, 3/4 trials")."""
-        ended: set[str] = getattr(self, "_ended", set())  # restored from an older pickle
-        ended.add(trial.trial_id)
-        self._ended = ended
-        total = getattr(self, "total", None)
-        return f"{label}, {len(ended)}/{total} trials ended" if total else label
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started_at(trial)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        self._started_at(trial)
         status = "final" if result.get(COMPLETED) == 1.0 else "running"
         self._line(trial, result, status)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         _, reason = stop_reason(trial, self.asha)
+        self._end(trial)
         label = "done" if reason == "completed" else f"stopped ({reason})"
-        self._line(trial, trial.last_result or {}, self._ended_status(trial, label))
+        self._line(trial, trial.last_result or {}, label)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, trial.last_result or {}, "retrying from checkpoint")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, trial.last_result or {}, self._ended_status(trial, "error"))
+        self._end(trial)
+        self._line(trial, trial.last_result or {}, "error")

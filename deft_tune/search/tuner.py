@@ -190,7 +190,9 @@ def _tuner(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, asha),
-            LiveTable(space.objective.key, asha, space.budget.num_trials),
+            LiveTable(
+                space.objective.key, asha, space.budget.num_trials, space.budget.max_concurrent
+            ),
             *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)
         ],
     )

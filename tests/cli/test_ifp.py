@@ -64,10 +64,32 @@ def test_suggest_without_a_table_is_one_line_exit_2(tmp_path, capsys):
     assert err.startswith("deft-tune: error: no IFP table") and err.count("\n") == 1
 
 
+def test_the_data_set_is_named_as_data_show_names_it_or_suggest_is_given(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "o")]
+    for argv, message in (
+        (["ifp"], "give a data set: deft-tune ifp NAME [options] runs the annealing test"),
+        (["ifp", "--factors", "shape", "dsprites_full"], "is read as a factor: put NAME first"),
+        (["ifp", "dsprites_full", "--suggest", str(tmp_path)], "or --suggest DIR (print the"),
+        (["ifp", "dsprites_full", "--dataset", "cars"], "two data sets, dsprites_full and"),
+        # The name reaches the data sets, positional or as the old --dataset (kept, hidden).
+        (["ifp", "no_such_set", *out], "unknown data set 'no_such_set'; known: dsprites_full"),
+        (["ifp", "--dataset", "no_such_set", *out], "unknown data set 'no_such_set'; known:"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (argv, err)
+    with pytest.raises(SystemExit):
+        main(["ifp", "--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: deft-tune ifp NAME [options] ")
+    assert "deft-tune ifp --suggest DIR [options]" in usage and "--dataset" not in usage
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_arguments_exit_2(tmp_path, capsys):
-    assert main(["ifp", "--dataset", "dsprites_full", "--draws", "0", "--out", str(tmp_path)]) == 2
+    assert main(["ifp", "dsprites_full", "--draws", "0", "--out", str(tmp_path)]) == 2
     assert "draws == 0" in capsys.readouterr().err
-    assert main(["ifp", "--dataset", "dsprites_full", "--steps", "0"]) == 2
+    assert main(["ifp", "dsprites_full", "--steps", "0"]) == 2
     assert "annealing steps == 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -78,7 +100,6 @@ def test_short_real_annealing_test_on_dsprites_positions(tmp_path, capsys):
     code = main(
         [
             "ifp",
-            "--dataset",
             "dsprites_full",
             "--factors",
             "pos_x",
@@ -110,7 +131,6 @@ def test_unsupervised_smoke_run_writes_latents_table(tmp_path, capsys):
         main(
             [
                 "ifp",
-                "--dataset",
                 "dsprites_full",
                 "--unsupervised",
                 "--latents",
@@ -131,7 +151,7 @@ def test_unsupervised_smoke_run_writes_latents_table(tmp_path, capsys):
 def test_paths_in_the_way_are_refused_before_the_annealing_runs(tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    runs = ["ifp", "--dataset", "dsprites_full", "--smoke-test"]
+    runs = ["ifp", "dsprites_full", "--smoke-test"]
     assert main([*runs, "--out", str(a_file)]) == 2
     assert "--out" in capsys.readouterr().err
     assert main([*runs, "--out", str(tmp_path / "o"), "--cache-dir", str(a_file)]) == 2
@@ -143,7 +163,7 @@ def test_paths_in_the_way_are_refused_before_the_annealing_runs(tmp_path, capsys
 
 
 def test_impossible_seeds_and_sizes_are_one_line_before_any_run(tmp_path, capsys):
-    runs = ["ifp", "--dataset", "dsprites_full", "--out", str(tmp_path / "o")]
+    runs = ["ifp", "dsprites_full", "--out", str(tmp_path / "o")]
     assert main([*runs, "--seed", "-1"]) == 2
     assert "--seed == -1, must lie in [0, 2**63 - 1]" in capsys.readouterr().err
     assert main([*runs, "--width", "100000"]) == 2

@@ -152,7 +152,7 @@ def test_export_space_out_narrows_a_loadable_space(search, capsys, tmp_path):
         search.uri,
         "--space-out",
         str(refined),
-        "--top",
+        "--span",
         "2",
     )
     assert code == 0
@@ -204,6 +204,30 @@ def test_search_without_finished_trials_says_so(tmp_path, capsys):
     assert code == 2 and "has no trials yet" in err
 
 
+def test_inspect_shows_the_seed_of_every_replica_of_a_trial(tmp_path, capsys):
+    from deft_tune.search.tracking.writer import SearchTracking, TrialRun
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = SearchTracking(uri, "seeded")
+    space = "name: seeded\nobjective: {metric: metrics/mig}\n"
+    parent = tracking.start_parent({"search_seed": 0}, {"search_space.yaml": space})
+    for trial, seed, replicas, mig in (("t1", 12, 3, 0.4), ("t2", 2**63 - 2, 1, 0.2)):
+        params = {"training": {"seed": seed, "replicas": replicas}}
+        run = TrialRun.open(uri, tracking.experiment_id, parent, trial, params=params)
+        run.log_metrics({"metrics/mig": mig, "train/loss": 1.0}, step=10)
+        run.end()
+    code, out, err = _cli(capsys, "inspect", "seeded", "--tracking-uri", uri, "--json")
+    assert code == 0, err
+    # Replica r trains with training.seed + r; the largest seed is shown exactly.
+    assert [(r["trial"], r["seeds"]) for r in json.loads(out)] == [
+        ("t1", [12, 13, 14]),
+        ("t2", [2**63 - 2]),
+    ]
+    code, out, _ = _cli(capsys, "inspect", "seeded", "--tracking-uri", uri)
+    header, first = out.splitlines()[1:3]
+    assert header.split()[:2] == ["trial", "seeds"] and first.startswith("t1     [12, 13, 14]")
+
+
 @pytest.mark.slow
 def test_inspect_and_export_leave_the_store_unchanged(search, capsys, tmp_path):
     import hashlib
@@ -235,6 +259,38 @@ def test_output_paths_in_the_way_are_refused_before_the_store_is_read(tmp_path, 
         assert code == 2 and err.count("\n") == 1 and flag in err, (argv, err)
 
 
+def test_export_span_is_how_many_best_trials_the_narrowed_space_spans(tmp_path, capsys):
+    from deft_tune.cli import build_parser
+
+    store = ["--tracking-uri", f"sqlite:///{tmp_path / 'no.db'}"]
+    space = ["--space-out", str(tmp_path / "s.yaml")]
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--span K" in help_text and "--top" not in help_text  # the old name is hidden
+    for argv, message in (
+        ([*space, "--span", "0"], "--span == 0, must be >= 1"),
+        (
+            ["--out", str(tmp_path / "b.yaml"), "--span", "3"],
+            "add --space-out FILE, or drop --span",
+        ),
+    ):
+        code, _, err = _cli(capsys, "export", "s", *argv, *store)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    # The old spelling works for one release: the same value, one warning line first.
+    code, _, err = _cli(capsys, "export", "s", *space, "--top", "0", *store)
+    warning, error = err.splitlines()
+    assert code == 2 and error.endswith(
+        "--span == 0, must be >= 1 (the best trials to narrow around)"
+    )
+    assert (
+        warning == "deft-tune export: warning: --top is now --span; --top goes in the next release"
+    )
+    assert build_parser().parse_args(["export", "s", *space, "--top", "3"]).span == 3
+    assert build_parser().parse_args(["export", "s", *space]).span is None  # SPAN, 5, applies
+    assert not (tmp_path / "s.yaml").exists() and not (tmp_path / "no.db").exists()
+
+
 def test_export_refuses_to_overwrite_a_file_unless_forced(tmp_path, capsys):
     mine = tmp_path / "mine.yaml"
     mine.write_text("my own notes\n")
@@ -261,6 +317,12 @@ def test_space_out_after_a_smoke_test_search_is_a_valid_space(ray_session, tmp_p
     )
     outcome = run_search(options, data_factory=SmallGridDSprites(str(tmp_path / "c")), out=print)
     assert outcome.trials == 2
+    # The live table as Tune drives it: no ETA before a trial has ended, then one; 2/2 at the end.
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    shown = [(r[i], r[i + 1]) for r in rows for i, t in enumerate(r) if t in ("0/2", "1/2", "2/2")]
+    first_end = [ended for ended, _ in shown].index("1/2")
+    assert first_end > 0 and {eta for _, eta in shown[:first_end]} == {"—"}, shown
+    assert "—" not in {eta for _, eta in shown[first_end:]} and shown[-1] == ("2/2", "0s"), shown
     refined = tmp_path / "refined.yaml"
     argv = ["export", "smoke", "--tracking-uri", uri, "--space-out", str(refined)]
     code, _, err = _cli(capsys, *argv)

@@ -175,7 +175,7 @@ def test_stage_values_read_flattened_run_config_params():
     assert report.stage_values(params, "steps") == [100, 100]
     row = report.trial_row(Trial("x", {"metrics/mig": 0.5}, params), "metrics/mig")
     assert (row["stages"], row["betas"], row["lr_scales"]) == (3, [70, 30, 1], [0.1, 0.1])
-    assert row["seed"] == 0  # inspect shows each trial's training seed
+    assert row["seeds"] == [0]  # inspect shows each trial's training seeds
     frozen = {
         **params,
         "schedule.stages.1.earlier": "freeze",

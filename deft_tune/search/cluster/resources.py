@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import ray
 
 from deft_tune.errors import ConfigError
+from deft_tune.search.tracking.layout import DEFAULT_STORE
 
 __all__ = [
     "NodeReport",
@@ -64,7 +65,7 @@ def static_resource_problems(
     scheme = urlparse(tracking_uri or "").scheme
     if tracking_uri is None or scheme in _LOCAL_STORE_SCHEMES or len(scheme) == 1:
         problems.append(
-            f"tracking URI {tracking_uri or '(default: sqlite in the working directory)'} is a "
+            f"tracking URI {tracking_uri or DEFAULT_STORE + ' (the default)'} is a "
             f"file on one node; on {num_nodes} nodes use --tracking-uri http://HOST:5000 of an "
             "`mlflow server` every node reaches (or a database URI such as postgresql://...)"
         )

@@ -3,7 +3,7 @@
 Order of work: the options are checked (no MLflow yet), then the bank is read and refused if it
 cannot be replayed, then the replays run (seconds), then the outputs are written: the table on
 stdout, ``anytime.png`` and ``replay.md`` in ``--out``, one MLflow run in the experiment
-``<EXPERIMENT>-replay`` and, with ``--write-doc``, the ``stopper-replay`` block of that document.
+``<NAME>-replay`` and, with ``--write-doc``, the ``stopper-replay`` block of that document.
 """
 
 from __future__ import annotations

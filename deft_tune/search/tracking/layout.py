@@ -25,6 +25,7 @@ from pathlib import Path
 __all__ = [
     "BANK_TAG",
     "BEST_TRIAL_TAG",
+    "DEFAULT_STORE",
     "IFP_STOP_REASONS",
     "INTERRUPTED_TAG",
     "PARENT_TAG",
@@ -68,6 +69,11 @@ STOP_REASONS = (
     "error",  # failed after its retries
     "interrupted",  # the search stopped while it ran (Ctrl-C, SIGTERM), or Tune ended it unasked
 )
+
+
+# How every --help, message and document names the default store (default_tracking_uri below).
+# deft_tune/cli/inspect.py holds the same text, so that `--help` imports no search code.
+DEFAULT_STORE = "sqlite:///<this folder>/mlflow.db"
 
 
 def default_tracking_uri(directory: str | os.PathLike | None = None) -> str:

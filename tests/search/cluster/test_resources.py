@@ -38,7 +38,7 @@ def test_remote_storage_and_server_are_trusted_without_asking_the_nodes():
     [
         (None, REMOTE[1], "needs --storage that every node reaches"),
         (REMOTE[0], "sqlite:////tmp/mlflow.db", "use --tracking-uri http://HOST:5000"),
-        (REMOTE[0], None, "(default: sqlite in the working directory)"),
+        (REMOTE[0], None, "tracking URI sqlite:///<this folder>/mlflow.db (the default) is a file"),
         (REMOTE[0], "file:///tmp/mlruns", "is a file on one node"),
     ],
 )

@@ -102,7 +102,7 @@ def test_bad_ifp_tables_are_refused(tmp_path, drop, stages, match):
 
 
 def test_missing_or_non_parquet_ifp_table(tmp_path):
-    with pytest.raises(ConfigError, match="no IFP table at .*: run `deft-tune ifp --dataset"):
+    with pytest.raises(ConfigError, match="no IFP table at .*: run `deft-tune ifp NAME --out"):
         space_from_dict(_space(betas_from_ifp=str(tmp_path / "none.parquet")))
     junk = tmp_path / "junk.parquet"
     junk.write_text("not parquet")
@@ -120,5 +120,5 @@ def test_a_table_of_several_data_sets_gives_the_spaces_rows(tmp_path):
     space = space_from_dict(_space(num_stages=2, betas_from_ifp=str(folder)))  # a folder is fine
     assert space.ifp_betas == (47.7,)  # only the pos/scale gap of dsprites_full
     other = {**_space(num_stages=2, betas_from_ifp=str(folder)), "data": "scream_dsprites"}
-    with pytest.raises(ConfigError, match="not of 'scream_dsprites': run `deft-tune ifp`"):
+    with pytest.raises(ConfigError, match="run `deft-tune ifp scream_dsprites`"):
         space_from_dict(other)
