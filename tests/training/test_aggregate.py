@@ -2,7 +2,16 @@ import math
 
 import pytest
 
-from deft_tune.training.aggregate import AGGREGATES, aggregate, combine, combine_scores, signal_mean
+from deft_tune.training.aggregate import (
+    AGGREGATES,
+    aggregate,
+    combine,
+    combine_scores,
+    replica_key,
+    replica_reports,
+    signal_mean,
+    split_replica_key,
+)
 
 NAN, INF = math.nan, math.inf
 
@@ -59,3 +68,20 @@ def test_combine_scores_of_replicas_with_a_nan():
     assert out["replica0/mig"] == 0.5 and math.isnan(out["mig"]) and math.isnan(out["mig_min"])
     one = combine_scores([{"mig": NAN}])  # one replica: its value as it is
     assert list(one) == ["mig"] and math.isnan(one["mig"])
+
+
+def test_replica_reports_undo_combine():
+    reports = [
+        {"step": 10.0, "train/replicas": 2.0, "kl/group0": 8.47, "metrics/mig": 0.1},
+        {"step": 10.0, "train/replicas": 2.0, "kl/group0": 0.2, "metrics/mig": 0.3},
+    ]
+    assert replica_reports(combine(reports)) == reports
+    one = {"step": 10.0, "kl/group0": 1.0}
+    assert replica_reports(one) == [one]
+
+
+def test_split_replica_key_inverts_replica_key():
+    assert split_replica_key(replica_key(12, "kl/group0")) == (12, "kl/group0")
+    assert split_replica_key("kl/group0") == (None, "kl/group0")
+    assert split_replica_key("replicas/x") == (None, "replicas/x")  # not a replica's key
+    assert split_replica_key("replica/x") == (None, "replica/x")
