@@ -21,19 +21,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from deft_tune import plots  # noqa: E402
 from deft_tune.fileio import atomic_write  # noqa: E402
 from deft_tune.freezing.annealing import AnnealingResult, LatentFreezing  # noqa: E402
 from deft_tune.freezing.ifp_table import TABLE_FILE, write_ifp_table  # noqa: E402
 from deft_tune.freezing.loop import Curve  # noqa: E402
 
 __all__ = [
+    "BETA_FLOOR",
     "curves_table",
     "plot_ifp",
     "plot_unsupervised",
     "write_report",
     "write_unsupervised_report",
 ]
+
+
+BETA_FLOOR = 1.0  # the annealing's beta, beta_max * exp(-gamma t / T) + 1, never falls below it
 
 
 def curves_table(results: Sequence[AnnealingResult]) -> pa.Table:
@@ -114,6 +120,8 @@ def plot_ifp(results: Sequence[AnnealingResult], title: str = "") -> plt.Figure:
     for factor in factors:
         right.plot([], [], color=colors[factor], label=factor)
     right.set_xscale("log")
+    betas = np.concatenate([r.curve.betas for r in results]) if results else np.ones(1)
+    plots.plain_log_axis(right.xaxis, float(betas.min()), float(betas.max()))
     right.invert_xaxis()  # beta falls during training: time runs left to right
     right.set_xlabel("beta (annealed)")
     right.set_ylabel("KL (nats)")
@@ -157,6 +165,8 @@ def plot_unsupervised(
             row = np.searchsorted(curve.steps, f.ifp_step)
             ax.scatter([f.ifp], [curve.kl[row, f.latent]], color=line.get_color(), marker="x")
     ax.set_xscale("log")
+    if len(curve.betas):
+        plots.plain_log_axis(ax.xaxis, float(np.min(curve.betas)), float(np.max(curve.betas)))
     ax.invert_xaxis()
     ax.set_xlabel("beta (annealed)")
     ax.set_ylabel("KL (nats)")
@@ -167,13 +177,25 @@ def plot_unsupervised(
 
 
 def _ifp_scale(ax: plt.Axes, ifps: np.ndarray) -> None:
-    """A log axis when the IFPs span a decade or more; else a linear one with plain labels (a
-    log axis over 1.02-1.05 labels its ticks 1.03x10^0 and squeezes the points together)."""
+    """A log axis with round, plain labels (2, 5, 10, 20) when the IFPs span a decade or more;
+    else a linear one with plain labels (a log axis over 1.02-1.05 labels its ticks 1.03x10^0
+    and squeezes the points together) from the annealing's floor (beta 1) to at least beta 2,
+    so that IFPs a few hundredths apart, all at the annealing's end, are not spread over the
+    panel as if they differed."""
     found = ifps[np.isfinite(ifps) & (ifps > 0)]
+    below = 0.12 if found.size < ifps.size else 0.04  # room for the "never" notes at the foot
     if found.size and found.max() / found.min() >= 10:
+        low, high = float(found.min()), float(found.max())
         ax.set_yscale("log")
+        ax.set_ylim(low / (high / low) ** below, high * (high / low) ** 0.05)
+        plots.plain_log_axis(ax.yaxis, low, high)
         return
-    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    bottom = min(BETA_FLOOR, float(found.min())) if found.size else BETA_FLOOR
+    high = float(found.max()) if found.size else BETA_FLOOR
+    top = max(BETA_FLOOR + 1.0, high + 0.08 * (high - bottom))
+    ax.set_ylim(bottom - below * (top - bottom), top)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.yaxis.set_major_formatter(plots.PLAIN)
 
 
 def _save(figure: plt.Figure, path: str) -> None:

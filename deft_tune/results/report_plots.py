@@ -9,22 +9,23 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
+from deft_tune import plots
 from deft_tune import report_keys as keys
 from deft_tune.plots import save_figure
 from deft_tune.results import report
+from deft_tune.training.aggregate import split_replica_key
 
 FIGSIZE = (8.0, 5.0)  # inches: 800 x 500 pixels at 100 dpi
 TOP_TRIALS = 3
-FEW_VALUES = 4  # a parameter with at most this many values gets a labelled tick on each
-_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")  # 0.001, 3, 40: no offset, no 10^x
+FEW_VALUES = 4  # a parameter with at most this many round values gets a labelled tick on each
 
 
 def objective_over_trials(trials: Sequence[Any], metric: str, mode: str) -> Figure:
@@ -51,7 +52,8 @@ def objective_over_trials(trials: Sequence[Any], metric: str, mode: str) -> Figu
 
 
 def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
-    """One scatter per sampled parameter: the objective against the parameter's value."""
+    """One scatter per sampled parameter: the objective against the parameter's value. Stage
+    parameters name their stage numbered from 0, as the training output and metrics.json do."""
     columns = _sampled_columns(trials, metric)
     figure = Figure(figsize=FIGSIZE)
     if not columns:
@@ -65,9 +67,8 @@ def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
         ax.scatter(xs, [p[1] for p in points], s=12)
         ax.set_xlabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
-        log = name in ("lr", "beta 1") or name.startswith("lr scale")
-        param_ticks(ax, xs, log=log)
-        ax.ticklabel_format(axis="y", useOffset=False)
+        param_ticks(ax, xs, log=name == "lr" or name.startswith(_LOG_PARAMS))
+        ax.yaxis.set_major_formatter(plots.PLAIN)
     for ax in list(axes.flat)[len(columns) :]:
         ax.set_visible(False)
     figure.supylabel(metric)
@@ -75,32 +76,54 @@ def objective_vs_params(trials: Sequence[Any], metric: str) -> Figure:
     return figure
 
 
+def _beta_name(stage: int) -> str:
+    return f"beta of stage {stage} (from 0)"
+
+
+def _lr_scale_name(stage: int) -> str:
+    return f"lr_scale of stage {stage} (from 0)"
+
+
+# Sampled on a log scale by default (docs/search_spaces.md): the first stage's beta, lr_scale.
+_LOG_PARAMS = (_beta_name(0), "lr_scale of stage")
+
+
 def param_ticks(ax: Axes, values: Sequence[float], *, log: bool) -> None:
-    """x ticks for a parameter: a labelled tick on each value when it took few (choices, stage
-    counts), whole numbers for integer parameters, plain numbers (no offset such as
-    "1.005x10^0", no bare powers of ten) otherwise."""
+    """x ticks for a parameter, few, rounded and apart so that their labels never meet: a
+    labelled tick on each value of a parameter with few round values (choices, stage counts),
+    whole numbers for integer parameters, round numbers otherwise (1, 2, 5 x 10^k first on a log
+    axis); plain labels (no offset such as "1.005x10^0", no bare powers of ten)."""
     distinct = sorted(set(values))
     if log:
         ax.set_xscale("log")
-    if len(distinct) <= FEW_VALUES:
-        ax.xaxis.set_major_locator(FixedLocator(distinct))
+    if len(distinct) <= FEW_VALUES and all(_round(v) for v in distinct):
+        ticks = plots.spaced(distinct, distinct[0], distinct[-1], log=log)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
-    elif all(float(v).is_integer() for v in distinct):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     elif log:
-        ax.xaxis.set_major_locator(MaxNLocator(4))  # inside the range, even within a decade
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at this size
-    ax.xaxis.set_major_formatter(_PLAIN)
+        plots.plain_log_axis(ax.xaxis, distinct[0], distinct[-1])
+    elif all(float(v).is_integer() for v in distinct):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.xaxis.set_major_formatter(plots.PLAIN)
+
+
+def _round(value: float) -> bool:
+    """A value a person chose (0.1, 3, 5e-4), not one a sampler drew (0.000224224)."""
+    return float(value).is_integer() or float(f"{value:.2g}") == value
 
 
 def _sampled_columns(trials: Sequence[Any], metric: str) -> dict[str, list[tuple[float, float]]]:
-    """Numeric schedule values that differ between trials, paired with each trial's objective."""
+    """Numeric schedule values that differ between trials, paired with each trial's objective;
+    stages numbered from 0."""
     columns: dict[str, list[tuple[float, float]]] = {}
     for trial in report.finished(trials, metric):
         row = report.trial_row(trial, metric)
-        values = {"stages": row["stages"], "lr": row["lr"]}
-        values.update({f"beta {i + 1}": b for i, b in enumerate(row["betas"])})
-        values.update({f"lr scale {i + 2}": s for i, s in enumerate(row["lr_scales"])})
+        values = {"stages (count)": row["stages"], "lr": row["lr"]}
+        values.update({_beta_name(i): b for i, b in enumerate(row["betas"])})
+        # trial_row's lr_scales start at stage 1: stage 0 trains alone, at the base rate.
+        values.update({_lr_scale_name(i + 1): s for i, s in enumerate(row["lr_scales"])})
         for name, value in values.items():
             if value is not None:
                 columns.setdefault(name, []).append((float(value), row["objective"]))
@@ -110,28 +133,50 @@ def _sampled_columns(trials: Sequence[Any], metric: str) -> dict[str, list[tuple
 def information_per_group(
     histories: dict[str, dict[str, list[tuple[int, float]]]],
     stage_starts: dict[str, list[int]] | None = None,
+    note: str = "",
 ) -> Figure:
-    """KL per group over training, one panel per trial (``{trial: {kl/groupG: [(step, v)]}}``),
-    with dashed lines where the trial's stages began (``{trial: [step, ...]}``)."""
+    """KL per group over training, one panel per trial (``{trial: {key: [(step, v)]}}``, keys
+    ``kl/groupG`` (the mean over replicas, drawn thick) and ``replica{r}/kl/groupG`` (each
+    replica, thin)), with dashed lines where the trial's stages began (``{trial: [step, ...]}``)
+    and the stages (numbered from 0) on the top axis. ``note``, over the panels, says which
+    trials these are."""
     figure = Figure(figsize=FIGSIZE)
     if not histories:
         figure.text(0.5, 0.5, "no trial logged KL per group", ha="center")
         return figure
     axes = figure.subplots(1, len(histories), squeeze=False, sharey=True)[0]
     for ax, (trial, series) in zip(axes, histories.items()):
-        for key in sorted(series, key=lambda k: int(k.removeprefix(keys.KL_GROUP_PREFIX))):
-            steps, values = zip(*series[key])
-            ax.plot(steps, values, label=key.removeprefix("kl/"))
-        last = max(step for points in series.values() for step, _ in points)
-        for start in (stage_starts or {}).get(trial, []):
-            if start < last:
-                ax.axvline(start, color="gray", linestyle="--", linewidth=0.8)
-        ax.set(title=trial, xlabel="step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        means: dict[int, list[tuple[int, float]]] = {}
+        replicas: dict[int, list[list[tuple[int, float]]]] = {}
+        for key, points in series.items():
+            replica, base = split_replica_key(key)
+            if not base.startswith(keys.KL_GROUP_PREFIX) or not points:
+                continue
+            group = int(base.removeprefix(keys.KL_GROUP_PREFIX))
+            if replica is None:
+                means[group] = points
+            else:
+                replicas.setdefault(group, []).append(points)
+        for group in sorted(means):
+            thin = [_unzip(points) for points in replicas.get(group, [])]
+            plots.draw_group_kl(ax, group, *_unzip(means[group]), thin)
+        reported = sorted({step for points in series.values() for step, _ in points})
+        reports = [{keys.STEP: float(step)} for step in reported]
+        plots.mark_stages(ax, reports, (stage_starts or {}).get(trial, []))
+        ax.set_title(trial, fontsize=10)
+        plots.step_axis(ax)
+        ax.tick_params(labelsize=8)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("KL on the probe batch (nats)")
+    axes[0].yaxis.set_major_formatter(plots.PLAIN)
+    if note:
+        figure.suptitle(note, fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def _unzip(points: list[tuple[int, float]]) -> tuple[list[float], list[float]]:
+    return [float(step) for step, _ in points], [value for _, value in points]
 
 
 def stop_reasons(trials: Sequence[Any], steps_per_trial: int) -> Figure:
@@ -167,22 +212,57 @@ def write_all(
     steps = int((search.space.get("budget") or {}).get("steps_per_trial", 0)) or max(
         (t.steps for t in search.trials), default=0
     )
-    top = report.ranked(search.trials, metric, search.mode)[:TOP_TRIALS]
+    ranked = report.ranked(search.trials, metric, search.mode)
+    top = ranked[:TOP_TRIALS]
     per_group = {}
     read = histories if histories is not None else _stored_histories()
     for trial in top:
-        group_keys = [k for k in trial.metrics if k.startswith(keys.KL_GROUP_PREFIX)]
+        group_keys = [k for k in trial.metrics if _is_group_kl(k)]
         per_group[trial.trial_id] = read(uri, trial.run_id, group_keys)
+    shown = {k: v for k, v in per_group.items() if v}
     figures = {
         "objective_over_trials.png": objective_over_trials(search.trials, metric, search.mode),
         "objective_vs_params.png": objective_vs_params(search.trials, metric),
         "information_per_group.png": information_per_group(
-            {k: v for k, v in per_group.items() if v},
+            shown,
             {t.trial_id: report.stage_starts(t) for t in top},
+            panels_note(len(shown), len(top), len(ranked), len(search.trials), metric, search.mode)
+            + _replicas_note(t for t in top if t.trial_id in shown),
         ),
         "stop_reasons.png": stop_reasons(search.trials, steps),
     }
     return [save_figure(figure, directory / name) for name, figure in figures.items()]
+
+
+def _is_group_kl(key: str) -> bool:
+    """``kl/groupG`` (the mean over replicas) or ``replica{r}/kl/groupG``."""
+    return split_replica_key(key)[1].startswith(keys.KL_GROUP_PREFIX)
+
+
+def panels_note(shown: int, top: int, ranked: int, total: int, metric: str, mode: str) -> str:
+    """Which trials information_per_group.png shows, of how many, and why: "top 3 of 4 trials
+    by metrics/mig (highest first)", and the trials that could not be shown."""
+    order = "highest" if mode == "max" else "lowest"
+    if shown == total:
+        which = f"all {total} trials" if total > 1 else "the one trial"
+    else:
+        which = f"top {shown} of {total} trials by {metric} ({order} first)"
+    notes = []
+    if ranked < total:
+        notes.append(f"{total - ranked} without a {metric} value cannot rank")
+    if shown < top:
+        notes.append(f"{top - shown} of the top {top} logged no KL per group")
+    extra = f"; {', '.join(notes)}" if notes else ""
+    return f"KL per group: {which}{extra}"
+
+
+def _replicas_note(trials: Iterable[Any]) -> str:
+    """How the curves of replicated trials are drawn, when any trial shown has replicas."""
+    counts = {int(report.param_float(t.params.get("training.replicas")) or 1) for t in trials}
+    if max(counts, default=1) < 2:
+        return ""
+    many = f"its {counts.pop()} replicas" if len(counts) == 1 else "its replicas"
+    return f"\nthick: a trial's mean over {many}, thin: each replica"
 
 
 def _stored_histories() -> Callable[..., dict]:

@@ -50,7 +50,13 @@ from deft_tune.search.space import TRIAL_NUMBER, SearchSpace, run_config_from_pa
 from deft_tune.search.tracking.layout import RUN_CONFIG_ARTIFACT
 from deft_tune.search.tracking.writer import TrialRun
 from deft_tune.training import Trainer
-from deft_tune.training.aggregate import aggregate, combine, replica_values
+from deft_tune.training.aggregate import (
+    aggregate,
+    combine,
+    replica_key,
+    replica_reports,
+    replica_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +279,7 @@ def _log_artifacts(
     seed: int,
 ) -> None:
     """The first replica's latent traversals around one observation, and the KL per group
-    over the trial (the mean over replicas)."""
+    over the trial (with several replicas: their mean and each replica's curve)."""
     data = trainer.data
     rng = np.random.default_rng(seed)
     observation = data.sample_observations_from_factors(data.sample_factors(1, rng), rng)
@@ -286,16 +292,20 @@ def _log_artifacts(
     if history:
         config = trainer.config
         starts = stage_boundaries(config.schedule, config.training.steps)[1:]
+        count = config.training.replicas
+        per_replica = [replica_reports(report) for report in history] if count > 1 else []
+        replicas = [[reports[r] for reports in per_replica] for r in range(count)]
         run.log_figure(
-            plots.plot_kl_per_group(history, config.model.groups, starts), "information.png"
+            plots.plot_kl_per_group(history, config.model.groups, starts, replicas),
+            "information.png",
         )
 
 
 def _history_entry(report: dict[str, float]) -> dict[str, float]:
-    """What the information plot needs of a report (kept small: it rides in checkpoints)."""
-    keep = (keys.STEP, keys.STAGE)
-    return {
-        k: v
-        for k, v in report.items()
-        if k in keep or k.startswith((keys.KL_GROUP_PREFIX, keys.KL_LATENT_PREFIX))
-    }
+    """What the information plot needs of a report (kept small: it rides in checkpoints): the
+    mean KL per group and latent, and each replica's KL per group."""
+    keep = (keys.STEP, keys.STAGE, keys.REPLICAS)
+    count = int(report.get(keys.REPLICAS, 1) or 1)
+    per_replica = [replica_key(r, keys.KL_GROUP_PREFIX) for r in range(count)] if count > 1 else []
+    prefixes = (keys.KL_GROUP_PREFIX, keys.KL_LATENT_PREFIX, *per_replica)
+    return {k: v for k, v in report.items() if k in keep or k.startswith(prefixes)}

@@ -40,9 +40,11 @@ __all__ = [
     "combine_scores",
     "objective_key",
     "replica_key",
+    "replica_reports",
     "replica_values",
     "signal_mean",
     "split_objective_key",
+    "split_replica_key",
 ]
 
 # What a search may rank on (objective.aggregate): each is a statistic over the replicas.
@@ -151,3 +153,20 @@ def replica_values(report: dict[str, float], key: str) -> list[float]:
     if count <= 1:
         return [report[key]] if key in report else []
     return [report[replica_key(r, key)] for r in range(count) if replica_key(r, key) in report]
+
+
+def replica_reports(report: dict[str, float]) -> list[dict[str, float]]:
+    """Each replica's own report from a combined one: its ``replica{r}/`` keys unprefixed and
+    the run's keys (step, throughput, replica count) as they are; ``[report]`` for one replica.
+    A replica none of whose keys the report holds gets the run's keys alone."""
+    count = int(report.get(keys.REPLICAS, 1) or 1)
+    if count <= 1:
+        return [dict(report)]
+    out: list[dict[str, float]] = [
+        {k: report[k] for k in RUN_KEYS if k in report} for _ in range(count)
+    ]
+    for key, value in report.items():
+        r, base = split_replica_key(key)
+        if r is not None and r < count:
+            out[r][base] = value
+    return out

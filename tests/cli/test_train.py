@@ -303,3 +303,31 @@ def test_the_bar_shows_the_stage_of_the_step_not_of_the_last_report(tmp_path):
         assert "stage=1" in reporter.bar.postfix
     finally:
         reporter.close()
+
+
+def test_a_replicated_runs_kl_figure_draws_each_replica_beside_the_mean(tmp_path, monkeypatch):
+    from deft_tune import plots
+
+    figures = {}
+    save = plots.save_figure
+
+    def keep(figure, path):
+        figures[path.name] = figure
+        return save(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    config = {**CONFIG, "training": {**CONFIG["training"], "replicas": 2}}
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(write_config(tmp_path, config)), "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    ax = figures["kl_per_group.png"].axes[0]
+    assert "mean over 2 replicas" in ax.get_title()
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    curves = [line for line in ax.get_lines() if line.get_linestyle() == "-"]  # no stage lines
+    thin = [line for line in curves if line.get_linewidth() < 1 and len(line.get_xdata())]
+    groups = CONFIG["model"]["groups"]
+    assert len(thin) == 2 * groups
+    expected = {tuple(row[f"replica{r}/kl/group{g}"] for row in history)
+                for r in range(2) for g in range(groups)}  # fmt: skip
+    assert {tuple(line.get_ydata()) for line in thin} == expected
+    assert (out / "kl_per_group.png").read_bytes()[:4] == b"\x89PNG"

@@ -81,13 +81,25 @@ def test_the_ifp_axis_is_log_over_a_decade_and_plain_within_one():
 
     from deft_tune.freezing.report import plot_ifp
 
-    close = [result("x", 0, 1.02, 6), result("x", 1, 1.05, 5), result("y", 0, math.nan, -1)]
+    # The smoke test's IFPs on dsprites_full: 1.0012 to 1.030, every one at the annealing's end.
+    close = [result("x", 0, 1.0019, 6), result("x", 1, 1.030, 5), result("y", 0, math.nan, -1)]
     wide = [result("x", 0, 2.0, 6), result("y", 0, 60.0, 5)]
     for results, scale in ((close, "linear"), (wide, "log")):
         figure = plot_ifp(results)
         FigureCanvasAgg(figure).draw()
-        left = figure.axes[0]
+        left, right = figure.axes
         assert left.get_yscale() == scale
-        labels = [t.get_text() for t in left.get_yticklabels()]
-        assert not any("times" in t for t in labels), labels  # no "1.03x10^0"
+        for labels in (left.get_yticklabels(), right.get_xticklabels()):
+            texts = [t.get_text() for t in labels if t.get_text()]
+            assert len(texts) >= 2
+            assert not any("times" in t or "^" in t for t in texts), texts  # no 1.03x10^0, 10^1
         assert left.yaxis.get_offset_text().get_text() == ""
+    # Within a decade: from beta 1 (the annealing's floor) to at least 2, so that 1.0019 and
+    # 1.030 sit together at the foot instead of at the panel's bottom and top.
+    low, high = plot_ifp(close).axes[0].get_ylim()
+    assert low <= 1.0 and high >= 2.0
+    figure = plot_ifp(wide)
+    FigureCanvasAgg(figure).draw()
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["2", "10", "50"]
+    # The beta axis (71 falling to 8 in these curves) in round, plain numbers.
+    assert [t.get_text() for t in figure.axes[1].get_xticklabels()] == ["10", "20", "50"]

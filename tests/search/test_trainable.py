@@ -79,3 +79,18 @@ def test_the_objective_is_nan_when_a_replica_has_no_finite_value(aggregate):
     healthy = {"train/replicas": 2.0, **combine([replicas[0], {"info/active_gain": 1.0}])}
     trainable._add_objective(healthy, space)
     assert healthy[space.objective.key] == (1.5 if aggregate == "mean" else 1.0)
+
+
+def test_the_plot_history_keeps_each_replicas_kl_per_group():
+    from deft_tune.training.aggregate import combine, replica_reports
+
+    reports = [
+        {"step": 10.0, "train/stage": 0.0, "train/replicas": 2.0, "kl/group0": kl, "loss": 1.0}
+        for kl in (8.47, 0.2)
+    ]
+    entry = trainable._history_entry(combine(reports))
+    assert set(entry) == {
+        "step", "train/stage", "train/replicas", "kl/group0",
+        "replica0/kl/group0", "replica1/kl/group0",
+    }  # fmt: skip
+    assert [r["kl/group0"] for r in replica_reports(entry)] == [8.47, 0.2]

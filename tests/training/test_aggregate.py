@@ -8,6 +8,7 @@ from deft_tune.training.aggregate import (
     combine,
     combine_scores,
     replica_key,
+    replica_reports,
     signal_mean,
     split_replica_key,
 )
@@ -67,6 +68,16 @@ def test_combine_scores_of_replicas_with_a_nan():
     assert out["replica0/mig"] == 0.5 and math.isnan(out["mig"]) and math.isnan(out["mig_min"])
     one = combine_scores([{"mig": NAN}])  # one replica: its value as it is
     assert list(one) == ["mig"] and math.isnan(one["mig"])
+
+
+def test_replica_reports_undo_combine():
+    reports = [
+        {"step": 10.0, "train/replicas": 2.0, "kl/group0": 8.47, "metrics/mig": 0.1},
+        {"step": 10.0, "train/replicas": 2.0, "kl/group0": 0.2, "metrics/mig": 0.3},
+    ]
+    assert replica_reports(combine(reports)) == reports
+    one = {"step": 10.0, "kl/group0": 1.0}
+    assert replica_reports(one) == [one]
 
 
 @pytest.mark.parametrize("key", ["metrics/mig", "info/gain/group1", "step", "final/mig"])
