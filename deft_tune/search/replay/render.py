@@ -62,7 +62,8 @@ def spread_rows(spread: Spread | None) -> list[dict[str, Any]]:
             "within (sd of seeds)": spread.within,
             "noise of a mean": spread.noise_of_mean,
             "F": spread.f_ratio,
-            "schedules differ beyond noise": "yes" if spread.separated else "no",
+            "p (ANOVA)": spread.p_value,
+            "schedules differ beyond noise (p < 0.05)": "yes" if spread.separated else "no",
         }
     ]
 

@@ -158,10 +158,21 @@ class Spread:
     f_ratio: float  # one-way ANOVA F: replicas * var(means) / pooled within variance
 
     @property
+    def p_value(self) -> float:
+        """The one-way ANOVA's: the chance of an F this large if every schedule scored the same
+        in expectation (F with schedules - 1 and schedules * (replicas - 1) degrees of freedom;
+        the smallest replica count stands for all)."""
+        from scipy.stats import f as f_distribution
+
+        if math.isinf(self.f_ratio):
+            return 0.0
+        dfn, dfd = self.schedules - 1, self.schedules * (self.replicas - 1)
+        return float(f_distribution.sf(self.f_ratio, dfn, dfd))
+
+    @property
     def separated(self) -> bool:
-        """Schedules differ by more than seed noise: their means spread wider than the noise
-        a mean of this many seeds carries (F > 1 is chance level; this asks for 2x the noise)."""
-        return self.between > 2 * self.noise_of_mean
+        """Schedules differ beyond seed noise: the ANOVA rejects equal means at 5%."""
+        return self.p_value < 0.05
 
 
 def spread(bank: CurveBank) -> Spread | None:

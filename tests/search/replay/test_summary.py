@@ -71,3 +71,13 @@ def test_spread_needs_two_seeds_per_schedule(bank):
 
     single = [dataclasses.replace(t, replica_finals=t.replica_finals[:1]) for t in bank.trials]
     assert spread(dataclasses.replace(bank, trials=tuple(single))) is None
+
+
+@pytest.mark.parametrize("f_ratio", [0.5, 2.5, 9.0])
+def test_the_spread_p_value_is_the_anova_f_tail(f_ratio):
+    from deft_tune.search.replay.summary import Spread
+
+    # 3 schedules x 3 seeds: F(2, 6), whose tail has the closed form (1 + 2F/6)^-3
+    found = Spread(3, 3, between=0.1, within=0.1, noise_of_mean=0.06, f_ratio=f_ratio)
+    assert found.p_value == pytest.approx((1 + 2 * f_ratio / 6) ** -3, rel=1e-9)
+    assert found.separated == (found.p_value < 0.05)
