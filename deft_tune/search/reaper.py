@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["reap_on_exit"]
+__all__ = ["raylet_children", "reap_on_exit"]
 
 _WATCHERS: list[subprocess.Popen] = []  # kept: a dropped Popen of a live process warns
 
@@ -69,8 +69,10 @@ for pid, started in family.items():
 """
 
 
-def _raylets() -> list[int]:
-    """This process's children named raylet (the private Ray it just started)."""
+def raylet_children() -> list[int]:
+    """This process's children named raylet: the Rays it started (Linux; [] elsewhere)."""
+    if not Path("/proc/self/stat").exists():
+        return []
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -92,9 +94,11 @@ def _wait_until_watching(watcher: subprocess.Popen) -> None:
 
 
 @contextmanager
-def reap_on_exit() -> Iterator[None]:
-    """Within this block (the private Ray's life), a watcher ends its processes at exit."""
-    raylets = _raylets() if Path("/proc/self/stat").exists() else []
+def reap_on_exit(raylets: list[int]) -> Iterator[None]:
+    """Within this block (the private Ray's life), a watcher ends the processes of ``raylets``
+    at exit. Name only the raylet this search started (:func:`raylet_children` after
+    ``ray.init`` less those before): another Ray of this process, a test session's say, would
+    be killed with it."""
     held = []
     for raylet in raylets:
         read, write = os.pipe()  # not inheritable: only this process holds ``write``

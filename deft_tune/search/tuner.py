@@ -42,7 +42,7 @@ from deft_tune.search.options import (
     write_state,
 )
 from deft_tune.search.quiet import file_loggers, quiet_driver
-from deft_tune.search.reaper import reap_on_exit
+from deft_tune.search.reaper import raylet_children, reap_on_exit
 from deft_tune.search.seal import seal
 from deft_tune.search.space import SearchSpace, define_by_run, points_to_evaluate
 from deft_tune.search.stopping import make_scheduler, make_stopper
@@ -76,14 +76,15 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.init(address=address, log_to_driver=True)
         private: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     else:
+        before = set(raylet_children())
         with loopback_only():
             ray.init(address="local", include_dashboard=False)
-        private = reap_on_exit()
-    try:
-        with private:
+        private = reap_on_exit([r for r in raylet_children() if r not in before])
+    with private:  # the reaper acts once Ray has shut down (or the driver died)
+        try:
             yield
-    finally:
-        ray.shutdown()
+        finally:
+            ray.shutdown()
 
 
 @contextmanager

@@ -37,6 +37,26 @@ def test_no_address_starts_a_private_local_ray(init_calls):
     assert init_calls[-1] == "shutdown"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_private_ray_reaps_only_the_raylet_it_started(init_calls, tmp_path):
+    """Another Ray of this process (the test session's) has its raylet among this process's
+    children too: it was once killed at the end of a private Ray's block (2026-12-05)."""
+    from deft_tune.search import reaper
+
+    named = tmp_path / "raylet"  # the name the reaper looks for, on a harmless process
+    named.symlink_to(shutil.which("sleep"))
+    other = subprocess.Popen([str(named), "300"])
+    try:
+        assert other.pid in reaper.raylet_children()
+        watchers = len(reaper._WATCHERS)
+        with _tune.ray_session(None):  # ray.init is a stand-in: it starts no raylet
+            assert len(reaper._WATCHERS) == watchers
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_an_explicit_address_is_joined(init_calls, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
     with _tune.ray_session("auto"):
@@ -107,10 +127,11 @@ def _no_ray_in_this_process() -> bool:
     return not ray.is_initialized()
 
 
-# These tests start a second private Ray in a subprocess. With the session's Ray alive in the test
-# process (tests/conftest.py ray_session), the session's dashboard agent was seen to exit and its
-# raylet to fate-share, which ended the whole pytest run (twice, on clean clones, 2026-12-05; cause
-# not found). They run first, in a process of their own, in .ci/run; they skip when Ray is up.
+# These tests start a second private Ray in a subprocess. Beside the session's Ray they twice ended
+# the whole pytest run (2026-12-05); the cause was the reaper, not them: a private-Ray block with a
+# stand-in ray.init watched every raylet child of the test process, the session's included, and
+# killed it at the end (test_a_private_ray_reaps_only_the_raylet_it_started). They still run first,
+# in a process of their own, in .ci/run, and skip when this process has Ray up.
 _ALONE = pytest.mark.skipif(
     "not _no_ray_in_this_process()", reason="needs a process without Ray (.ci/run runs it first)"
 )
