@@ -248,7 +248,7 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
     several replicas: their mean and each replica's curve)."""
     from deft_tune import plots
     from deft_tune.schedules import stage_boundaries
-    from deft_tune.training.aggregate import replica_reports, replica_values
+    from deft_tune.training.aggregate import replica_histories, replica_values
 
     count = len(trainer.replicas)
     for r, replica in enumerate(trainer.replicas):
@@ -262,10 +262,10 @@ def _figures(trainer, out: Path, history: list, last: dict[str, float]) -> None:
         name = "traversals.png" if count == 1 else f"traversals-replica{r}.png"
         plots.save_figure(plots.plot_traversals(images, groups, kl), out / name)
     starts = stage_boundaries(trainer.config.schedule, trainer.config.training.steps)[1:]
-    per_replica = [replica_reports(report) for report in history] if count > 1 else []
-    replica_histories = [[reports[r] for reports in per_replica] for r in range(count)]
     plots.save_figure(
-        plots.plot_kl_per_group(history, trainer.num_groups, starts, replica_histories),
+        plots.plot_kl_per_group(
+            history, trainer.num_groups, starts, replica_histories(history, count)
+        ),
         out / "kl_per_group.png",
     )
 

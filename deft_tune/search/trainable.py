@@ -53,8 +53,8 @@ from deft_tune.training import Trainer
 from deft_tune.training.aggregate import (
     aggregate,
     combine,
+    replica_histories,
     replica_key,
-    replica_reports,
     replica_values,
 )
 
@@ -292,9 +292,7 @@ def _log_artifacts(
     if history:
         config = trainer.config
         starts = stage_boundaries(config.schedule, config.training.steps)[1:]
-        count = config.training.replicas
-        per_replica = [replica_reports(report) for report in history] if count > 1 else []
-        replicas = [[reports[r] for reports in per_replica] for r in range(count)]
+        replicas = replica_histories(history, config.training.replicas)
         run.log_figure(
             plots.plot_kl_per_group(history, config.model.groups, starts, replicas),
             "information.png",

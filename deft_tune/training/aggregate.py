@@ -39,6 +39,7 @@ __all__ = [
     "combine",
     "combine_scores",
     "objective_key",
+    "replica_histories",
     "replica_key",
     "replica_reports",
     "replica_values",
@@ -170,3 +171,12 @@ def replica_reports(report: dict[str, float]) -> list[dict[str, float]]:
         if r is not None and r < count:
             out[r][base] = value
     return out
+
+
+def replica_histories(history: Sequence[dict[str, float]], count: int) -> list[list[dict]]:
+    """Each replica's own history (:func:`replica_reports` of every report) of a run of
+    ``count`` replicas; [] for one replica, whose history is the run's."""
+    if count <= 1:
+        return []
+    per_report = [replica_reports(report) for report in history]
+    return [[reports[r] for reports in per_report] for r in range(count)]
