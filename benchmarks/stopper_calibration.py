@@ -28,7 +28,7 @@ from deft_tune.search.replay.bankfile import read_banks
 from deft_tune.search.replay.command import replay_bank
 from deft_tune.search.replay.options import ReplayOptions
 from deft_tune.search.replay.rules import with_ifp_field
-from deft_tune.search.replay.summary import bootstrap_ci
+from deft_tune.search.replay.summary import bootstrap_ci, regret_beyond_none
 from deft_tune.search.space import IFPStopping
 from deft_tune.search.tracking.provenance import commit
 from deft_tune.tables import markdown_table, write_block
@@ -83,9 +83,7 @@ def _rows(result: Any, field: str, value: Any, trials: int) -> list[dict[str, An
     for summary in result.summaries:
         if summary.rule == "none":
             continue
-        pairs = zip(result.runs[summary.rule], result.runs["none"], strict=True)
-        extra = [r.regret - n.regret for r, n in pairs
-                 if r.regret is not None and n.regret is not None]  # fmt: skip
+        extra = regret_beyond_none(result, summary.rule)
         found.append({
             "field": field,
             "value": value,

@@ -22,6 +22,7 @@ from deft_tune.fileio import atomic_write_text
 from deft_tune.tables import markdown_table
 
 from . import retrain
+from .markdown import pm
 
 ROOT = retrain.ROOT
 RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
@@ -49,13 +50,6 @@ def verdict(low: float, high: float) -> str:
     if high < 0:
         return "lower"
     return "not separated (the interval holds 0)"
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.3f}{spread}"
 
 
 def _provenance(rows: Sequence[dict[str, Any]]) -> str:
@@ -91,7 +85,7 @@ def experiment_1(rows: list[dict[str, Any]]) -> str:
         line = {"arm": retrain.ARMS[key].label, "seeds": len(mine),
                 "from": source.get("trial", source.get("config", ""))}  # fmt: skip
         for score, name in retrain.SCORES:
-            line[name] = _mean_std([r["scores"][score] for r in mine])
+            line[name] = pm([r["scores"][score] for r in mine])
         table.append(line)
     if table:
         lines += [markdown_table(table), "", f"Units: {_provenance(rows)}.", ""]
@@ -182,13 +176,11 @@ def _replays(bank: Any, parts: list[str], trials: int | None) -> Any:
 
 
 def _rule_rows(result: Any, trials: str, noise: float) -> list[dict[str, str]]:
-    from deft_tune.search.replay.summary import describe
+    from deft_tune.search.replay.summary import describe, regret_beyond_none
 
     rows = []
     for s in result.summaries:
-        pairs = zip(result.runs[s.rule], result.runs["none"], strict=True)
-        extra = [r.regret - n.regret for r, n in pairs
-                 if r.regret is not None and n.regret is not None]  # fmt: skip
+        extra = regret_beyond_none(result, s.rule)
         beyond = describe(extra, SEED)
         lost = 100 * sum(e > 0 for e in extra) / len(extra) if extra else math.nan
         within = beyond is not None and beyond.median_ci[1] <= noise

@@ -30,6 +30,7 @@ __all__ = [
     "describe",
     "iqm",
     "median",
+    "regret_beyond_none",
     "rule_summary",
     "spread",
 ]
@@ -189,6 +190,13 @@ def spread(bank: CurveBank) -> Spread | None:
     noise = within / math.sqrt(replicas)
     f_ratio = replicas * between**2 / pooled if pooled > 0 else math.inf
     return Spread(len(groups), replicas, between, within, noise, f_ratio)
+
+
+def regret_beyond_none(result: ReplayResult, rule: str) -> list[float]:
+    """Per replay, the regret ``rule`` adds to what no stopping returns on the same trials in
+    the same order (replays without both regrets left out); needs "none" among the rules."""
+    pairs = zip(result.runs[rule], result.runs["none"], strict=True)
+    return [r.regret - n.regret for r, n in pairs if r.regret is not None and n.regret is not None]
 
 
 @dataclass(frozen=True)
