@@ -102,9 +102,13 @@ def bank_seeds(bank: Any) -> list[int]:
 
 def hand_config(steps: int) -> dict[str, Any]:
     """configs/dsprites_deft.yaml at ``steps``: its stages keep their share of the run."""
-    raw = yaml.safe_load(HAND.read_text())
+    return _at_steps(yaml.safe_load(HAND.read_text()), steps)
+
+
+def _at_steps(raw: dict[str, Any], steps: int) -> dict[str, Any]:
+    """``raw`` trained for ``steps``: each fixed stage keeps its share of the run."""
     scale = steps / int(raw["training"]["steps"])
-    for stage in raw["schedule"]["stages"]:
+    for stage in (raw.get("schedule") or {}).get("stages", []):
         if stage.get("steps") is not None:
             stage["steps"] = max(1, round(int(stage["steps"]) * scale))
     raw["training"]["steps"] = steps
@@ -164,11 +168,8 @@ def unit(key: str, seed: int, out: Path, steps: int | None = None) -> dict[str, 
 
 
 def _shortened(config: dict[str, Any], steps: int) -> dict[str, Any]:
-    scale = steps / int(config["training"]["steps"])
-    for stage in config.get("schedule", {}).get("stages", []):
-        if stage.get("steps") is not None:
-            stage["steps"] = max(1, round(int(stage["steps"]) * scale))
-    config["training"].update(steps=steps, checkpoint_interval=steps)
+    config = _at_steps(config, steps)
+    config["training"]["checkpoint_interval"] = steps
     config["evaluation"]["interval"] = max(1, steps // 2)
     return config
 
