@@ -44,6 +44,16 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], seed: int = SEE
     return float(low), float(high)
 
 
+def bootstrap_mean(values: Sequence[float], seed: int = SEED) -> tuple:
+    """The 2.5th and 97.5th percentiles of the mean of ``values`` resampled with replacement:
+    the interval of a paired difference, one value per seed."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(values, dtype=float)
+    means = x[rng.integers(0, len(x), size=(RESAMPLES, len(x)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def verdict(low: float, high: float) -> str:
     if low > 0:
         return "higher"
@@ -132,6 +142,128 @@ def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+# --- experiment 3 ------------------------------------------------------------------------------
+
+CAPTURED = 0.05  # NMI1 at the last evaluation from which a factor counts as captured
+
+
+def diffusion(history: list[dict[str, float]]) -> float:
+    """NMI2/NMI1 at the last evaluation, averaged over the factors the model captured (NMI1 >=
+    CAPTURED); NaN when it captured none (a model that encodes nothing shows no diffusion, which
+    is no evidence either way)."""
+    if not history:
+        return math.nan
+    last = history[-1]
+    factors = [k.removeprefix("info/nmi1/") for k in last if k.startswith("info/nmi1/")]
+    ratios = [last[f"info/nmi2/{f}"] / last[f"info/nmi1/{f}"] for f in factors
+              if last[f"info/nmi1/{f}"] >= CAPTURED and f"info/nmi2/{f}" in last]  # fmt: skip
+    return statistics.fmean(ratios) if ratios else math.nan
+
+
+def experiment_3(rows: list[dict[str, Any]]) -> str:
+    lines = ["## 3. Information diffusion: the second-best latent's share of each factor", ""]
+    by_arm = {k: [r for r in rows if r["arm"] == k and _current(r) and r.get("history")]
+              for k in retrain.ARMS}  # fmt: skip
+    lines += [
+        "Read from experiment 1's units: each retrained model's last evaluation of NMI1 and "
+        "NMI2, the largest and second largest normalised mutual information between a factor "
+        "and one latent, on the evaluation probe. A model's diffusion is NMI2/NMI1 averaged over "
+        f"the factors it captured (NMI1 >= {CAPTURED}); the paper's claim is that DEFT diffuses "
+        "less than beta-VAE. Seeds are shared by the arms, so differences pair by seed "
+        f"(bootstrap 95% interval of the mean paired difference, {RESAMPLES:,} resamples).",
+        "",
+    ]
+    table = [{"arm": retrain.ARMS[k].label, "seeds": len(mine),
+              "diffusion (NMI2/NMI1)": pm([diffusion(r["history"]) for r in mine]),
+              "factors captured": pm([_captured(r["history"]) for r in mine])}
+             for k, mine in by_arm.items() if mine]  # fmt: skip
+    if table:
+        lines += [markdown_table(table), ""]
+    pairs = _paired(by_arm, "deft", "beta_vae", lambda r: diffusion(r["history"]))
+    if len(pairs) < len(retrain.SEEDS):
+        return "\n".join(lines + [
+            f"Not judged yet: {len(pairs)} of {len(retrain.SEEDS)} seeds have both a DEFT and a "
+            "beta-VAE unit with a diffusion (experiment 1's units, benchmarks/campaign.yaml).", ""])
+    low, high = bootstrap_mean(pairs)
+    lines.append(f"DEFT minus beta-VAE, paired over {len(pairs)} seeds: "
+                 f"{statistics.fmean(pairs):+.3f} [{low:+.3f}, {high:+.3f}]; DEFT's diffusion is "
+                 f"{verdict(low, high)}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _captured(history: list[dict[str, float]]) -> float:
+    last = history[-1] if history else {}
+    return float(sum(v >= CAPTURED for k, v in last.items() if k.startswith("info/nmi1/")))
+
+
+def _paired(by_arm: dict, a: str, b: str, value) -> list[float]:
+    """value(row of a) - value(row of b) for each seed both arms have, where both are finite."""
+    theirs = {r["seed"]: value(r) for r in by_arm.get(b, [])}
+    out = []
+    for row in by_arm.get(a, []):
+        mine, other = value(row), theirs.get(row["seed"], math.nan)
+        if math.isfinite(mine) and math.isfinite(other):
+            out.append(mine - other)
+    return out
+
+
+# --- experiment 4 ------------------------------------------------------------------------------
+
+
+def experiment_4(rows: list[dict[str, Any]]) -> str:
+    lines = ["## 4. Correlated factors: DEFT against beta-TCVAE as the correlation grows", ""]
+    arms, strengths = retrain.CORRELATED_ARMS, retrain.CORRELATIONS
+    cells = {(a, c): [r for r in rows if r["arm"] == a and r["correlation"] == c and _current(r)]
+             for a in arms for c in strengths}  # fmt: skip
+    lines += [
+        "Each method's experiment-1 schedule (its bank's best on independent factors) trained on "
+        "correlated dSprites, orientation tied to pos_x with strength "
+        f"{' and '.join(map(str, strengths))}, seeds {', '.join(map(str, retrain.CORRELATED_SEEDS))} "
+        "(`python -m benchmarks.reproduce retrain --arm ARM --seed S --correlation C`), standard "
+        "scores. The paper's claim: a total-correlation penalty (beta-TCVAE) suffers from "
+        "correlated factors and DEFT does not, so DEFT's lead grows with the correlation. "
+        "Differences pair by seed; intervals are bootstrap 95% over the seeds (3 seeds: read "
+        "them as rough).",
+        "",
+    ]
+    table = [{"correlation": c, "arm": retrain.ARMS[a].label, "seeds": len(mine),
+              **{name: pm([r["scores"][key] for r in mine]) for key, name in retrain.SCORES}}
+             for (a, c), mine in cells.items() if mine]  # fmt: skip
+    if table:
+        lines += [markdown_table(table), "", f"Units: {_provenance(sum(cells.values(), []))}.", ""]
+    short = [f"{a} at {c}: {len(m)}" for (a, c), m in cells.items()
+             if len(m) < len(retrain.CORRELATED_SEEDS)]  # fmt: skip
+    if short:
+        return "\n".join(lines + [
+            f"Not judged yet (seeds done of {len(retrain.CORRELATED_SEEDS)}): "
+            + ", ".join(short) + " (benchmarks/campaign.yaml).", ""])
+    lines += [markdown_table(_correlated_differences(cells)), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _correlated_differences(cells: dict) -> list[dict[str, str]]:
+    """DEFT - beta-TCVAE per strength, and its growth from the weaker to the stronger."""
+    weak, strong = retrain.CORRELATIONS[0], retrain.CORRELATIONS[-1]
+    out = []
+    for key, name in retrain.SCORES:
+        gap = {c: _seed_gaps(cells, c, key) for c in retrain.CORRELATIONS}
+        growth = {s: gap[strong][s] - gap[weak][s] for s in gap[strong] if s in gap[weak]}
+        for label, values in ((f"DEFT minus beta-TCVAE at {weak}", gap[weak]),
+                              (f"DEFT minus beta-TCVAE at {strong}", gap[strong]),
+                              (f"its growth from {weak} to {strong}", growth)):  # fmt: skip
+            low, high = bootstrap_mean(list(values.values()))
+            out.append({"score": name, "paired over seeds": label,
+                        "mean": f"{statistics.fmean(values.values()):+.3f}",
+                        "95% interval": f"[{low:+.3f}, {high:+.3f}]", "it is": verdict(low, high)})
+    return out
+
+
+def _seed_gaps(cells: dict, correlation: float, key: str) -> dict[int, float]:
+    deft = {r["seed"]: r["scores"][key] for r in cells[("deft", correlation)]}
+    return {r["seed"]: deft[r["seed"]] - r["scores"][key]
+            for r in cells[("beta_tcvae", correlation)] if r["seed"] in deft}
+
+
 # --- experiment 5 ------------------------------------------------------------------------------
 
 
@@ -197,7 +329,9 @@ def _rule_rows(result: Any, trials: str, noise: float) -> list[dict[str, str]]:
 # --- the document ------------------------------------------------------------------------------
 
 
-def render(rows: list[dict[str, Any]], parts: list[str]) -> str:
+def render(
+    rows: list[dict[str, Any]], parts: list[str], correlated: list[dict[str, Any]] = ()
+) -> str:
     head = [
         "# Results: the DEFT paper's claims and the product's own, from committed files",
         "",
@@ -207,13 +341,15 @@ def render(rows: list[dict[str, Any]], parts: list[str]) -> str:
         "(`python -m benchmarks.campaign status`); a section says which units it still waits "
         "for instead of showing a number.",
         "",
-        "Experiments 2 (IFP clusters: its draws are campaign units, the section is not written "
-        "yet), 3 (diffusion) and 4 (correlated factors) are not in this report yet. Their "
-        "2026-11-29 report, [docs/paper-cpu/RESULTS.md](paper-cpu/RESULTS.md), rests on one seed "
-        "per trial and an MLflow store that no longer exists: read it as a pilot, not as evidence.",
+        "Experiment 2 (IFP clusters: its draws are campaign units) is not in this report yet. "
+        "The 2026-11-29 report, [docs/paper-cpu/RESULTS.md](paper-cpu/RESULTS.md), rests on one "
+        "seed per trial and an MLflow store that no longer exists: read it as a pilot, not as "
+        "evidence.",
         "",
     ]
-    return "\n".join(head) + "\n" + experiment_1(rows) + "\n" + experiment_5(parts)
+    sections = (experiment_1(rows), experiment_3(rows), experiment_4(list(correlated)),
+                experiment_5(parts))  # fmt: skip
+    return "\n".join(head) + "\n" + "\n".join(sections)
 
 
 def deft_parts() -> list[str]:
@@ -221,6 +357,6 @@ def deft_parts() -> list[str]:
 
 
 def write(out: Path = RESULTS_DOC) -> Path:
-    text = render(retrain.read_rows(), deft_parts())
+    text = render(retrain.read_rows(), deft_parts(), retrain.read_rows(retrain.CORRELATED_RESULTS))
     atomic_write_text(out, text)
     return out

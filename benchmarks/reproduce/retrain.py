@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BANKS = ROOT / "benchmarks" / "banks"
 HAND = ROOT / "configs" / "dsprites_deft.yaml"
 RESULTS = ROOT / "benchmarks" / "results" / "e1"
+CORRELATED_RESULTS = ROOT / "benchmarks" / "results" / "e4"
 METRICS = ("mig", "dci", "factor_vae")
 # The campaign runs one unit at a time on a 2-core machine: training uses both cores, and so
 # does the standard DCI, whose per-factor classifiers run in training.threads processes (most
@@ -52,6 +53,14 @@ SCORES = (
 # Seeds a unit may take: far from each other and from any bank seed, since a run's random
 # streams use seed + k for k <= 7 (deft_tune.validation) and replica r takes seed + r.
 SEEDS = (10_000, 10_100, 10_200, 10_300, 10_400)
+# Experiment 4: DEFT's and beta-TCVAE's schedules, searched on independent factors, trained on
+# correlated dSprites (orientation tied to pos_x) at two strengths with the same 3 seeds each,
+# so that differences pair by seed.
+CORRELATED_ARMS = ("deft", "beta_tcvae")
+CORRELATIONS = (0.5, 0.9)
+CORRELATED_SEEDS = SEEDS[:3]
+# The training history a unit keeps: the top-2 NMI per factor (experiment 3, diffusion).
+HISTORY_PREFIXES = ("info/nmi1/", "info/nmi2/")
 _STREAMS = 16  # two seeds closer than this may share a stream
 
 
@@ -120,8 +129,11 @@ def _at_steps(raw: dict[str, Any], steps: int) -> dict[str, Any]:
     return raw
 
 
-def arm_config(key: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run config a unit trains, and where it came from."""
+def arm_config(
+    key: str, seed: int, correlation: float | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run config a unit trains, and where it came from; with ``correlation``, on
+    correlated dSprites of that strength instead of the bank's data."""
     arm = ARMS[key]
     bank = read_banks(bank_parts(arm))
     near = [s for s in bank_seeds(bank) if abs(s - seed) < _STREAMS]
@@ -138,14 +150,20 @@ def arm_config(key: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
                   "bank_replicas": list(trial.replica_finals)}  # fmt: skip
     raw["training"].update(seed=seed, replicas=1, threads=THREADS)
     raw["evaluation"]["metrics"] = list(METRICS)
+    if correlation is not None:
+        raw["data"] = {"name": "correlated_dsprites", "options": {"correlation": correlation}}
+        source["correlation"] = correlation
     source["bank_parts"] = [Path(p).name for p in bank_parts(arm)]
     return raw, source
 
 
-def unit(key: str, seed: int, out: Path, steps: int | None = None) -> dict[str, Any]:
-    """Train arm ``key`` with ``seed`` and write its row to ``out``. ``steps`` shortens the run
-    (a smoke check; the report refuses rows whose steps differ from their bank's)."""
-    config, source = arm_config(key, seed)
+def unit(
+    key: str, seed: int, out: Path, steps: int | None = None, correlation: float | None = None
+) -> dict[str, Any]:
+    """Train arm ``key`` with ``seed`` (on correlated dSprites with ``correlation``) and write
+    its row to ``out``. ``steps`` shortens the run (a smoke check; the report refuses rows whose
+    steps differ from their bank's)."""
+    config, source = arm_config(key, seed, correlation)
     if steps is not None:
         config = _shortened(config, steps)
     with tempfile.TemporaryDirectory() as scratch:
@@ -157,10 +175,13 @@ def unit(key: str, seed: int, out: Path, steps: int | None = None) -> dict[str, 
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         wall = time.monotonic() - started
         scores = json.loads((folder / "metrics.json").read_text())["metrics"]
+        history = kept_history(folder / "history.jsonl")
     row = {
         "arm": key,
         "seed": seed,
+        "correlation": correlation,
         "scores": {k: scores.get(k, math.nan) for k, _ in SCORES},
+        "history": history,
         "steps": int(config["training"]["steps"]),
         "source": source,
         "config": config,
@@ -177,6 +198,17 @@ def _shortened(config: dict[str, Any], steps: int) -> dict[str, Any]:
     config["training"]["checkpoint_interval"] = steps
     config["evaluation"]["interval"] = max(1, steps // 2)
     return config
+
+
+def kept_history(path: Path) -> list[dict[str, float]]:
+    """The run's evaluations, reduced to the step and the HISTORY_PREFIXES keys."""
+    points = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        kept = {k: v for k, v in record.items() if k.startswith(HISTORY_PREFIXES)}
+        if kept:
+            points.append({"step": record["step"], **kept})
+    return points
 
 
 def read_rows(folder: Path = RESULTS) -> list[dict[str, Any]]:

@@ -111,10 +111,76 @@ def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks
 
 
 def test_the_committed_report_is_what_the_committed_files_give():
+    correlated = retrain.read_rows(retrain.CORRELATED_RESULTS)
     assert (
-        from_files.render(retrain.read_rows(), from_files.deft_parts())
+        from_files.render(retrain.read_rows(), from_files.deft_parts(), correlated)
         == (REPO / "docs" / "RESULTS.md").read_text()
     ), "regenerate it: python -m benchmarks.reproduce report"
+
+
+def _history(nmi1, nmi2):
+    """Two evaluations; the last one holds the per-factor NMI pairs given."""
+    last = {"step": 2000.0}
+    for factor, (a, b) in enumerate(zip(nmi1, nmi2)):
+        last |= {f"info/nmi1/f{factor}": a, f"info/nmi2/f{factor}": b}
+    return [{"step": 1000.0, "info/nmi1/f0": 0.9, "info/nmi2/f0": 0.9}, last]
+
+
+def test_diffusion_averages_nmi2_over_nmi1_on_the_captured_factors_only():
+    # f2 is not captured (NMI1 < 0.05): its ratio 1.0 does not count; the first point neither.
+    assert from_files.diffusion(_history([0.5, 0.4, 0.01], [0.1, 0.2, 0.01])) == pytest.approx(
+        (0.1 / 0.5 + 0.2 / 0.4) / 2
+    )
+    assert math.isnan(from_files.diffusion(_history([0.01], [0.0])))  # captured nothing
+    assert math.isnan(from_files.diffusion([]))
+
+
+def test_paired_intervals_follow_the_seed_differences():
+    low, high = from_files.bootstrap_mean([0.10, 0.12, 0.11, 0.09, 0.13])
+    assert 0.09 <= low < 0.11 < high <= 0.13
+    assert from_files.bootstrap_mean([0.10, 0.12, 0.11, 0.09, 0.13]) == (low, high)  # seeded
+    assert from_files.bootstrap_mean([-0.1, 0.1, -0.1, 0.1])[0] < 0
+
+
+def test_experiment_3_pairs_deft_and_beta_vae_by_seed(banks):
+    def rows(arm, ratio):
+        return [_row(arm, s, 0.2) | {"history": _history([0.5, 0.5], [0.5 * ratio, 0.5 * ratio])}
+                for s in retrain.SEEDS]  # fmt: skip
+
+    deft, beta = rows("deft", 0.2), rows("beta_vae", 0.6)
+    text = from_files.experiment_3(deft + beta[:4])
+    assert "Not judged yet: 4 of 5 seeds" in text
+    text = from_files.experiment_3(deft + beta)
+    assert "DEFT minus beta-VAE, paired over 5 seeds: -0.400 [-0.400, -0.400]" in text
+    assert "DEFT's diffusion is lower." in text
+    assert "| DEFT (searched) | 5 | 0.200 ± 0.000 | 2.000 ± 0.000 |" in text
+
+
+def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks):
+    def rows(arm, correlation, mig):
+        return [_row(arm, s, mig + 0.001 * i) | {"correlation": correlation}
+                for i, s in enumerate(retrain.CORRELATED_SEEDS)]  # fmt: skip
+
+    weak, strong = retrain.CORRELATIONS
+    cells = (rows("deft", weak, 0.30) + rows("deft", strong, 0.30)
+             + rows("beta_tcvae", weak, 0.25) + rows("beta_tcvae", strong, 0.10))  # fmt: skip
+    text = from_files.experiment_4(cells[:-1])
+    assert f"beta_tcvae at {strong}: 2" in text and "Not judged yet" in text
+    text = from_files.experiment_4(cells)
+    assert f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | [+0.050, +0.050] | higher |" in text
+    assert f"| MIG | its growth from {weak} to {strong} | +0.150 | [+0.150, +0.150] | higher |" in text
+    assert "12 unit files" in text
+
+
+def test_a_unit_keeps_only_the_nmi_history(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text(
+        '{"step": 100.0, "train/loss": 3.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1}\n'
+        '{"step": 150.0, "train/loss": 2.0}\n'
+    )
+    assert retrain.kept_history(path) == [
+        {"step": 100.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1}
+    ]
 
 
 def test_experiment_5_without_a_bank_says_so():
