@@ -102,21 +102,38 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def search_eta(walls: list[float], running: list[float], left: int, slots: int) -> float | None:
+def trial_rest(ran: float, mean: float, done: float | None = None) -> float:
+    """Seconds a running trial has left after ``ran`` seconds: at its own pace once it has
+    reported a share ``done`` of its steps (0 < done), else the mean wall time of the ended
+    trials less what it ran (none less than 0). Its own pace keeps a trial that outlasts the
+    mean (the mean counts the trials stopped early) from showing 0s while it still runs."""
+    if done is not None and done > 0:
+        return ran * max(1.0 - done, 0.0) / done
+    return max(mean - ran, 0.0)
+
+
+def search_eta(
+    walls: list[float],
+    running: list[float],
+    left: int,
+    slots: int,
+    done: list[float | None] | None = None,
+) -> float | None:
     """Seconds until the search's last trial ends, or None before any trial has ended.
 
     ``walls``: wall seconds of the trials that ended (stopped ones included: the trials still
-    to run may be stopped too); ``running``: how long each running trial has run; ``left``:
-    trials not ended, running ones included; ``slots``: trials at a time. Each running trial
-    is expected to take the mean wall time (none less than 0 more), each waiting trial the mean
-    from the moment a slot frees: waiting trials fill the slots that free first, round by round
-    (a running trial frees its slot within one mean, so every slot takes its k-th waiting trial
-    before any slot its k+1-th).
+    to run may be stopped too); ``running``: how long each running trial has run, and ``done``
+    the share of its steps each has reported (None: unknown); ``left``: trials not ended,
+    running ones included; ``slots``: trials at a time. Each running trial is expected to take
+    :func:`trial_rest` more, each waiting trial the mean from the moment a slot frees: waiting
+    trials fill the slots that free first, round by round (every slot takes its k-th waiting
+    trial before any slot its k+1-th).
     """
     if not walls:
         return None
     mean = sum(walls) / len(walls)
-    rest = [max(mean - ran, 0.0) for ran in running]
+    done = done if done is not None else [None] * len(running)
+    rest = [trial_rest(ran, mean, share) for ran, share in zip(running, done)]
     slots = max(slots, len(rest), 1)
     free = sorted(rest + [0.0] * (slots - len(rest)))  # idle slots are free now
     rounds, extra = divmod(max(left - len(running), 0), slots)
@@ -129,7 +146,8 @@ class LiveTable(Callback):
 
     The ETA (:func:`search_eta`) is the mean wall time of the ended trials spread over the
     trials at a time: the most seen running at once (the resources may allow fewer than
-    ``budget.max_concurrent``), at most ``concurrency``. Times come from ``clock`` (monotonic
+    ``budget.max_concurrent``), at most ``concurrency``; a running trial that has reported its
+    step finishes at its own pace (of ``steps_per_trial``). Times come from ``clock`` (monotonic
     seconds); a restored table keeps the ended trials' wall times and takes a running trial's
     time so far from Tune's ``time_total_s``.
     """
@@ -141,23 +159,26 @@ class LiveTable(Callback):
         total: int | None = None,
         concurrency: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        steps_per_trial: int | None = None,
     ) -> None:
         self.metric = metric
         self.asha = asha
         self.total = total  # budget.num_trials: ended trials are counted against it
         self.concurrency = concurrency  # budget.max_concurrent
         self.clock = clock
+        self.steps_per_trial = steps_per_trial  # budget.steps_per_trial: a trial's own pace
         # What the table learns while the search runs:
         self._ended: set[str] = set()  # trial ids
         self._walls: list[float] = []  # wall seconds of each ended trial
         self._started: dict[str, float] = {}  # running trial id -> clock() when it started
+        self._done: dict[str, float] = {}  # running trial id -> share of its steps reported
         self._peak = 0  # the most trials seen running at once
         self._printed_header = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Clock readings mean nothing in another process (a restored search notes its running
         # trials again), and a resumed search prints its header again.
-        return {**self.__dict__, "_started": {}, "_printed_header": False}
+        return {**self.__dict__, "_started": {}, "_done": {}, "_printed_header": False}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["metric"])  # type: ignore[misc]  # what an older pickle lacks
@@ -188,6 +209,7 @@ class LiveTable(Callback):
         started = self._started_at(trial)
         self._walls.append(max(self.clock() - started, 0.0))
         del self._started[trial.trial_id]
+        self._done.pop(trial.trial_id, None)
         self._ended.add(trial.trial_id)
 
     def progress(self) -> tuple[str, str]:
@@ -197,8 +219,9 @@ class LiveTable(Callback):
             return f"{ended}/?", NO_ETA
         now = self.clock()
         running = [now - started for started in self._started.values()]
+        done = [self._done.get(trial_id) for trial_id in self._started]
         slots = min(self._peak, self.concurrency or self._peak)
-        eta = search_eta(self._walls, running, self.total - ended, slots)
+        eta = search_eta(self._walls, running, self.total - ended, slots, done)
         return f"{ended}/{self.total}", NO_ETA if eta is None else duration(eta)
 
     def _line(self, trial: Any, result: dict[str, Any], status: str) -> None:
@@ -228,6 +251,9 @@ class LiveTable(Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         self._started_at(trial)
+        step = result.get(keys.STEP)
+        if self.steps_per_trial and isinstance(step, (int, float)) and math.isfinite(step):
+            self._done[trial.trial_id] = max(float(step), 0.0) / self.steps_per_trial
         status = "final" if result.get(COMPLETED) == 1.0 else "running"
         self._line(trial, result, status)
 

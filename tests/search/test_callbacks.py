@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from deft_tune.report_keys import COMPLETED, STEP, final_key
-from deft_tune.search.callbacks import NO_ETA, LiveTable, duration, search_eta
+from deft_tune.search.callbacks import NO_ETA, LiveTable, duration, search_eta, trial_rest
 from tests import REPO
 
 
@@ -106,6 +106,23 @@ def test_search_eta_and_durations():
     ]
 
 
+def test_a_trial_that_outlasts_the_mean_finishes_at_its_own_pace(capsys):
+    assert trial_rest(50.0, mean=10.0) == 0.0  # without its step: the mean says it is late
+    assert trial_rest(50.0, mean=10.0, done=0.5) == 50.0  # half its steps in 50 s: 50 s more
+    assert trial_rest(50.0, mean=10.0, done=1.0) == 0.0
+    clock = FakeClock()
+    table = LiveTable("metrics/mig", asha=True, total=2, concurrency=2, clock=clock,
+                      steps_per_trial=2000)  # fmt: skip
+    short, long = _trial("a"), _trial("b")
+    table.on_trial_start(0, [], short)
+    table.on_trial_start(0, [], long)
+    clock.now = 10.0
+    table.on_trial_complete(0, [], short)  # stopped early: the mean wall time is 10 s
+    clock.now = 50.0
+    table.on_trial_result(0, [], long, {STEP: 1000})
+    assert _columns(capsys.readouterr().out.splitlines()[-1])[:2] == ("1/2", "50s")
+
+
 def _replay_recorded_search(bank, slots: int, table: LiveTable, clock: FakeClock):
     """Tune's callbacks for ``bank``'s trials run in order, ``slots`` at a time, each report
     arriving its recorded cost after the one before; returns {trial: seconds it ended at}."""
@@ -152,7 +169,8 @@ def test_the_eta_on_a_recorded_search_replayed_on_a_fake_clock(capsys):
     # A real search: 4 trials of 2,000 steps, 2 at a time on the 2-core machine (73 minutes).
     bank = read_banks([REPO / "benchmarks/banks/dsprites/part-0.parquet"])
     clock = FakeClock()
-    table = LiveTable(bank.objective, asha=False, total=4, concurrency=2, clock=clock)
+    table = LiveTable(bank.objective, asha=False, total=4, concurrency=2, clock=clock,
+                      steps_per_trial=bank.budget["steps_per_trial"])  # fmt: skip
     ended = _replay_recorded_search(bank, 2, table, clock)
     last = max(ended.values())
     assert last == pytest.approx(bank.parts[0].wall_s, rel=0.01)  # the replay is the search
