@@ -341,6 +341,10 @@ def render(
         "(`python -m benchmarks.campaign status`); a section says which units it still waits "
         "for instead of showing a number.",
         "",
+        "Every retrained model is scored in the standard (disentanglement_lib) setting; its "
+        "cost per model on this 2-core machine is measured in [docs/metrics.md](metrics.md) "
+        "(Speed), which also says why it cannot come down to 60 s with identical scores.",
+        "",
         "Experiment 2 (IFP clusters: its draws are campaign units) is not in this report yet. "
         "The 2026-11-29 report, [docs/paper-cpu/RESULTS.md](paper-cpu/RESULTS.md), rests on one "
         "seed per trial and an MLflow store that no longer exists: read it as a pilot, not as "
