@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 from deft_tune.tables import markdown_table
 
@@ -27,6 +28,8 @@ from .markdown import pm
 ROOT = retrain.ROOT
 RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 DEFT_BANK = "benchmarks/banks/dsprites/part-*.parquet"
+IFP_RESULTS = ROOT / "benchmarks" / "results" / "ifp"
+IFP_DRAWS = 8  # per factor before experiment 2 is judged (the issue's minimum)
 RESAMPLES = 10_000
 SEED = 0  # of every bootstrap
 REPLAYS = 200
@@ -140,6 +143,78 @@ def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines.append(f"MIG >= {MIG_GOAL} at this budget: {reached} (searched DEFT's mean {mean:.3f} "
                  f"over {len(migs)} seeds).")  # fmt: skip
     return lines
+
+
+# --- experiment 2 ------------------------------------------------------------------------------
+
+
+def experiment_2(units: list[dict[str, Any]]) -> str:
+    from deft_tune.freezing.suggest import suggest_schedule, summarize
+
+    lines = ["## 2. Information freezing points: clusters and the stage betas", ""]
+    runs = [run for unit in units for run in unit["runs"]]
+    lines += [
+        "The annealing test of dsprites_full (`python -m benchmarks.ifp_draws`: per factor, "
+        "draws of the other factors held fixed while beta falls; docs/ifp.md). Per factor: the "
+        "median IFP over the runs that froze, their 10th-90th percentile (the interval the "
+        "clusters are chained on, as `deft-tune ifp --suggest` does) and a bootstrap 95% "
+        f"interval of the median ({RESAMPLES:,} resamples of the runs, seed {SEED}). Judged "
+        f"once every factor has {IFP_DRAWS} draws.",
+        "",
+    ]
+    if not runs:
+        return "\n".join(lines + ["No IFP unit is committed yet (benchmarks/campaign.yaml).", ""])
+    factors, never = summarize(runs)
+    per_factor = {}
+    for run in runs:
+        per_factor.setdefault(run["factor"], []).append(run["ifp"])
+    table = [{"factor": f.factor, "runs": f.runs, "froze": f.frozen,
+              "median IFP": f"{f.median:.3g}", "10th-90th pct": f"[{f.low:.3g}, {f.high:.3g}]",
+              "median's 95% interval": _median_interval(per_factor[f.factor])}
+             for f in factors]  # fmt: skip
+    lines += [markdown_table(table), "", f"Units: {_provenance(units)}.", ""]
+    if never:
+        lines += [f"Never froze in any run: {', '.join(never)}.", ""]
+    short = {f: len(v) for f, v in per_factor.items() if len(v) < IFP_DRAWS}
+    if short:
+        return "\n".join(lines + [
+            f"Not judged yet (draws of {IFP_DRAWS}): "
+            + ", ".join(f"{f} {n}" for f, n in sorted(short.items())) + ".", ""])
+    suggestion = suggest_schedule(runs)
+    clusters = "; ".join(f"{{{', '.join(c.factors)}}} [{c.low:.3g}, {c.high:.3g}]"
+                         for c in suggestion.clusters)  # fmt: skip
+    lines += [
+        f"Clusters (factors whose intervals overlap, by falling IFP): {clusters}. Stage betas "
+        f"between them: {', '.join(f'{b:.3g}' for b in suggestion.stage_betas)}.",
+        "",
+        f"Stage betas used: {_stage_betas()}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _median_interval(ifps: list[float]) -> str:
+    found = np.array([v for v in ifps if math.isfinite(v)])
+    if found.size < 2:
+        return "-"
+    rng = np.random.default_rng(SEED)
+    medians = np.median(found[rng.integers(0, found.size, size=(RESAMPLES, found.size))], axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return f"[{low:.3g}, {high:.3g}]"
+
+
+def _stage_betas() -> str:
+    """The searched DEFT schedule's and the hand schedule's stage betas."""
+    found = []
+    for key in ("deft", "hand"):
+        try:
+            config, _ = retrain.arm_config(key, retrain.SEEDS[0])
+        except ConfigError as exc:  # its bank is not committed yet
+            found.append(f"{retrain.ARMS[key].label}: unavailable ({exc})")
+            continue
+        betas = [stage["beta"] for stage in config["schedule"]["stages"]]
+        found.append(f"{retrain.ARMS[key].label} {', '.join(f'{b:.3g}' for b in betas)}")
+    return "; ".join(found)
 
 
 # --- experiment 3 ------------------------------------------------------------------------------
@@ -330,7 +405,10 @@ def _rule_rows(result: Any, trials: str, noise: float) -> list[dict[str, str]]:
 
 
 def render(
-    rows: list[dict[str, Any]], parts: list[str], correlated: list[dict[str, Any]] = ()
+    rows: list[dict[str, Any]],
+    parts: list[str],
+    correlated: list[dict[str, Any]] = (),
+    ifp_units: list[dict[str, Any]] = (),
 ) -> str:
     head = [
         "# Results: the DEFT paper's claims and the product's own, from committed files",
@@ -345,14 +423,13 @@ def render(
         "cost per model on this 2-core machine is measured in [docs/metrics.md](metrics.md) "
         "(Speed), which also says why it cannot come down to 60 s with identical scores.",
         "",
-        "Experiment 2 (IFP clusters: its draws are campaign units) is not in this report yet. "
         "The 2026-11-29 report, [docs/paper-cpu/RESULTS.md](paper-cpu/RESULTS.md), rests on one "
         "seed per trial and an MLflow store that no longer exists: read it as a pilot, not as "
         "evidence.",
         "",
     ]
-    sections = (experiment_1(rows), experiment_3(rows), experiment_4(list(correlated)),
-                experiment_5(parts))  # fmt: skip
+    sections = (experiment_1(rows), experiment_2(list(ifp_units)), experiment_3(rows),
+                experiment_4(list(correlated)), experiment_5(parts))  # fmt: skip
     return "\n".join(head) + "\n" + "\n".join(sections)
 
 
@@ -361,6 +438,7 @@ def deft_parts() -> list[str]:
 
 
 def write(out: Path = RESULTS_DOC) -> Path:
-    text = render(retrain.read_rows(), deft_parts(), retrain.read_rows(retrain.CORRELATED_RESULTS))
+    text = render(retrain.read_rows(), deft_parts(), retrain.read_rows(retrain.CORRELATED_RESULTS),
+                  retrain.read_rows(IFP_RESULTS))  # fmt: skip
     atomic_write_text(out, text)
     return out

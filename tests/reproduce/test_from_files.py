@@ -112,8 +112,9 @@ def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks
 
 def test_the_committed_report_is_what_the_committed_files_give():
     correlated = retrain.read_rows(retrain.CORRELATED_RESULTS)
+    ifp_units = retrain.read_rows(from_files.IFP_RESULTS)
     assert (
-        from_files.render(retrain.read_rows(), from_files.deft_parts(), correlated)
+        from_files.render(retrain.read_rows(), from_files.deft_parts(), correlated, ifp_units)
         == (REPO / "docs" / "RESULTS.md").read_text()
     ), "regenerate it: python -m benchmarks.reproduce report"
 
@@ -185,3 +186,27 @@ def test_a_unit_keeps_only_the_nmi_history(tmp_path):
 
 def test_experiment_5_without_a_bank_says_so():
     assert "No DEFT bank part is committed yet." in from_files.experiment_5([])
+
+
+def _ifp_unit(factor, ifps, seed=0):
+    runs = [{"factor": factor, "draw": i, "seed": seed, "ifp": v, "steps": 2000, "final_kl": 1.0}
+            for i, v in enumerate(ifps)]  # fmt: skip
+    return {"factor": factor, "draws": len(ifps), "seed": seed, "runs": runs, "wall_s": 60.0,
+            "commit": "abc" * 14, "machine": {"cpu": "cpu", "logical_cpus": 2}}  # fmt: skip
+
+
+def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
+    assert "No IFP unit is committed yet" in from_files.experiment_2([])
+    high = [40.0, 42.0, 44.0, 46.0]  # shape-like: freezes early
+    low = [3.0, 3.2, 3.4, float("nan")]  # one draw never froze
+    units = [_ifp_unit("shape", high), _ifp_unit("pos_x", low)]
+    text = from_files.experiment_2(units)
+    assert "Not judged yet (draws of 8): pos_x 4, shape 4." in text
+    assert "| shape | 4 | 4 | 43 | [40.6, 45.4] |" in text  # median, 10th-90th percentile
+    units += [_ifp_unit("shape", high, seed=1), _ifp_unit("pos_x", low, seed=1)]
+    text = from_files.experiment_2(units)
+    assert "| pos_x | 8 | 6 | 3.2 |" in text
+    assert "Clusters (factors whose intervals overlap, by falling IFP): {shape} [40, 46]; " \
+        "{pos_x} [3, 3.4]." in text
+    assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
+    assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
