@@ -2,7 +2,7 @@
 
 python -m benchmarks.reproduce report [--out docs/RESULTS.md]      # from committed files
 python -m benchmarks.reproduce retrain --arm ARM --seed S --out F   # one experiment-1 unit
-    [--correlation C]                                               # one experiment-4 unit
+    [--correlation C] [--scale K]              # one experiment-4 unit, or at K x the steps
 python -m benchmarks.reproduce [--budget ...]              # the MLflow-store run (run.py)
 """
 
@@ -25,14 +25,26 @@ def _files_main(argv: list[str]) -> int:
     unit.add_argument("--seed", type=int, required=True)
     unit.add_argument("--out", type=Path, required=True)
     unit.add_argument("--steps", type=int, default=None, help="shorter run (a smoke check)")
-    unit.add_argument("--correlation", type=float, default=None,
-                      help="train on correlated dSprites of this strength (experiment 4)")
+    unit.add_argument(
+        "--correlation",
+        type=float,
+        default=None,
+        help="train on correlated dSprites of this strength (experiment 4)",
+    )
+    unit.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="train for this many times the bank's steps (experiment 1's trend)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "report":
             print(f"wrote {from_files.write(args.out)}")
         else:
-            row = retrain.unit(args.arm, args.seed, args.out, args.steps, args.correlation)
+            row = retrain.unit(
+                args.arm, args.seed, args.out, args.steps, args.correlation, args.scale
+            )
             scores = ", ".join(f"{k} {v:.4f}" for k, v in row["scores"].items())
             print(f"wrote {args.out}: {scores}")
     except ConfigError as exc:

@@ -192,7 +192,10 @@ def _tuner(
         callbacks=[
             TrialRunFinisher(space.name, parent_run_id, asha),
             LiveTable(
-                space.objective.key, asha, space.budget.num_trials, space.budget.max_concurrent,
+                space.objective.key,
+                asha,
+                space.budget.num_trials,
+                space.budget.max_concurrent,
                 steps_per_trial=space.budget.steps_per_trial,
             ),
             *file_loggers(),  # result.json, progress.csv; no TensorBoard logger (quiet.py)

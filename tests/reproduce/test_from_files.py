@@ -113,10 +113,40 @@ def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks
 def test_the_committed_report_is_what_the_committed_files_give():
     correlated = retrain.read_rows(retrain.CORRELATED_RESULTS)
     ifp_units = retrain.read_rows(from_files.IFP_RESULTS)
+    scaled = retrain.read_rows(retrain.SCALED_RESULTS)
     assert (
-        from_files.render(retrain.read_rows(), from_files.deft_parts(), correlated, ifp_units)
+        from_files.render(
+            retrain.read_rows(), from_files.deft_parts(), correlated, ifp_units, scaled
+        )
         == (REPO / "docs" / "RESULTS.md").read_text()
     ), "regenerate it: python -m benchmarks.reproduce report"
+
+
+def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
+    def deft(seed, mig, scale=1):
+        row = _row("deft", seed, mig) | {"scale": scale, "steps": 2000 * scale}
+        row["source"] = row["source"] | {"bank_steps": 2000}
+        return row
+
+    rows = [deft(s, 0.20) for s in retrain.SEEDS]
+    twice = [deft(s, 0.26, scale=2) for s in retrain.SCALED_SEEDS]
+    text = from_files.experiment_1(rows, twice)
+    assert "MIG >= 0.3 at this budget: not reached" in text
+    assert "| 2,000 | 5 | 0.200 ± 0.000 |" in text and "| 4,000 | 3 | 0.260 ± 0.000 |" in text
+    assert "Not all of the longer runs are committed yet" in text
+    smoke = deft(10_000, 0.9) | {"steps": 60}  # a shortened run is no evidence
+    assert "deft seed 10000" in from_files.experiment_1(rows[1:] + [smoke])
+    reached = [deft(s, 0.31) for s in retrain.SEEDS]
+    assert "trend with more steps" not in from_files.experiment_1(reached, twice)
+
+
+def test_a_scaled_config_keeps_its_stage_shares_and_evaluation_count():
+    config = retrain._scaled(retrain.hand_config(2000), 4)
+    assert config["training"]["steps"] == 8000
+    assert [s.get("steps") for s in config["schedule"]["stages"]] == [2000, 2000, 2000, None]
+    assert (
+        config["evaluation"]["interval"] == 4 * retrain.hand_config(2000)["evaluation"]["interval"]
+    )
 
 
 def _history(nmi1, nmi2):
@@ -169,7 +199,9 @@ def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks)
     assert f"beta_tcvae at {strong}: 2" in text and "Not judged yet" in text
     text = from_files.experiment_4(cells)
     assert f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | [+0.050, +0.050] | higher |" in text
-    assert f"| MIG | its growth from {weak} to {strong} | +0.150 | [+0.150, +0.150] | higher |" in text
+    assert (
+        f"| MIG | its growth from {weak} to {strong} | +0.150 | [+0.150, +0.150] | higher |" in text
+    )
     assert "12 unit files" in text
 
 
@@ -206,7 +238,9 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     units += [_ifp_unit("shape", high, seed=1), _ifp_unit("pos_x", low, seed=1)]
     text = from_files.experiment_2(units)
     assert "| pos_x | 8 | 6 | 3.2 |" in text
-    assert "Clusters (factors whose intervals overlap, by falling IFP): {shape} [40, 46]; " \
+    assert (
+        "Clusters (factors whose intervals overlap, by falling IFP): {shape} [40, 46]; "
         "{pos_x} [3, 3.4]." in text
+    )
     assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
     assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
