@@ -143,19 +143,26 @@ def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
                          "DEFT is": verdict(low, high)})  # fmt: skip
     lines = [markdown_table(rows), ""] if rows else []
     migs = [r["scores"]["mig"] for r in complete["deft"]]
-    mean = statistics.fmean(migs)
-    reached = "reached" if mean >= MIG_GOAL else "not reached"
-    lines.append(f"MIG >= {MIG_GOAL} at this budget: {reached} (searched DEFT's mean {mean:.3f} "
-                 f"over {len(migs)} seeds).")  # fmt: skip
+    low, high = bootstrap_mean(migs)
+    lines.append(f"MIG >= {MIG_GOAL} at this budget: {mig_goal(migs)} (searched DEFT's mean "
+                 f"{statistics.fmean(migs):.3f} [{low:.3f}, {high:.3f}] over {len(migs)} "
+                 "seeds).")  # fmt: skip
     return lines
 
 
+def mig_goal(migs: Sequence[float]) -> str:
+    """Whether the bootstrap interval of the mean MIG lies above MIG_GOAL, below it, or holds it."""
+    low, high = bootstrap_mean(migs)
+    if low >= MIG_GOAL:
+        return "reached"
+    if high < MIG_GOAL:
+        return "not reached"
+    return f"not settled (the interval holds {MIG_GOAL})"
+
+
 def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> list[str]:
-    """Where searched DEFT misses the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
-    if (
-        len(deft) < len(retrain.SEEDS)
-        or statistics.fmean(r["scores"]["mig"] for r in deft) >= MIG_GOAL
-    ):
+    """Unless searched DEFT reaches the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
+    if len(deft) < len(retrain.SEEDS) or mig_goal([r["scores"]["mig"] for r in deft]) == "reached":
         return []
     lines = ["", f"The trend with more steps (searched DEFT's schedule, its stages keeping their "
              f"share of the run; `retrain --arm deft --scale K`, seeds "

@@ -138,6 +138,7 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
     assert "deft seed 10000" in from_files.experiment_1(rows[1:] + [smoke])
     reached = [deft(s, 0.31) for s in retrain.SEEDS]
     assert "trend with more steps" not in from_files.experiment_1(reached, twice)
+    assert from_files.mig_goal([0.25, 0.35, 0.28, 0.32, 0.30]).startswith("not settled")
 
 
 def test_a_scaled_config_keeps_its_stage_shares_and_evaluation_count():
