@@ -11,6 +11,7 @@ machine and cost of the units it rests on.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -489,7 +490,8 @@ def render(
     ]
     sections = (experiment_1(rows, scaled), experiment_2(list(ifp_units)), experiment_3(rows),
                 experiment_4(list(correlated)), experiment_5(parts))  # fmt: skip
-    return "\n".join(head) + "\n" + "\n".join(sections)
+    text = "\n".join(head) + "\n" + "\n".join(sections)
+    return re.sub(r"\n{3,}", "\n\n", text)  # sections join with one blank line, never two
 
 
 def deft_parts() -> list[str]:
