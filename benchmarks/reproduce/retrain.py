@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from deft_tune.data.correlated import check_correlation
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 from deft_tune.search.replay.bankfile import read_banks
@@ -156,6 +157,7 @@ def arm_config(
     raw["training"].update(seed=seed, replicas=1, threads=THREADS)
     raw["evaluation"]["metrics"] = list(METRICS)
     if correlation is not None:
+        correlation = check_correlation(correlation)  # one line, not a failed training run
         raw["data"] = {"name": "correlated_dsprites", "options": {"correlation": correlation}}
         source["correlation"] = correlation
     source["bank_parts"] = [Path(p).name for p in bank_parts(arm)]

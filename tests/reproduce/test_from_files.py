@@ -245,3 +245,14 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     )
     assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
     assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
+
+
+@pytest.mark.skipif(not DEFT_PARTS, reason="no DEFT bank part is committed yet")
+def test_a_bad_correlation_or_scale_is_one_clear_error():
+    config, source = retrain.arm_config("deft", retrain.SEEDS[0], correlation=0.9)
+    assert config["data"] == {"name": "correlated_dsprites", "options": {"correlation": 0.9}}
+    assert source["correlation"] == 0.9
+    with pytest.raises(ConfigError, match="correlation == 1.5, must be a number in"):
+        retrain.arm_config("deft", retrain.SEEDS[0], correlation=1.5)
+    with pytest.raises(ConfigError, match="--scale 0: must be a whole number >= 1"):
+        retrain._scaled(config, 0)
