@@ -100,3 +100,13 @@ def test_every_command_the_docs_show_parses_without_old_spellings():
         if old or err.getvalue():
             wrong.append(f"{doc}: {line}: an old spelling {old} {err.getvalue().strip()}")
     assert shown > 30 and not wrong, wrong
+
+
+def test_the_deft_modes_block_is_what_the_committed_unit_files_give():
+    from benchmarks import deft_modes
+
+    rows = deft_modes.read_rows()
+    text = f"{deft_modes.header(rows)}\n\n{deft_modes.table(rows)}" if rows else "No unit file yet."
+    doc = (REPO / "docs" / "training.md").read_text()
+    block = doc.split("<!-- deft-modes:begin -->\n", 1)[1].split("\n<!-- deft-modes:end -->", 1)[0]
+    assert block == text.strip(), "regenerate it: python -m benchmarks.deft_modes table --write"
