@@ -42,10 +42,14 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], seed: int = SEE
     replacement (groups resampled independently: the seeds of two arms are not paired)."""
     rng = np.random.default_rng(seed)
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    dx = x[rng.integers(0, len(x), size=(RESAMPLES, len(x)))].mean(axis=1)
-    dy = y[rng.integers(0, len(y), size=(RESAMPLES, len(y)))].mean(axis=1)
+    dx, dy = _resamples(x, rng).mean(axis=1), _resamples(y, rng).mean(axis=1)
     low, high = np.percentile(dx - dy, [2.5, 97.5])
     return float(low), float(high)
+
+
+def _resamples(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RESAMPLES rows, each ``x`` drawn again with replacement."""
+    return x[rng.integers(0, len(x), size=(RESAMPLES, len(x)))]
 
 
 def bootstrap_mean(values: Sequence[float], seed: int = SEED) -> tuple:
@@ -53,7 +57,7 @@ def bootstrap_mean(values: Sequence[float], seed: int = SEED) -> tuple:
     the interval of a paired difference, one value per seed."""
     rng = np.random.default_rng(seed)
     x = np.asarray(values, dtype=float)
-    means = x[rng.integers(0, len(x), size=(RESAMPLES, len(x)))].mean(axis=1)
+    means = _resamples(x, rng).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
@@ -240,7 +244,7 @@ def _median_interval(ifps: list[float]) -> str:
     if found.size < 2:
         return "-"
     rng = np.random.default_rng(SEED)
-    medians = np.median(found[rng.integers(0, found.size, size=(RESAMPLES, found.size))], axis=1)
+    medians = np.median(_resamples(found, rng), axis=1)
     low, high = np.percentile(medians, [2.5, 97.5])
     return f"[{low:.3g}, {high:.3g}]"
 
