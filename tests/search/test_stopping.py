@@ -118,6 +118,21 @@ def test_stage_that_captured_nothing_stops_at_the_next_stage():
     assert _run(stopper, "hollow", hollow) == 1500  # below the tracker's 0.1 nats
 
 
+def test_an_empty_stage_after_one_that_captured_runs_on():
+    # The example config's runs: stages 0 and 1 capture, stage 2's beta sits below no freezing
+    # point and its group stays empty; the last stage captures again and the run ends well.
+    middle_empty = _trial(captured=lambda step, stage, progress: stage != 2)
+    assert _run(_stopper(), "middle", middle_empty) is None
+    # Progress 1 without capture is no reason either once an earlier group holds something.
+    reports = [_report(500, stage=0, progress=1.0), _report(750, stage=1, progress=0.5,
+               captured=False), _report(1000, stage=1, progress=1.0, captured=False)]  # fmt: skip
+    assert _run(_stopper(), "late", reports) is None
+    # Nothing held after two stages: stopped when the second ends, not before.
+    two_empty = _trial(captured=lambda step, stage, progress: stage >= 2)
+    stopper = _stopper()
+    assert _run(stopper, "both", two_empty) == 1000 and stopper.reason("both") == "no_capture"
+
+
 def test_stage_progress_reaching_one_without_capture_stops():
     stopper = _stopper()
     reports = [

@@ -81,9 +81,10 @@ class IFPStopping:
     patience: int = 2
     grace_fraction: float = 0.25  # of the current stage (train/stage_progress)
     grace_steps: int = 0  # and at least this many steps into the stage
-    # no_capture: a stage ended without its group taking anything in. None: trust the tracker's
-    # info/active_captured (and 0.1 nats of kl/group{i} after the stage); a number (nats): the
-    # stage's largest info/active_gain, or the group's KL after the stage, must reach it.
+    # no_capture: a stage ended without its group taking anything in, and no earlier group had
+    # (an empty stage after a capturing one is not judged: docs/search.md). Capture: None trusts
+    # the tracker's info/active_captured (and 0.1 nats of kl/group{i} after the stage); a number
+    # (nats): the stage's largest info/active_gain, or the group's KL after it, must reach it.
     no_capture: bool = True
     capture_threshold: float | None = None
     # collapse: kl/total below collapse_kl nats for `patience` reports after this budget part.
