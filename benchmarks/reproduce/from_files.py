@@ -483,9 +483,7 @@ def render(
         "(`python -m benchmarks.campaign status`); a section says which units it still waits "
         "for instead of showing a number.",
         "",
-        "Every retrained model is scored in the standard (disentanglement_lib) setting; its "
-        "cost per model on this 2-core machine is measured in [docs/metrics.md](metrics.md) "
-        "(Speed), which also says why it cannot come down to 60 s with identical scores.",
+        scoring_cost([*rows, *correlated, *scaled]),
         "",
         "The 2026-11-29 report, [docs/paper-cpu/RESULTS.md](paper-cpu/RESULTS.md), rests on one "
         "seed per trial and an MLflow store that no longer exists: read it as a pilot, not as "
@@ -496,6 +494,26 @@ def render(
                 experiment_4(list(correlated)), experiment_5(parts))  # fmt: skip
     text = "\n".join(head) + "\n" + "\n".join(sections)
     return re.sub(r"\n{3,}", "\n\n", text)  # sections join with one blank line, never two
+
+
+def scoring_cost(rows: Sequence[dict[str, Any]]) -> str:
+    """The header's line on what scoring one model costs, from the units that timed it."""
+    timed = [r["scoring_s"] for r in rows if "scoring_s" in r]
+    what = (f"Every retrained model is scored in the standard (disentanglement_lib) setting: "
+            f"{', '.join(f'`{m}`' for m in retrain.METRICS)} with "
+            f"{retrain.THREADS} threads.")  # fmt: skip
+    if timed:
+        what += (
+            f" Its cost per model, measured in the {len(timed)} committed units that timed "
+            f"it (last report to scores): median {statistics.median(timed):.0f} s, "
+            f"{min(timed):.0f}-{max(timed):.0f} s on a machine shared with other work."
+        )
+    else:
+        what += " No committed unit has timed it yet."
+    return (
+        what + " [docs/metrics.md](metrics.md) (Speed) measures each metric and says why "
+        "the suite cannot come down to 60 s here with identical scores."
+    )
 
 
 def deft_parts() -> list[str]:

@@ -191,6 +191,7 @@ def unit(
         wall = time.monotonic() - started
         scores = json.loads((folder / "metrics.json").read_text())["metrics"]
         history = kept_history(folder / "history.jsonl")
+        scoring = scoring_seconds(folder)
     row = {
         "arm": key,
         "seed": seed,
@@ -202,11 +203,20 @@ def unit(
         "source": source,
         "config": config,
         "wall_s": round(wall, 1),
+        "scoring_s": round(scoring, 1),
         "commit": commit(),
         "machine": machine(),
     }
     atomic_write_text(out, json.dumps(row, indent=1) + "\n")
     return row
+
+
+def scoring_seconds(run: Path) -> float:
+    """Seconds the standard scores took in the finished run folder ``run``: ``deft-tune train``
+    rewrites history.jsonl at each report and writes metrics.json once the scores are in, so
+    the gap between the two files is the last report to the scores (the final checkpoint and
+    model files, well under a second here, included)."""
+    return (run / "metrics.json").stat().st_mtime - (run / "history.jsonl").stat().st_mtime
 
 
 def _scaled(config: dict[str, Any], scale: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ that says what it still waits for."""
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from types import SimpleNamespace
 
@@ -215,6 +216,22 @@ def test_a_unit_keeps_only_the_nmi_history(tmp_path):
     assert retrain.kept_history(path) == [
         {"step": 100.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1}
     ]
+
+
+def test_the_scoring_time_is_the_gap_from_the_last_report_to_the_scores(tmp_path):
+    (tmp_path / "history.jsonl").write_text("{}\n")
+    (tmp_path / "metrics.json").write_text("{}\n")
+    os.utime(tmp_path / "history.jsonl", (1000.0, 1000.0))
+    os.utime(tmp_path / "metrics.json", (1212.5, 1212.5))
+    assert retrain.scoring_seconds(tmp_path) == 212.5
+
+
+def test_the_header_gives_the_scoring_cost_of_the_units_that_timed_it():
+    assert "No committed unit has timed it yet." in from_files.scoring_cost([{"wall_s": 600.0}])
+    rows = [{"scoring_s": s} for s in (200.0, 260.0, 230.0)] + [{"wall_s": 600.0}]
+    line = from_files.scoring_cost(rows)
+    assert "the 3 committed units that timed it" in line
+    assert "median 230 s, 200-260 s" in line
 
 
 def test_experiment_5_without_a_bank_says_so():
