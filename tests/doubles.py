@@ -232,6 +232,13 @@ class _RunsCode:
         return (os.system, (self.command,))
 
 
+def trials_checkpointed(search_folder: Path) -> int:
+    """How many trials of the search stored in ``search_folder`` hold a checkpoint. Any index
+    counts: Tune keeps only the last two (CheckpointConfig(num_to_keep=2)), so a trial that
+    started early may have dropped checkpoint_000000 before a later one wrote its own."""
+    return sum(1 for trial in search_folder.glob("*/") if any(trial.glob("checkpoint_*")))
+
+
 def write_code_running_checkpoint(path: Path, marker: Path, state: dict) -> Path:
     """``state`` (a real trainer's state dict) saved with one entry that, when unpickled by a
     full ``torch.load``, runs ``touch marker``. A safe loader leaves ``marker`` absent."""

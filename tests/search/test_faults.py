@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests import scaled
-from tests.doubles import tiny_space, write_code_running_pickle
+from tests.doubles import tiny_space, trials_checkpointed, write_code_running_pickle
 from tests.search import driver
 
 
@@ -61,7 +61,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
         text=True,
     )
     try:
-        _wait_for(lambda: list((tmp_path / "runs").glob("tiny/*/checkpoint_000000")), first)
+        _wait_for(lambda: trials_checkpointed(tmp_path / "runs" / "tiny") >= 1, first)
     finally:
         if first.poll() is None:
             first.send_signal(signal.SIGINT)
@@ -112,7 +112,7 @@ def test_a_signal_after_every_trial_started_is_an_interrupt_with_a_resume_comman
         text=True,
     )
     try:  # the event: both trials (the whole budget) have started and reported
-        _wait_for(lambda: len(list(tmp_path.glob("runs/tiny/*/checkpoint_000000"))) == 2, process)
+        _wait_for(lambda: trials_checkpointed(tmp_path / "runs" / "tiny") == 2, process)
     finally:
         if process.poll() is None:
             process.send_signal(signum)
@@ -211,7 +211,8 @@ def killed_search(tmp_path_factory):
     )
     runs = folder / "runs" / "killed"
     try:
-        checkpoint = _wait_for(lambda: sorted(runs.glob("*/checkpoint_000001")), process)[0]
+        # A second checkpoint or later (Tune keeps the last two, so not checkpoint_000001 alone)
+        checkpoint = _wait_for(lambda: _later_checkpoints(runs), process)[0]
         trial_dir = checkpoint.parent
         # The trainable writes its process id into its trial folder when it starts.
         pid_file = trial_dir / "worker.pid"
@@ -229,6 +230,10 @@ def killed_search(tmp_path_factory):
         out=out,
         err=err,
     )
+
+
+def _later_checkpoints(search_folder: Path) -> list[Path]:
+    return sorted(c for c in search_folder.glob("*/checkpoint_*") if c.name != "checkpoint_000000")
 
 
 def _reports(trial_dir: Path) -> list[dict]:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests import REPO, scaled
+from tests.doubles import trials_checkpointed
 from tests.search.cluster.local_cluster import wait_for
 
 ROOT = REPO
@@ -129,10 +130,7 @@ def test_search_job_survives_a_lost_node(two_nodes, rendered_data, tmp_path):
         started = time.monotonic()
         # Both trials run on w1 (the only node with CPUs); lose it once both have checkpointed.
         wait_for(
-            lambda: (
-                job.poll() is not None
-                or len(list(storage.glob("lostnode/*/checkpoint_000000"))) == 2
-            ),
+            lambda: job.poll() is not None or trials_checkpointed(storage / "lostnode") == 2,
             300,
             "a first checkpoint of both trials",
         )
