@@ -212,7 +212,8 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
               "median IFP": f"{f.median:.3g}", "10th-90th pct": f"[{f.low:.3g}, {f.high:.3g}]",
               "median's 95% interval": _median_interval(per_factor[f.factor])}
              for f in factors]  # fmt: skip
-    lines += [markdown_table(table), "", f"Units: {_provenance(units)}.", ""]
+    lines += [markdown_table(table), "", f"Units: {_provenance(units)}; {_ifp_settings(units)}.",
+              ""]  # fmt: skip
     if never:
         lines += [f"Never froze in any run: {', '.join(never)}.", ""]
     short = {f: len(v) for f, v in per_factor.items() if len(v) < IFP_DRAWS}
@@ -237,6 +238,13 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _ifp_settings(units: list[dict[str, Any]]) -> str:
+    """The annealing settings the units ran with (their commands past the factor and seed)."""
+    tails = sorted({re.sub(r".*--seed \S+ ?", "", u["command"]) for u in units})
+    listed = "; ".join(f"`{t}`" for t in tails)
+    return f"annealing settings {listed}" + (" (the units differ!)" if len(tails) > 1 else "")
 
 
 def _median_interval(ifps: list[float]) -> str:

@@ -238,11 +238,13 @@ def test_experiment_5_without_a_bank_says_so():
     assert "No DEFT bank part is committed yet." in from_files.experiment_5([])
 
 
-def _ifp_unit(factor, ifps, seed=0):
+def _ifp_unit(factor, ifps, seed=0, settings="--steps 2000 --gamma 5"):
     runs = [{"factor": factor, "draw": i, "seed": seed, "ifp": v, "steps": 2000, "final_kl": 1.0}
             for i, v in enumerate(ifps)]  # fmt: skip
+    command = f"deft-tune ifp dsprites_full --factors {factor} --draws 4 --seed {seed} {settings}"
     return {"factor": factor, "draws": len(ifps), "seed": seed, "runs": runs, "wall_s": 60.0,
-            "commit": "abc" * 14, "machine": {"cpu": "cpu", "logical_cpus": 2}}  # fmt: skip
+            "commit": "abc" * 14, "machine": {"cpu": "cpu", "logical_cpus": 2},
+            "command": command.strip()}  # fmt: skip
 
 
 def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
@@ -262,6 +264,11 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     )
     assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
     assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
+    assert "annealing settings `--steps 2000 --gamma 5`." in text
+    units.append(_ifp_unit("scale", high, settings="--steps 2000"))
+    assert "`--steps 2000`; `--steps 2000 --gamma 5` (the units differ!)" in (
+        from_files.experiment_2(units)
+    )
 
 
 @pytest.mark.skipif(not DEFT_PARTS, reason="no DEFT bank part is committed yet")
