@@ -31,6 +31,7 @@ RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
 DEFT_BANK = "benchmarks/banks/dsprites/part-*.parquet"
 IFP_RESULTS = ROOT / "benchmarks" / "results" / "ifp"
 IFP_DRAWS = 8  # per factor before experiment 2 is judged (the issue's minimum)
+IFP_FIGURE = ROOT / "docs" / "results" / "ifp_draws.png"
 RESAMPLES = 10_000
 SEED = 0  # of every bootstrap
 REPLAYS = 200
@@ -214,6 +215,9 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
              for f in factors]  # fmt: skip
     lines += [markdown_table(table), "", f"Units: {_provenance(units)}; {_ifp_settings(units)}.",
               ""]  # fmt: skip
+    if any(unit.get("curves") for unit in units):
+        lines += [f"![IFP per factor and KL against beta]({IFP_FIGURE.relative_to(ROOT / 'docs')})",
+                  ""]  # fmt: skip
     if never:
         lines += [f"Never froze in any run: {', '.join(never)}.", ""]
     short = {f: len(v) for f, v in per_factor.items() if len(v) < IFP_DRAWS}
@@ -238,6 +242,36 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def ifp_figure(units: list[dict[str, Any]], out: Path) -> Path | None:
+    """docs/RESULTS.md's experiment-2 figure from the units' thinned curves (None: no curves):
+    each factor's IFPs and median, and every run's KL against the falling beta."""
+    import matplotlib.pyplot as plt
+
+    from deft_tune.freezing.annealing import AnnealingResult
+    from deft_tune.freezing.loop import Curve
+    from deft_tune.freezing.report import plot_ifp
+    from deft_tune.plots import save_figure
+
+    results = []
+    for unit in units:
+        curves = {c["draw"]: c for c in unit.get("curves", ())}
+        for run in unit["runs"] if curves else ():
+            c = curves[run["draw"]]
+            curve = Curve(np.array(c["step"]), np.array(c["beta"]), np.array(c["kl"])[:, None],
+                          np.full(len(c["step"]), np.nan))  # fmt: skip
+            results.append(AnnealingResult(run["dataset"], run["factor"], run["draw"],
+                                           run["seed"], run["ifp"], run["ifp_step"],
+                                           run["steps"], run["final_kl"], curve))  # fmt: skip
+    if not results:
+        return None
+    title = f"dsprites_full: {len(results)} annealing runs from {len(units)} committed units"
+    figure = plot_ifp(results, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(figure, out)
+    plt.close(figure)
+    return out
 
 
 def _ifp_settings(units: list[dict[str, Any]]) -> str:
@@ -530,7 +564,9 @@ def deft_parts() -> list[str]:
 
 def write(out: Path = RESULTS_DOC) -> Path:
     read = retrain.read_rows
-    text = render(read(), deft_parts(), read(retrain.CORRELATED_RESULTS), read(IFP_RESULTS),
+    ifp_units = read(IFP_RESULTS)
+    text = render(read(), deft_parts(), read(retrain.CORRELATED_RESULTS), ifp_units,
                   read(retrain.SCALED_RESULTS))  # fmt: skip
+    ifp_figure(ifp_units, IFP_FIGURE)
     atomic_write_text(out, text)
     return out

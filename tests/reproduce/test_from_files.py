@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from benchmarks import ifp_draws
 from benchmarks.reproduce import from_files, retrain
 from deft_tune.errors import ConfigError
 from tests import REPO
@@ -239,12 +240,37 @@ def test_experiment_5_without_a_bank_says_so():
 
 
 def _ifp_unit(factor, ifps, seed=0, settings="--steps 2000 --gamma 5"):
-    runs = [{"factor": factor, "draw": i, "seed": seed, "ifp": v, "steps": 2000, "final_kl": 1.0}
+    runs = [{"dataset": "dsprites_full", "factor": factor, "draw": i, "seed": seed, "ifp": v,
+             "ifp_step": 1000 if math.isfinite(v) else -1, "steps": 2000, "final_kl": 1.0}
             for i, v in enumerate(ifps)]  # fmt: skip
     command = f"deft-tune ifp dsprites_full --factors {factor} --draws 4 --seed {seed} {settings}"
     return {"factor": factor, "draws": len(ifps), "seed": seed, "runs": runs, "wall_s": 60.0,
             "commit": "abc" * 14, "machine": {"cpu": "cpu", "logical_cpus": 2},
             "command": command.strip()}  # fmt: skip
+
+
+def test_a_unit_keeps_every_tenth_point_of_each_curve_and_the_last():
+    rows = [{"draw": d, "seed": 7 + d, "step": t, "beta": 70.0 / t, "kl": t / 3, "recon": 1.0}
+            for d in (1, 0) for t in range(25, 0, -1)]  # fmt: skip
+    curves = ifp_draws.thinned_curves(rows)
+    assert [c["draw"] for c in curves] == [0, 1] and curves[0]["seed"] == 7
+    assert curves[0]["step"] == [1, 11, 21, 25]
+    assert curves[0]["beta"] == [70.0, 6.364, 3.333, 2.8]  # 4 significant digits
+    assert curves[0]["kl"] == [0.3333, 3.667, 7.0, 8.333]
+
+
+def test_the_ifp_figure_draws_the_units_curves(tmp_path):
+    plain = [_ifp_unit("shape", [40.0, 42.0])]
+    assert from_files.ifp_figure(plain, tmp_path / "none.png") is None
+    assert "![IFP per factor" not in from_files.experiment_2(plain)
+    curves = [{"draw": d, "seed": d, "step": [1, 1000, 2000], "beta": [71.0, 6.0, 1.5],
+               "kl": [0.0, 2.0, 3.0]} for d in (0, 1)]  # fmt: skip
+    units = [{**_ifp_unit("shape", [40.0, float("nan")]), "curves": curves}]
+    out = from_files.ifp_figure(units, tmp_path / "figures" / "ifp.png")
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "![IFP per factor and KL against beta](results/ifp_draws.png)" in (
+        from_files.experiment_2(units)
+    )
 
 
 def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
