@@ -75,8 +75,9 @@ def _provenance(rows: Sequence[dict[str, Any]]) -> str:
     commits = sorted({r["commit"][:12] for r in rows})
     cpus = sorted({f"{r['machine']['cpu']} ({r['machine']['logical_cpus']} CPUs)" for r in rows})
     minutes = sum(r["wall_s"] for r in rows) / 60
-    return (f"{len(rows)} unit files, commit(s) {', '.join(commits)}, machine(s) "
-            f"{'; '.join(cpus)}, {minutes:.0f} min of unit wall time")  # fmt: skip
+    files = f"{len(rows)} unit file{'s' if len(rows) != 1 else ''}"
+    return (f"{files}, commit(s) {', '.join(commits)}, machine(s) {'; '.join(cpus)}, "
+            f"{minutes:.0f} min of unit wall time")  # fmt: skip
 
 
 # --- experiment 1 ------------------------------------------------------------------------------
@@ -544,7 +545,11 @@ def scoring_cost(rows: Sequence[dict[str, Any]]) -> str:
     what = (f"Every retrained model is scored in the standard (disentanglement_lib) setting: "
             f"{', '.join(f'`{m}`' for m in retrain.METRICS)} with "
             f"{retrain.THREADS} threads.")  # fmt: skip
-    if timed:
+    if len(timed) == 1:
+        what += (f" Its cost per model, measured in the one committed unit that timed it "
+                 f"(last report to scores): {timed[0]:.0f} s on a machine shared with other "
+                 "work.")  # fmt: skip
+    elif timed:
         what += (
             f" Its cost per model, measured in the {len(timed)} committed units that timed "
             f"it (last report to scores): median {statistics.median(timed):.0f} s, "
