@@ -118,7 +118,12 @@ def test_the_committed_report_is_what_the_committed_files_give():
     scaled = retrain.read_rows(retrain.SCALED_RESULTS)
     assert (
         from_files.render(
-            retrain.read_rows(), from_files.deft_parts(), correlated, ifp_units, scaled
+            retrain.read_rows(),
+            from_files.deft_parts(),
+            correlated,
+            ifp_units,
+            scaled,
+            from_files.bank_table(),
         )
         == (REPO / "docs" / "RESULTS.md").read_text()
     ), "regenerate it: python -m benchmarks.reproduce report"
