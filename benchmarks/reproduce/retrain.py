@@ -65,7 +65,8 @@ CORRELATED_SEEDS = SEEDS[:3]
 # (stages keep their share of the run), 3 seeds each, to show the trend.
 STEP_SCALES = (2, 4)
 SCALED_SEEDS = SEEDS[:3]
-# The training history a unit keeps: the top-2 NMI per factor (experiment 3, diffusion).
+# The training history a unit keeps: the top-2 NMI per factor (experiment 3, diffusion), and
+# the IFP stopper's signals (kept_history).
 HISTORY_PREFIXES = ("info/nmi1/", "info/nmi2/")
 _STREAMS = 16  # two seeds closer than this may share a stream
 
@@ -238,11 +239,15 @@ def _shortened(config: dict[str, Any], steps: int) -> dict[str, Any]:
 
 
 def kept_history(path: Path) -> list[dict[str, float]]:
-    """The run's evaluations, reduced to the step and the HISTORY_PREFIXES keys."""
+    """The run's evaluations, reduced to the step, the HISTORY_PREFIXES keys and the signals the
+    IFP stopper reads (so the report can tell where the live stopper would end the run)."""
+    from deft_tune.search.stopping import reads
+
     points = []
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        kept = {k: v for k, v in record.items() if k.startswith(HISTORY_PREFIXES)}
+        kept = {k: v for k, v in record.items()
+                if k.startswith(HISTORY_PREFIXES) or (reads(k) and k != "step")}  # fmt: skip
         if kept:
             points.append({"step": record["step"], **kept})
     return points

@@ -213,14 +213,16 @@ def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks)
     assert "12 unit files" in text
 
 
-def test_a_unit_keeps_only_the_nmi_history(tmp_path):
+def test_a_unit_keeps_the_nmi_history_and_the_stoppers_signals(tmp_path):
     path = tmp_path / "history.jsonl"
     path.write_text(
         '{"step": 100.0, "train/loss": 3.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1}\n'
         '{"step": 150.0, "train/loss": 2.0}\n'
+        '{"step": 200.0, "train/stage": 1.0, "kl/group0": 2.5, "info/nmi1/shape": 0.5}\n'
     )
     assert retrain.kept_history(path) == [
-        {"step": 100.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1}
+        {"step": 100.0, "info/nmi1/shape": 0.4, "info/nmi2/shape": 0.1},
+        {"step": 200.0, "train/stage": 1.0, "kl/group0": 2.5, "info/nmi1/shape": 0.5},
     ]
 
 
