@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deft_tune import report_keys as keys
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 from deft_tune.search.replay.bankfile import read_banks
@@ -97,7 +99,10 @@ def experiment_1(
         f"{', '.join(map(str, retrain.SEEDS))} (none within 16 of a bank seed), the bank's "
         "steps, standard-setting scores (`python -m benchmarks.reproduce retrain`). "
         f"Differences: bootstrap 95% intervals ({RESAMPLES:,} resamples of each arm's seeds, "
-        f'seed {SEED}); "higher" only where the interval excludes 0.',
+        f'seed {SEED}); "higher" only where the interval excludes 0. The last column feeds '
+        "each retrained run's recorded signals to the live IFP stopper with "
+        "search_spaces/dsprites_full.yaml's settings: where it would have ended the run in a "
+        "search (units from before 2026-12-06 did not record the signals).",
         "",
     ]
     if banks:
@@ -111,6 +116,7 @@ def experiment_1(
                 "from": source.get("trial", source.get("config", ""))}  # fmt: skip
         for score, name in retrain.SCORES:
             line[name] = pm([r["scores"][score] for r in mine])
+        line["IFP stopper would stop"] = stopper_verdicts(mine)
         table.append(line)
     if table:
         lines += [markdown_table(table), "", f"Units: {_provenance(rows)}.", ""]
@@ -127,6 +133,21 @@ def experiment_1(
                   + "; each needs its bank (benchmarks/campaign.yaml). No claim of this "
                   "experiment is judged before every arm has all its seeds."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def stopper_verdicts(rows: Sequence[dict[str, Any]]) -> str:
+    """Where the live IFP stopper (dsprites_full.yaml's settings) ends each row's run, fed its
+    recorded signals: each verdict with its count; rows that kept no signals are counted apart."""
+    from benchmarks.deft_modes import stopper_verdict
+
+    verdicts = Counter(
+        stopper_verdict({"reports": r["history"], "config": r["config"]})
+        for r in rows
+        if any(keys.STAGE in point for point in r.get("history", ()))
+    )
+    told = [f"{'never' if v == '-' else v} ({n})" for v, n in sorted(verdicts.items())]
+    missing = len(rows) - sum(verdicts.values())
+    return "; ".join(told + ([f"not recorded ({missing})"] if missing else []))
 
 
 def bank_table() -> str:

@@ -226,6 +226,22 @@ def test_a_unit_keeps_the_nmi_history_and_the_stoppers_signals(tmp_path):
     ]
 
 
+def test_the_stopper_column_replays_each_runs_signals_through_the_live_stopper():
+    def point(step, stage, progress, captured):
+        return {"step": step, "train/stage": stage, "train/stage_progress": progress,
+                "info/active_captured": captured, "kl/total": 5.0}  # fmt: skip
+
+    config = {"training": {"steps": 2000}}
+    empty_first = [point(250, 0, 0.5, 0.0), point(500, 0, 1.0, 0.0), point(750, 1, 0.5, 1.0)]
+    # the later stage is empty, but the first captured: not judged (docs/search.md)
+    captured = [point(500, 0, 1.0, 1.0), point(1000, 1, 1.0, 0.0), point(1500, 2, 0.5, 1.0)]
+    rows = [{"history": h, "config": config} for h in (empty_first, captured, captured)]
+    rows.append({"history": [{"step": 500, "info/nmi1/shape": 0.3}], "config": config})
+    assert from_files.stopper_verdicts(rows) == (
+        "never (2); no_capture at 500 (1); not recorded (1)"
+    )
+
+
 def test_the_scoring_time_is_the_gap_from_the_last_report_to_the_scores(tmp_path):
     (tmp_path / "history.jsonl").write_text("{}\n")
     (tmp_path / "metrics.json").write_text("{}\n")
