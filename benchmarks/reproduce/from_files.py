@@ -130,8 +130,8 @@ def experiment_1(
         lines += ["", "Not yet committed (arm: seeds done of "
                   f"{len(retrain.SEEDS)}): "
                   + ", ".join(f"{k} {len(by_arm[k])}" for k in missing)
-                  + "; each needs its bank (benchmarks/campaign.yaml). No claim of this "
-                  "experiment is judged before every arm has all its seeds."]  # fmt: skip
+                  + "; each needs its bank (benchmarks/campaign.yaml). No claim against an "
+                  "arm is judged before it has all its seeds."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -99,7 +99,7 @@ def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks
     deft = [_row("deft", s, 0.30 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
     beta = [_row("beta_vae", s, 0.10 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
     text = from_files.experiment_1(deft + beta[:3])
-    assert "beta_vae 3" in text and "No claim of this experiment is judged" in text
+    assert "beta_vae 3" in text and "No claim against an arm is judged" in text
     assert "DEFT is" not in text  # no difference table while an arm misses seeds
     text = from_files.experiment_1(deft + beta)
     assert "| DEFT (searched) minus |" in text and "| higher |" in text
