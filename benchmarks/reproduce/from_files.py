@@ -603,16 +603,13 @@ def scoring_cost(rows: Sequence[dict[str, Any]]) -> str:
     what = (f"Every retrained model is scored in the standard (disentanglement_lib) setting: "
             f"{', '.join(f'`{m}`' for m in retrain.METRICS)} with "
             f"{retrain.THREADS} threads.")  # fmt: skip
-    if len(timed) == 1:
-        what += (f" Its cost per model, measured in the one committed unit that timed it "
-                 f"(last report to scores): {timed[0]:.0f} s on a machine shared with other "
-                 "work.")  # fmt: skip
-    elif timed:
-        what += (
-            f" Its cost per model, measured in the {len(timed)} committed units that timed "
-            f"it (last report to scores): median {statistics.median(timed):.0f} s, "
-            f"{min(timed):.0f}-{max(timed):.0f} s on a machine shared with other work."
-        )
+    if timed:
+        units = "the one committed unit" if len(timed) == 1 else f"the {len(timed)} committed units"
+        low, high = min(timed), max(timed)
+        spread = (f"{low:.0f} s" if len(timed) == 1 else
+                  f"median {statistics.median(timed):.0f} s, {low:.0f}-{high:.0f} s")  # fmt: skip
+        what += (f" Its cost per model, measured in {units} that timed it (last report to "
+                 f"scores): {spread} on a machine shared with other work.")  # fmt: skip
     else:
         what += " No committed unit has timed it yet."
     return (
