@@ -20,7 +20,9 @@ This module imports nothing heavy: the CLI reads the default store's URI from it
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BANK_TAG",
@@ -43,6 +45,7 @@ __all__ = [
     "parent_filter",
     "replay_experiment",
     "trial_filter",
+    "trial_runs",
 ]
 
 ROLE_TAG = "deft.role"
@@ -96,3 +99,28 @@ def trial_filter(parent_run_id: str, trial_id: str | None = None) -> str:
     """MLflow search filter of a search's trial runs (of one trial when ``trial_id`` is given)."""
     query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{ROLE_TAG}` = '{ROLE_TRIAL}'"
     return f"{query} and tags.`{TRIAL_TAG}` = '{trial_id}'" if trial_id else query
+
+
+def trial_runs(
+    search_runs: Callable[..., Any],
+    experiment_id: str,
+    parent_run_id: str,
+    trial_id: str | None = None,
+) -> list[Any]:
+    """A search's trial runs (of one trial when ``trial_id`` is given), oldest first, every page
+    of them. ``search_runs`` is ``MlflowClient.search_runs``, or the writer's retrying wrapper
+    of it: this module stays free of MLflow."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = search_runs(
+            [experiment_id],
+            trial_filter(parent_run_id, trial_id),
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

@@ -35,7 +35,7 @@ from deft_tune.search.tracking.layout import (
     STOP_TAG,
     TRIAL_TAG,
     parent_filter,
-    trial_filter,
+    trial_runs,
 )
 from deft_tune.training.aggregate import objective_key
 
@@ -223,22 +223,6 @@ def _parent_runs(client: Any, experiment_id: str) -> list[Any]:
     )
 
 
-def _all_pages(client: Any, experiment_id: str, query: str) -> list[Any]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            query,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _read_artifact(client: Any, run_id: str, path: str) -> str | None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -287,7 +271,6 @@ def _light_trial(client: Any, run: Any) -> TrialRecord:
 
 def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchRecord:
     space_text = _read_artifact(client, parent.info.run_id, SPACE_ARTIFACT)
-    query = trial_filter(parent.info.run_id)
     make = _trial if full else _light_trial
     return SearchRecord(
         experiment=experiment.name,
@@ -300,7 +283,8 @@ def _search(client: Any, experiment: Any, parent: Any, full: bool) -> SearchReco
             f"{k}={v}" for k, v in sorted(parent.data.params.items()) if "version" in k
         ),
         trials=tuple(
-            make(client, run) for run in _all_pages(client, experiment.experiment_id, query)
+            make(client, run)
+            for run in trial_runs(client.search_runs, experiment.experiment_id, parent.info.run_id)
         ),
         params=dict(parent.data.params),
         end_time=parent.info.end_time / 1000 if parent.info.end_time else None,

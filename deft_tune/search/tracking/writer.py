@@ -10,6 +10,7 @@ several trials one after the other, and global "active run" state would leak bet
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -32,7 +33,7 @@ from deft_tune.search.tracking.layout import (
     STOP_TAG,
     TERMINAL_STATUSES,
     TRIAL_TAG,
-    trial_filter,
+    trial_runs,
 )
 
 log = logging.getLogger(__name__)
@@ -89,22 +90,8 @@ def find_trial_runs(
     client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str | None = None
 ) -> list[Any]:
     """Child runs of ``parent_run_id`` (of one trial when ``trial_id`` is given), oldest first."""
-    query = trial_filter(parent_run_id, trial_id)
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = with_retry(
-            client.search_runs,
-            [experiment_id],
-            query,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    search_runs = functools.partial(with_retry, client.search_runs)
+    return trial_runs(search_runs, experiment_id, parent_run_id, trial_id)
 
 
 def _log_metric_batch(client: MlflowClient, run_id: str, batch: Sequence[Metric]) -> None:

@@ -6,7 +6,14 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from deft_tune.search.tracking import writer as tracking
-from deft_tune.search.tracking.layout import ROLE_TAG, STOP_TAG, TRIAL_TAG, default_tracking_uri
+from deft_tune.search.tracking.layout import (
+    ROLE_TAG,
+    STOP_TAG,
+    TRIAL_TAG,
+    default_tracking_uri,
+    trial_filter,
+    trial_runs,
+)
 from deft_tune.search.tracking.writer import (
     SearchTracking,
     TrialRun,
@@ -14,6 +21,28 @@ from deft_tune.search.tracking.writer import (
     run_params,
     with_retry,
 )
+
+
+class _Page(list):
+    """A page of MLflow's search_runs: runs and the token of the next page ("" on the last)."""
+
+    def __init__(self, runs, token):
+        super().__init__(runs)
+        self.token = token
+
+
+def test_trial_runs_follows_every_page_token_with_the_trial_filter():
+    pages = {None: _Page(["a", "b"], "p2"), "p2": _Page(["c"], "p3"), "p3": _Page([], "")}
+    calls = []
+
+    def search_runs(experiment_ids, query, *, max_results, order_by, page_token):
+        calls.append((experiment_ids, query, order_by, page_token))
+        return pages[page_token]
+
+    assert trial_runs(search_runs, "7", "parent", "t1") == ["a", "b", "c"]
+    query = trial_filter("parent", "t1")
+    assert calls == [(["7"], query, ["attributes.start_time ASC"], token)
+                     for token in (None, "p2", "p3")]  # fmt: skip
 
 
 def test_run_params_dotted_keys_through_dicts_and_lists_of_dicts():
