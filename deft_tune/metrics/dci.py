@@ -66,30 +66,30 @@ def _check_importance(importance: np.ndarray) -> np.ndarray:
 
 def disentanglement(importance: np.ndarray) -> float:
     """Disentanglement from an importance matrix (d codes, k factors); 1 if k == 1."""
-    importance = _check_importance(importance)
-    if importance.shape[1] == 1:
-        return 1.0
-    per_code = 1.0 - _entropy(importance + _EPS, importance.shape[1], axis=1)
-    total = importance.sum()
-    weights = (
-        importance.sum(axis=1) / total if total > 0 else np.full(len(per_code), 1 / len(per_code))
-    )
-    return float(np.sum(per_code * weights))
+    return _weighted_certainty(importance, axis=1)
 
 
 def completeness(importance: np.ndarray) -> float:
     """Completeness from an importance matrix (d codes, k factors); 1 if d == 1."""
+    return _weighted_certainty(importance, axis=0)
+
+
+def _weighted_certainty(importance: np.ndarray, axis: int) -> float:
+    """1 minus the entropy of each code's (``axis=1``) or factor's (``axis=0``) importance
+    spread along ``axis``, weighted by its share of the total importance (equal shares when it
+    is all 0); 1 when ``axis`` has a single entry."""
     importance = _check_importance(importance)
-    if importance.shape[0] == 1:
+    spread_over = importance.shape[axis]
+    if spread_over == 1:
         return 1.0
-    per_factor = 1.0 - _entropy(importance + _EPS, importance.shape[0], axis=0)
+    certainty = 1.0 - _entropy(importance + _EPS, spread_over, axis=axis)
     total = importance.sum()
     weights = (
-        importance.sum(axis=0) / total
+        importance.sum(axis=axis) / total
         if total > 0
-        else np.full(len(per_factor), 1 / len(per_factor))
+        else np.full(len(certainty), 1 / len(certainty))
     )
-    return float(np.sum(per_factor * weights))
+    return float(np.sum(certainty * weights))
 
 
 def _hist_gain_importance(model: HistGradientBoostingClassifier, num_features: int) -> np.ndarray:
