@@ -14,7 +14,7 @@ import platform
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,16 @@ class SearchRun:
         first = min(t.ended_at - t.seconds for t in self.trials)
         last = max(t.ended_at for t in self.trials)
         return first - self.started_at, self.started_at + self.wall_seconds - last
+
+
+def search_run_from_dict(data: dict[str, Any]) -> SearchRun:
+    """A :class:`SearchRun` saved as JSON (``dataclasses.asdict``) back, tuples restored."""
+    trials = tuple(
+        Trial(**{**t, "schedule": tuple(tuple(pair) for pair in t["schedule"])})
+        for t in data["trials"]
+    )
+    kept = {f.name for f in fields(SearchRun)} - {"trials"}
+    return SearchRun(**{k: v for k, v in data.items() if k in kept}, trials=trials)
 
 
 def add_budget_arguments(parser: Any, default_space: Path) -> None:

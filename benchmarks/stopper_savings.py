@@ -15,7 +15,14 @@ number, such a pair trains the same seeds and differs by nothing.) The best obje
 "within noise" when they differ by at most 2 sigma. The issue's goal: at least 40% fewer
 trial-steps, best within noise.
 
+A measurement can be saved (``--save FILE.json``, every trial of both arms) and its table
+written later from the file alone (``--from FILE.json``): the campaign's unit saves
+benchmarks/results/stopper_savings/quick-s0-s1.json, and docs/search.md's table is rendered
+from it.
+
     nice -n 5 python benchmarks/stopper_savings.py --trials 8 --write-doc   # quick.yaml
+    python benchmarks/stopper_savings.py --write-doc \\
+        --from benchmarks/results/stopper_savings/quick-s0-s1.json
     python benchmarks/stopper_savings.py --space search_spaces/dsprites_full.yaml \\
         --seeds 0 1 2 --address auto --gpus-per-trial 0.25
 """
@@ -23,10 +30,14 @@ trial-steps, best within noise.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
 from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from _search_bench import (
     ROOT,
@@ -35,10 +46,13 @@ from _search_bench import (
     budget_overrides,
     machine,
     run_search,
+    search_run_from_dict,
     today,
     write_between,
     write_space,
 )
+
+from deft_tune.fileio import atomic_write_text
 
 BEGIN, END = "<!-- stopper-savings:begin -->", "<!-- stopper-savings:end -->"
 GOAL_SAVING = 0.40
@@ -123,40 +137,39 @@ def verdict(stopped: SearchRun, full: SearchRun) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_budget_arguments(parser, ROOT / "search_spaces" / "quick.yaml")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds")
-    parser.add_argument("--asha", action="store_true", help="ASHA on in both arms")
-    args = parser.parse_args()
-    command = " ".join(
-        [
-            "python",
-            "benchmarks/stopper_savings.py",
-            *[a for a in sys.argv[1:] if a != "--write-doc"],
-        ]
-    )
+def measure(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Both arms' searches per seed, as JSON-ready data: every trial of each."""
     workdir = args.workdir.resolve() / "savings"
     if workdir.exists():
         shutil.rmtree(workdir)
-    rows, verdicts, pairs = [], [], []
+    result: dict[str, Any] = {"measured": today(), "command": command, "machine": machine(),
+                              "asha": args.asha, "seeds": []}  # fmt: skip
     for seed in args.seeds:
         budget = {**budget_overrides(args), "seed": seed}
         arms = {}
         for arm, ifp in (("no stopper", False), ("IFP stopper", True)):
             name = f"savings-s{seed}-{'ifp' if ifp else 'none'}"
             space = write_space(args.space, workdir, name, budget)
-            arms[arm] = run_search(
-                space, workdir, address=args.address, ifp_stopper=ifp, asha=args.asha
-            )
-            rows.append(_row(seed, arm, arms[arm]))
-            print(rows[-1], flush=True)
+            run = run_search(space, workdir, address=args.address, ifp_stopper=ifp, asha=args.asha)
+            print(_row(seed, arm, run), flush=True)
+            arms[arm] = asdict(run)
+        result["seeds"].append({"seed": seed, "arms": arms})
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """docs/search.md's block from a measurement (:func:`measure`, or its saved file)."""
+    rows, verdicts, pairs = [], [], []
+    for entry in result["seeds"]:
+        seed = entry["seed"]
+        arms = {arm: search_run_from_dict(data) for arm, data in entry["arms"].items()}
+        rows += [_row(seed, arm, run) for arm, run in arms.items()]
         verdicts.append(f"- seed {seed}: " + verdict(arms["IFP stopper"], arms["no stopper"]))
         pairs += pair_table(seed, arms["IFP stopper"], arms["no stopper"])
-    text = "\n".join(
+    return "\n".join(
         [
-            f"Measured {today()} with `{command}` on {machine()}; ASHA "
-            f"{'on' if args.asha else 'off'} in both arms.",
+            f"Measured {result['measured']} with `{result['command']}` on {result['machine']}; "
+            f"ASHA {'on' if result['asha'] else 'off'} in both arms.",
             "",
             "| seed | arm | trials | stopped (reason count) | trial-steps | best objective "
             "| wall (s) |",
@@ -168,10 +181,49 @@ def main() -> None:
             *pairs,
         ]
     ).rstrip()
+
+
+def _measuring_command(argv: list[str]) -> str:
+    """The command line that measured, less where it kept its scratch and what only saves or
+    writes its result."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg == "--write-doc":
+            skip = False
+            continue
+        if arg in ("--save", "--workdir"):
+            skip = True
+            continue
+        kept.append(arg)
+    return " ".join(["python", "benchmarks/stopper_savings.py", *kept])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_budget_arguments(parser, ROOT / "search_spaces" / "quick.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="search seeds")
+    parser.add_argument("--asha", action="store_true", help="ASHA on in both arms")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="save the measurement (JSON)")
+    parser.add_argument("--from", dest="saved", type=Path, metavar="FILE",
+                        help="write the table of a saved measurement; run nothing")  # fmt: skip
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.saved is not None:
+        try:
+            result = json.loads(args.saved.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"stopper_savings: cannot read --from {args.saved}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        result = measure(args, _measuring_command(argv))
+        if args.save is not None:
+            atomic_write_text(args.save, json.dumps(result, indent=1) + "\n")
+    text = render(result)
     print(text)
     if args.write_doc:
         write_between(BEGIN, END, text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
