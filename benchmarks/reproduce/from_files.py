@@ -63,9 +63,13 @@ def _provenance(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def experiment_1(
-    rows: list[dict[str, Any]], scaled: Sequence[dict[str, Any]] = (), banks: str = ""
+    rows: list[dict[str, Any]],
+    scaled: Sequence[dict[str, Any]] = (),
+    banks: str = "",
+    reruns: Sequence[dict[str, Any]] = (),
 ) -> str:
     lines = ["## 1. Each method's searched best, retrained on fresh seeds", ""]
+    repeats = _repeats(rows, reruns)
     stale = [r for r in rows if not _current(r)]
     by_arm = {k: [r for r in rows if r["arm"] == k and _current(r)] for k in retrain.ARMS}
     missing = [k for k, mine in by_arm.items() if len(mine) < len(retrain.SEEDS)]
@@ -79,7 +83,9 @@ def experiment_1(
         "(the header says why). The last column feeds "
         "each retrained run's recorded signals to the live IFP stopper with "
         "search_spaces/dsprites_full.yaml's settings: where it would have ended the run in a "
-        "search (units from before 2026-12-06 did not record the signals).",
+        "search (units from before 2026-12-06 did not record the signals; where such a unit "
+        "was trained again later and gave every score to the last digit, the signals of that "
+        "same run are read from its rerun).",
         "",
     ]
     if banks:
@@ -93,10 +99,11 @@ def experiment_1(
                 "from": source.get("trial", source.get("config", ""))}  # fmt: skip
         for score, name in retrain.SCORES:
             line[name] = pm([r["scores"][score] for r in mine])
-        line["IFP stopper would stop"] = stopper_verdicts(mine)
+        line["IFP stopper would stop"] = stopper_verdicts([_with_signals(r, repeats) for r in mine])
         table.append(line)
     if table:
         lines += [markdown_table(table), "", f"Units: {_provenance(rows)}.", ""]
+        lines += _reproduced_line(repeats)
         lines += _differences(by_arm)
         lines += _steps_trend(by_arm["deft"], [r for r in scaled if _current(r)])
     if stale:
@@ -112,6 +119,49 @@ def experiment_1(
     return "\n".join(lines) + "\n"
 
 
+def _unit_key(row: dict[str, Any]) -> tuple:
+    return row["arm"], row["seed"], row.get("correlation"), row.get("scale", 1)
+
+
+def _repeats(rows: Sequence[dict[str, Any]], reruns: Sequence[dict[str, Any]]) -> list[tuple]:
+    """(unit, its rerun) for every rerun of a committed unit (the same arm and seed)."""
+    units = {_unit_key(r): r for r in rows}
+    pairs = [(units.get(_unit_key(again)), again) for again in reruns]
+    return [(unit, again) for unit, again in pairs if unit is not None]
+
+
+def _mismatch(unit: dict[str, Any], again: dict[str, Any]) -> str:
+    """Why a rerun is not the same run as its unit; "" where config and every score agree."""
+    if unit["config"] != again["config"]:
+        return "another config"
+    return "" if unit["scores"] == again["scores"] else "other scores"
+
+
+def _with_signals(row: dict[str, Any], repeats: list[tuple]) -> dict[str, Any]:
+    """``row``, with the history of a rerun that reproduced it where it kept no signals itself."""
+    if _has_signals(row):
+        return row
+    same = [again for unit, again in repeats if unit is row and not _mismatch(unit, again)]
+    return {**row, "history": same[0]["history"]} if same else row
+
+
+def _has_signals(row: dict[str, Any]) -> bool:
+    return any(keys.STAGE in point for point in row.get("history", ()))
+
+
+def _reproduced_line(repeats: list[tuple]) -> list[str]:
+    """Whether units trained again later (benchmarks/results/e1_rerun/) gave the same scores."""
+    if not repeats:
+        return []
+    differ = [f"{unit['arm']} seed {unit['seed']} ({_mismatch(unit, again)})"
+              for unit, again in repeats if _mismatch(unit, again)]  # fmt: skip
+    line = (f"Trained again later with the same command "
+            f"(benchmarks/results/e1_rerun/: {_provenance([a for _, a in repeats])}): "
+            f"{len(repeats) - len(differ)} of {len(repeats)} gave the same config and every "
+            "score to the last digit")  # fmt: skip
+    return [line + (f"; not: {', '.join(differ)}." if differ else "."), ""]
+
+
 def stopper_verdicts(rows: Sequence[dict[str, Any]]) -> str:
     """Where the live IFP stopper (dsprites_full.yaml's settings) ends each row's run, fed its
     recorded signals: each verdict with its count; rows that kept no signals are counted apart."""
@@ -120,7 +170,7 @@ def stopper_verdicts(rows: Sequence[dict[str, Any]]) -> str:
     verdicts = Counter(
         stopper_verdict({"reports": r["history"], "config": r["config"]})
         for r in rows
-        if any(keys.STAGE in point for point in r.get("history", ()))
+        if _has_signals(r)
     )
     told = [f"{'never' if v == '-' else v} ({n})" for v, n in sorted(verdicts.items())]
     missing = len(rows) - sum(verdicts.values())
@@ -542,6 +592,7 @@ def render(
     ifp_units: list[dict[str, Any]] = (),
     scaled: list[dict[str, Any]] = (),
     banks: str = "",
+    reruns: list[dict[str, Any]] = (),
 ) -> str:
     head = [
         "# Results: the DEFT paper's claims and the product's own, from committed files",
@@ -562,7 +613,7 @@ def render(
         "",
     ]
     sections = (
-        experiment_1(rows, scaled, banks),
+        experiment_1(rows, scaled, banks, reruns),
         experiment_2(list(ifp_units)),
         experiment_3(rows),
         experiment_4(list(correlated)),
@@ -614,7 +665,8 @@ def write(out: Path = RESULTS_DOC) -> Path:
     read = retrain.read_rows
     ifp_units = read(IFP_RESULTS)
     text = render(read(), deft_parts(), read(retrain.CORRELATED_RESULTS), ifp_units,
-                  read(retrain.SCALED_RESULTS), bank_table())  # fmt: skip
+                  read(retrain.SCALED_RESULTS), bank_table(),
+                  read(retrain.RERUN_RESULTS))  # fmt: skip
     ifp_figure(ifp_units, IFP_FIGURE)
     atomic_write_text(out, text)
     return out

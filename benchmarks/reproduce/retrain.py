@@ -40,6 +40,8 @@ HAND = ROOT / "configs" / "dsprites_deft.yaml"
 RESULTS = ROOT / "benchmarks" / "results" / "e1"
 CORRELATED_RESULTS = ROOT / "benchmarks" / "results" / "e4"
 SCALED_RESULTS = ROOT / "benchmarks" / "results" / "e1_steps"
+# Experiment-1 units trained again later with the same command: do the scores come back?
+RERUN_RESULTS = ROOT / "benchmarks" / "results" / "e1_rerun"
 METRICS = ("mig", "dci", "factor_vae")
 # The campaign runs one unit at a time on a 2-core machine: training uses both cores, and so
 # does the standard DCI, whose per-factor classifiers run in training.threads processes (most

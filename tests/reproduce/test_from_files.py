@@ -226,6 +226,24 @@ def test_the_stopper_column_replays_each_runs_signals_through_the_live_stopper()
     )
 
 
+def test_a_rerun_that_gives_every_score_again_lends_its_signals_to_the_unit(banks):
+    signals = [{"step": 500, "train/stage": 0, "train/stage_progress": 1.0,
+                "info/active_captured": 0.0, "kl/total": 5.0}]  # fmt: skip
+    deft = [_row("deft", s, 0.30 + 0.01 * i) | {"config": {"training": {"steps": 2000}}}
+            for i, s in enumerate(retrain.SEEDS)]  # fmt: skip
+    again = deft[0] | {"history": signals, "commit": "def" * 14}
+    text = from_files.experiment_1(deft, reruns=[again])
+    assert "| no_capture at 500 (1); not recorded (4) |" in text
+    assert "1 of 1 gave the same config and every score to the last digit." in text
+    other = again | {"scores": again["scores"] | {"mig": 0.5}}
+    text = from_files.experiment_1(deft, reruns=[other])
+    assert "| not recorded (5) |" in text  # another run: its signals are not the unit's
+    assert "0 of 1 gave the same config" in text and "not: deft seed 10000 (other scores)" in text
+    moved = again | {"config": {"training": {"steps": 4000}}}
+    assert "(another config)" in from_files.experiment_1(deft, reruns=[moved])
+    assert "Trained again later" not in from_files.experiment_1(deft)
+
+
 def test_the_scoring_time_is_the_gap_from_the_last_report_to_the_scores(tmp_path):
     (tmp_path / "history.jsonl").write_text("{}\n")
     (tmp_path / "metrics.json").write_text("{}\n")
