@@ -30,6 +30,7 @@ from . import retrain
 from .intervals import (
     RESAMPLES,
     SEED,
+    Claim,
     bootstrap_coverage,
     bootstrap_mean,
     bracket,
@@ -71,7 +72,7 @@ def experiment_1(
     lines = ["## 1. Each method's searched best, retrained on fresh seeds", ""]
     repeats = _repeats(rows, reruns)
     stale = [r for r in rows if not _current(r)]
-    by_arm = {k: [r for r in rows if r["arm"] == k and _current(r)] for k in retrain.ARMS}
+    by_arm = _arms(rows)
     missing = [k for k, mine in by_arm.items() if len(mine) < len(retrain.SEEDS)]
     lines += [
         "Each arm's schedule is its bank's best by the mean over the trial's seeds of the "
@@ -213,26 +214,42 @@ def _current(row: dict[str, Any]) -> bool:
     )
 
 
-def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
+def _arms(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Experiment 1's current units by arm (a unit whose bank grew since is left out)."""
+    return {k: [r for r in rows if r["arm"] == k and _current(r)] for k in retrain.ARMS}
+
+
+def e1_claims(by_arm: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, Claim]]:
+    """(other arm, score, searched DEFT minus that arm) for every arm with all its seeds."""
     complete = {k: v for k, v in by_arm.items() if len(v) >= len(retrain.SEEDS)}
     if "deft" not in complete:
         return []
-    rows = []
-    for other in (k for k in complete if k != "deft"):
-        for score, name in retrain.SCORES:
-            a = [r["scores"][score] for r in complete["deft"]]
-            b = [r["scores"][score] for r in complete[other]]
-            claim = unpaired_claim(a, b)
-            rows.append({"DEFT (searched) minus": retrain.ARMS[other].label, "score": name,
-                         "difference of means": f"{claim.mean:+.3f}",
-                         "bootstrap 95%": bracket(claim.bootstrap),
-                         "Welch t 95%": bracket(claim.t), "DEFT is": claim.verdict()})  # fmt: skip
+    return [(retrain.ARMS[other].label, name,
+             unpaired_claim([r["scores"][score] for r in complete["deft"]],
+                            [r["scores"][score] for r in complete[other]]))
+            for other in complete if other != "deft"
+            for score, name in retrain.SCORES]  # fmt: skip
+
+
+def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
+    rows = [{"DEFT (searched) minus": other, "score": name,
+             "difference of means": f"{claim.mean:+.3f}", "bootstrap 95%": bracket(claim.bootstrap),
+             "Welch t 95%": bracket(claim.t), "DEFT is": claim.verdict()}
+            for other, name, claim in e1_claims(by_arm)]  # fmt: skip
     lines = [markdown_table(rows), ""] if rows else []
-    migs = [r["scores"]["mig"] for r in complete["deft"]]
-    lines.append(f"MIG >= {MIG_GOAL} at this budget: {mig_goal(migs)} (searched DEFT's mean "
-                 f"{statistics.fmean(migs):.3f}, bootstrap {bracket(bootstrap_mean(migs), False)}, "
-                 f"t {bracket(t_interval(migs), False)} over {len(migs)} seeds).")  # fmt: skip
+    migs = _complete_migs(by_arm)
+    if migs:
+        lines.append(f"MIG >= {MIG_GOAL} at this budget: {mig_goal(migs)} (searched DEFT's mean "
+                     f"{statistics.fmean(migs):.3f}, bootstrap "
+                     f"{bracket(bootstrap_mean(migs), False)}, t "
+                     f"{bracket(t_interval(migs), False)} over {len(migs)} seeds).")  # fmt: skip
     return lines
+
+
+def _complete_migs(by_arm: dict[str, list[dict[str, Any]]]) -> list[float]:
+    """Searched DEFT's MIG per seed, once it has all its seeds."""
+    deft = by_arm.get("deft", [])
+    return [r["scores"]["mig"] for r in deft] if len(deft) >= len(retrain.SEEDS) else []
 
 
 def mig_goal(migs: Sequence[float]) -> str:
@@ -405,8 +422,7 @@ def diffusion(history: list[dict[str, float]]) -> float:
 
 def experiment_3(rows: list[dict[str, Any]]) -> str:
     lines = ["## 3. Information diffusion: the second-best latent's share of each factor", ""]
-    by_arm = {k: [r for r in rows if r["arm"] == k and _current(r) and r.get("history")]
-              for k in retrain.ARMS}  # fmt: skip
+    by_arm = _with_history(rows)
     lines += [
         "Read from experiment 1's units: each retrained model's last evaluation of NMI1 and "
         "NMI2, the largest and second largest normalised mutual information between a factor "
@@ -423,7 +439,7 @@ def experiment_3(rows: list[dict[str, Any]]) -> str:
              for k, mine in by_arm.items() if mine]  # fmt: skip
     if table:
         lines += [markdown_table(table), ""]
-    pairs = _paired(by_arm, "deft", "beta_vae", lambda r: diffusion(r["history"]))
+    pairs = _diffusion_pairs(rows)
     if len(pairs) < len(retrain.SEEDS):
         wait = (f"Not judged yet: {len(pairs)} of {len(retrain.SEEDS)} seeds have both a DEFT "
                 "and a beta-VAE unit with a diffusion (experiment 1's units, "
@@ -434,6 +450,22 @@ def experiment_3(rows: list[dict[str, Any]]) -> str:
                  f"bootstrap {bracket(claim.bootstrap)}, t {bracket(claim.t)}; DEFT's diffusion "
                  f"is {claim.verdict()}.")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _with_history(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {k: [r for r in rows if r["arm"] == k and _current(r) and r.get("history")]
+            for k in retrain.ARMS}  # fmt: skip
+
+
+def _diffusion_pairs(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """DEFT minus beta-VAE diffusion for each seed both arms have."""
+    return _paired(_with_history(rows), "deft", "beta_vae", lambda r: diffusion(r["history"]))
+
+
+def e3_claim(rows: Sequence[dict[str, Any]]) -> Claim | None:
+    """DEFT minus beta-VAE diffusion, paired by seed, once every seed has both."""
+    pairs = _diffusion_pairs(rows)
+    return paired_claim(pairs) if len(pairs) >= len(retrain.SEEDS) else None
 
 
 def _captured(history: list[dict[str, float]]) -> float:
@@ -457,9 +489,8 @@ def _paired(by_arm: dict, a: str, b: str, value) -> list[float]:
 
 def experiment_4(rows: list[dict[str, Any]]) -> str:
     lines = ["## 4. Correlated factors: DEFT against beta-TCVAE as the correlation grows", ""]
-    arms, strengths = retrain.CORRELATED_ARMS, retrain.CORRELATIONS
-    cells = {(a, c): [r for r in rows if r["arm"] == a and r["correlation"] == c and _current(r)]
-             for a in arms for c in strengths}  # fmt: skip
+    strengths = retrain.CORRELATIONS
+    cells = _cells(rows)
     lines += [
         "Each method's experiment-1 schedule (its bank's best on independent factors) trained on "
         "correlated dSprites, orientation tied to pos_x with strength "
@@ -478,8 +509,7 @@ def experiment_4(rows: list[dict[str, Any]]) -> str:
              for (a, c), mine in cells.items() if mine]  # fmt: skip
     if table:
         lines += [markdown_table(table), "", f"Units: {_provenance(sum(cells.values(), []))}.", ""]
-    short = [f"{a} at {c}: {len(m)}" for (a, c), m in cells.items()
-             if len(m) < len(retrain.CORRELATED_SEEDS)]  # fmt: skip
+    short = _short_cells(cells)
     if short:
         return "\n".join(
             lines
@@ -494,8 +524,20 @@ def experiment_4(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _correlated_differences(cells: dict) -> list[dict[str, str]]:
-    """DEFT - beta-TCVAE per strength, and its growth from the weaker to the stronger."""
+def _cells(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    """Experiment 4's current units by (arm, correlation)."""
+    return {(a, c): [r for r in rows if r["arm"] == a and r["correlation"] == c and _current(r)]
+            for a in retrain.CORRELATED_ARMS for c in retrain.CORRELATIONS}  # fmt: skip
+
+
+def _short_cells(cells: dict) -> list[str]:
+    return [f"{a} at {c}: {len(m)}" for (a, c), m in cells.items()
+            if len(m) < len(retrain.CORRELATED_SEEDS)]  # fmt: skip
+
+
+def e4_claims(cells: dict) -> list[tuple[str, str, Claim]]:
+    """(score, what, claim): DEFT - beta-TCVAE per strength and its growth from the weaker to
+    the stronger, paired by seed."""
     weak, strong = retrain.CORRELATIONS[0], retrain.CORRELATIONS[-1]
     out = []
     for key, name in retrain.SCORES:
@@ -504,11 +546,15 @@ def _correlated_differences(cells: dict) -> list[dict[str, str]]:
         for label, values in ((f"DEFT minus beta-TCVAE at {weak}", gap[weak]),
                               (f"DEFT minus beta-TCVAE at {strong}", gap[strong]),
                               (f"its growth from {weak} to {strong}", growth)):  # fmt: skip
-            claim = paired_claim(list(values.values()))
-            out.append({"score": name, "paired over seeds": label, "mean": f"{claim.mean:+.3f}",
-                        "bootstrap 95%": bracket(claim.bootstrap), "t 95%": bracket(claim.t),
-                        "it is": claim.verdict()})  # fmt: skip
+            out.append((name, label, paired_claim(list(values.values()))))
     return out
+
+
+def _correlated_differences(cells: dict) -> list[dict[str, str]]:
+    return [{"score": name, "paired over seeds": label, "mean": f"{claim.mean:+.3f}",
+             "bootstrap 95%": bracket(claim.bootstrap), "t 95%": bracket(claim.t),
+             "it is": claim.verdict()}
+            for name, label, claim in e4_claims(cells)]  # fmt: skip
 
 
 def _seed_gaps(cells: dict, correlation: float, key: str) -> dict[int, float]:
@@ -613,6 +659,7 @@ def render(
         "",
     ]
     sections = (
+        summary(rows, correlated),
         experiment_1(rows, scaled, banks, reruns),
         experiment_2(list(ifp_units)),
         experiment_3(rows),
@@ -621,6 +668,47 @@ def render(
     )
     text = "\n".join(head) + "\n" + "\n".join(sections)
     return re.sub(r"\n{3,}", "\n\n", text)  # sections join with one blank line, never two
+
+
+def summary(rows: list[dict[str, Any]], correlated: Sequence[dict[str, Any]]) -> str:
+    """Every comparison judged so far, one row each, and what is not judged yet."""
+    judged: list[dict[str, str]] = []
+
+    def add(claim_text: str, section: str, claim: Claim) -> None:
+        judged.append({"claim": claim_text, "section": section, "mean": f"{claim.mean:+.3f}",
+                       "bootstrap 95%": bracket(claim.bootstrap), "t 95%": bracket(claim.t),
+                       "verdict": claim.verdict()})  # fmt: skip
+
+    by_arm = _arms(rows)
+    for other, score, claim in e1_claims(by_arm):
+        add(f"searched DEFT minus {other}: {score}", "1", claim)
+    diffusion_claim = e3_claim(rows)
+    if diffusion_claim is not None:
+        add("DEFT minus beta-VAE: diffusion (NMI2/NMI1), paired by seed", "3", diffusion_claim)
+    cells = _cells(correlated)
+    if not _short_cells(cells):
+        for score, what, claim in e4_claims(cells):
+            add(f"correlated factors, {what}: {score}, paired by seed", "4", claim)
+    lines = ["## Summary: every comparison judged so far", ""]
+    if judged:
+        lines += ["Each row is a difference of means over seeds with its two 95% intervals; the "
+                  "sections give the method, the units and the per-arm scores.", "",
+                  markdown_table(judged), ""]  # fmt: skip
+    migs = _complete_migs(by_arm)
+    if migs:
+        lines += [f"Searched DEFT's MIG >= {MIG_GOAL} at the bank's steps: {mig_goal(migs)} "
+                  "(section 1).", ""]  # fmt: skip
+    waiting = [f"section 1, {retrain.ARMS[k].label} ({len(v)} of {len(retrain.SEEDS)} seeds)"
+               for k, v in by_arm.items() if len(v) < len(retrain.SEEDS)]  # fmt: skip
+    if diffusion_claim is None:
+        waiting.append("section 3 (DEFT and beta-VAE seeds)")
+    if _short_cells(cells):
+        waiting.append("section 4 (correlated units)")
+    if waiting:
+        lines += [f"Not judged yet: {'; '.join(waiting)}. Sections 2 and 5 measure one thing "
+                  "each (IFP clusters; the stoppers' savings and regret) with intervals of their "
+                  "own.", ""]  # fmt: skip
+    return "\n".join(lines)
 
 
 def scoring_cost(rows: Sequence[dict[str, Any]]) -> str:

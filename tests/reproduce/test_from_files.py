@@ -137,6 +137,20 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
     assert from_files.mig_goal([0.25, 0.35, 0.28, 0.32, 0.30]).startswith("not settled")
 
 
+def test_the_summary_lists_every_judged_comparison_and_what_waits(banks):
+    deft = [_row("deft", s, 0.30 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
+    beta = [_row("beta_vae", s, 0.10 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
+    text = from_files.summary(deft + beta[:4], [])
+    assert "| claim |" not in text  # nothing judged while beta-VAE misses a seed
+    assert "section 1, beta-VAE (searched) (4 of 5 seeds)" in text
+    assert "section 3 (DEFT and beta-VAE seeds)" in text and "section 4" in text
+    text = from_files.summary(deft + beta, [])
+    row = "| searched DEFT minus beta-VAE (searched): MIG | 1 | +0.200 |"
+    assert row in text and text.count("| higher |") == 2  # MIG and DCI; FactorVAE is equal
+    assert "Searched DEFT's MIG >= 0.3 at the bank's steps: reached (section 1)." in text
+    assert "beta-VAE (searched) (" not in text  # no longer waiting
+
+
 def test_a_scaled_config_keeps_its_stage_shares_and_evaluation_count():
     config = retrain._scaled(retrain.hand_config(2000), 4)
     assert config["training"]["steps"] == 8000
