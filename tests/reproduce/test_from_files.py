@@ -14,6 +14,7 @@ import yaml
 
 from benchmarks import ifp_draws
 from benchmarks.reproduce import from_files, retrain
+from benchmarks.reproduce.committed import correlated, diffusion, ifp, methods, stoppers
 from deft_tune.errors import ConfigError
 from tests import REPO
 
@@ -87,35 +88,24 @@ def _row(arm, seed, mig):
 def test_experiment_1_judges_a_claim_only_with_every_seed_and_its_interval(banks):
     deft = [_row("deft", s, 0.30 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
     beta = [_row("beta_vae", s, 0.10 + 0.01 * i) for i, s in enumerate(retrain.SEEDS)]
-    text = from_files.experiment_1(deft + beta[:3])
+    text = methods.experiment_1(deft + beta[:3])
     assert "beta_vae 3" in text and "No claim against an arm is judged" in text
     assert "DEFT is" not in text  # no difference table while an arm misses seeds
-    text = from_files.experiment_1(deft + beta)
+    text = methods.experiment_1(deft + beta)
     assert "| DEFT (searched) minus |" in text and "| higher |" in text
     assert "0.320 ± 0.016" in text  # the mean ± std of DEFT's MIG over its 5 seeds
     assert "MIG >= 0.3 at this budget: reached" in text
-    assert from_files.experiment_1(deft + beta) == text
+    assert methods.experiment_1(deft + beta) == text
     (banks / "dsprites" / "part-2.parquet").touch()  # the DEFT bank grew: its rows are stale
-    text = from_files.experiment_1(deft + beta)
+    text = methods.experiment_1(deft + beta)
     assert "Left out, their bank has grown" in text and "deft seed 10000" in text
     assert "DEFT is" not in text
 
 
 def test_the_committed_report_is_what_the_committed_files_give():
-    correlated = retrain.read_rows(retrain.CORRELATED_RESULTS)
-    ifp_units = retrain.read_rows(from_files.IFP_RESULTS)
-    scaled = retrain.read_rows(retrain.SCALED_RESULTS)
-    assert (
-        from_files.render(
-            retrain.read_rows(),
-            from_files.deft_parts(),
-            correlated,
-            ifp_units,
-            scaled,
-            from_files.bank_table(),
-        )
-        == (REPO / "docs" / "RESULTS.md").read_text()
-    ), "regenerate it: python -m benchmarks.reproduce report"
+    assert from_files.document() == (REPO / "docs" / "RESULTS.md").read_text(), (
+        "regenerate it: python -m benchmarks.reproduce report"
+    )
 
 
 def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
@@ -126,15 +116,15 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
 
     rows = [deft(s, 0.20) for s in retrain.SEEDS]
     twice = [deft(s, 0.26, scale=2) for s in retrain.SCALED_SEEDS]
-    text = from_files.experiment_1(rows, twice)
+    text = methods.experiment_1(rows, twice)
     assert "MIG >= 0.3 at this budget: not reached" in text
     assert "| 2,000 | 5 | 0.200 ± 0.000 |" in text and "| 4,000 | 3 | 0.260 ± 0.000 |" in text
     assert "Not all of the longer runs are committed yet" in text
     smoke = deft(10_000, 0.9) | {"steps": 60}  # a shortened run is no evidence
-    assert "deft seed 10000" in from_files.experiment_1(rows[1:] + [smoke])
+    assert "deft seed 10000" in methods.experiment_1(rows[1:] + [smoke])
     reached = [deft(s, 0.31) for s in retrain.SEEDS]
-    assert "trend with more steps" not in from_files.experiment_1(reached, twice)
-    assert from_files.mig_goal([0.25, 0.35, 0.28, 0.32, 0.30]).startswith("not settled")
+    assert "trend with more steps" not in methods.experiment_1(reached, twice)
+    assert methods.mig_goal([0.25, 0.35, 0.28, 0.32, 0.30]).startswith("not settled")
 
 
 def test_the_summary_lists_every_judged_comparison_and_what_waits(banks):
@@ -170,11 +160,11 @@ def _history(nmi1, nmi2):
 
 def test_diffusion_averages_nmi2_over_nmi1_on_the_captured_factors_only():
     # f2 is not captured (NMI1 < 0.05): its ratio 1.0 does not count; the first point neither.
-    assert from_files.diffusion(_history([0.5, 0.4, 0.01], [0.1, 0.2, 0.01])) == pytest.approx(
+    assert diffusion.diffusion(_history([0.5, 0.4, 0.01], [0.1, 0.2, 0.01])) == pytest.approx(
         (0.1 / 0.5 + 0.2 / 0.4) / 2
     )
-    assert math.isnan(from_files.diffusion(_history([0.01], [0.0])))  # captured nothing
-    assert math.isnan(from_files.diffusion([]))
+    assert math.isnan(diffusion.diffusion(_history([0.01], [0.0])))  # captured nothing
+    assert math.isnan(diffusion.diffusion([]))
 
 
 def test_experiment_3_pairs_deft_and_beta_vae_by_seed(banks):
@@ -183,9 +173,9 @@ def test_experiment_3_pairs_deft_and_beta_vae_by_seed(banks):
                 for s in retrain.SEEDS]  # fmt: skip
 
     deft, beta = rows("deft", 0.2), rows("beta_vae", 0.6)
-    text = from_files.experiment_3(deft + beta[:4])
+    text = diffusion.experiment_3(deft + beta[:4])
     assert "Not judged yet: 4 of 5 seeds" in text
-    text = from_files.experiment_3(deft + beta)
+    text = diffusion.experiment_3(deft + beta)
     assert (
         "DEFT minus beta-VAE, paired over 5 seeds: -0.400, bootstrap [-0.400, -0.400], "
         "t [-0.400, -0.400]" in text
@@ -202,9 +192,9 @@ def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks)
     weak, strong = retrain.CORRELATIONS
     cells = (rows("deft", weak, 0.30) + rows("deft", strong, 0.30)
              + rows("beta_tcvae", weak, 0.25) + rows("beta_tcvae", strong, 0.10))  # fmt: skip
-    text = from_files.experiment_4(cells[:-1])
+    text = correlated.experiment_4(cells[:-1])
     assert f"beta_tcvae at {strong}: 2" in text and "Not judged yet" in text
-    text = from_files.experiment_4(cells)
+    text = correlated.experiment_4(cells)
     gap, growth = "[+0.050, +0.050] | [+0.050, +0.050]", "[+0.150, +0.150] | [+0.150, +0.150]"
     assert f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | {gap} | higher |" in text
     assert f"| MIG | its growth from {weak} to {strong} | +0.150 | {growth} | higher |" in text
@@ -235,9 +225,7 @@ def test_the_stopper_column_replays_each_runs_signals_through_the_live_stopper()
     captured = [point(500, 0, 1.0, 1.0), point(1000, 1, 1.0, 0.0), point(1500, 2, 0.5, 1.0)]
     rows = [{"history": h, "config": config} for h in (empty_first, captured, captured)]
     rows.append({"history": [{"step": 500, "info/nmi1/shape": 0.3}], "config": config})
-    assert from_files.stopper_verdicts(rows) == (
-        "never (2); no_capture at 500 (1); not recorded (1)"
-    )
+    assert methods.stopper_verdicts(rows) == ("never (2); no_capture at 500 (1); not recorded (1)")
 
 
 def test_a_rerun_that_gives_every_score_again_lends_its_signals_to_the_unit(banks):
@@ -246,16 +234,16 @@ def test_a_rerun_that_gives_every_score_again_lends_its_signals_to_the_unit(bank
     deft = [_row("deft", s, 0.30 + 0.01 * i) | {"config": {"training": {"steps": 2000}}}
             for i, s in enumerate(retrain.SEEDS)]  # fmt: skip
     again = deft[0] | {"history": signals, "commit": "def" * 14}
-    text = from_files.experiment_1(deft, reruns=[again])
+    text = methods.experiment_1(deft, reruns=[again])
     assert "| no_capture at 500 (1); not recorded (4) |" in text
     assert "1 of 1 gave the same config and every score to the last digit." in text
     other = again | {"scores": again["scores"] | {"mig": 0.5}}
-    text = from_files.experiment_1(deft, reruns=[other])
+    text = methods.experiment_1(deft, reruns=[other])
     assert "| not recorded (5) |" in text  # another run: its signals are not the unit's
     assert "0 of 1 gave the same config" in text and "not: deft seed 10000 (other scores)" in text
     moved = again | {"config": {"training": {"steps": 4000}}}
-    assert "(another config)" in from_files.experiment_1(deft, reruns=[moved])
-    assert "Trained again later" not in from_files.experiment_1(deft)
+    assert "(another config)" in methods.experiment_1(deft, reruns=[moved])
+    assert "Trained again later" not in methods.experiment_1(deft)
 
 
 def test_the_scoring_time_is_the_gap_from_the_last_report_to_the_scores(tmp_path):
@@ -275,7 +263,7 @@ def test_the_header_gives_the_scoring_cost_of_the_units_that_timed_it():
 
 
 def test_experiment_5_without_a_bank_says_so():
-    assert "No DEFT bank part is committed yet." in from_files.experiment_5([])
+    assert "No DEFT bank part is committed yet." in stoppers.experiment_5([])
 
 
 def _ifp_unit(factor, ifps, seed=0, settings="--steps 2000 --gamma 5"):
@@ -300,28 +288,28 @@ def test_a_unit_keeps_every_tenth_point_of_each_curve_and_the_last():
 
 def test_the_ifp_figure_draws_the_units_curves(tmp_path):
     plain = [_ifp_unit("shape", [40.0, 42.0])]
-    assert from_files.ifp_figure(plain, tmp_path / "none.png") is None
-    assert "![IFP per factor" not in from_files.experiment_2(plain)
+    assert ifp.ifp_figure(plain, tmp_path / "none.png") is None
+    assert "![IFP per factor" not in ifp.experiment_2(plain)
     curves = [{"draw": d, "seed": d, "step": [1, 1000, 2000], "beta": [71.0, 6.0, 1.5],
                "kl": [0.0, 2.0, 3.0]} for d in (0, 1)]  # fmt: skip
     units = [{**_ifp_unit("shape", [40.0, float("nan")]), "curves": curves}]
-    out = from_files.ifp_figure(units, tmp_path / "figures" / "ifp.png")
+    out = ifp.ifp_figure(units, tmp_path / "figures" / "ifp.png")
     assert out.read_bytes().startswith(b"\x89PNG")
     assert "![IFP per factor and KL against beta](results/ifp_draws.png)" in (
-        from_files.experiment_2(units)
+        ifp.experiment_2(units)
     )
 
 
 def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
-    assert "No IFP unit is committed yet" in from_files.experiment_2([])
+    assert "No IFP unit is committed yet" in ifp.experiment_2([])
     high = [40.0, 42.0, 44.0, 46.0]  # shape-like: freezes early
     low = [3.0, 3.2, 3.4, float("nan")]  # one draw never froze
     units = [_ifp_unit("shape", high), _ifp_unit("pos_x", low)]
-    text = from_files.experiment_2(units)
+    text = ifp.experiment_2(units)
     assert "Not judged yet (draws of 8): pos_x 4, shape 4." in text
     assert "| shape | 4 | 4 | 43 | [40.6, 45.4] |" in text  # median, 10th-90th percentile
     units += [_ifp_unit("shape", high, seed=1), _ifp_unit("pos_x", low, seed=1)]
-    text = from_files.experiment_2(units)
+    text = ifp.experiment_2(units)
     assert "| pos_x | 8 | 6 | 3.2 |" in text
     assert (
         "Clusters (factors whose intervals overlap, by falling IFP): {shape} [40, 46]; "
@@ -332,7 +320,7 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     assert "annealing settings `--steps 2000 --gamma 5`." in text
     units.append(_ifp_unit("scale", high, settings="--steps 2000"))
     assert "`--steps 2000`; `--steps 2000 --gamma 5` (the units differ!)" in (
-        from_files.experiment_2(units)
+        ifp.experiment_2(units)
     )
 
 

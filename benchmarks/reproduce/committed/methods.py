@@ -1,0 +1,239 @@
+"""Experiment 1: each method's searched best (and the hand schedule) retrained on fresh seeds,
+the differences DEFT minus each arm, the MIG 0.30 goal with the trend at more steps, where the
+live IFP stopper would end each run, and whether reruns give every score back."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from deft_tune import report_keys as keys
+from deft_tune.search.replay.bankfile import read_banks
+from deft_tune.tables import markdown_table
+
+from .. import retrain
+from ..intervals import (
+    RESAMPLES,
+    SEED,
+    Claim,
+    bootstrap_mean,
+    bracket,
+    t_interval,
+    unpaired_claim,
+)
+from ..markdown import pm
+from .units import current, provenance
+
+MIG_GOAL = 0.30
+
+
+def experiment_1(
+    rows: list[dict[str, Any]],
+    scaled: Sequence[dict[str, Any]] = (),
+    banks: str = "",
+    reruns: Sequence[dict[str, Any]] = (),
+) -> str:
+    lines = ["## 1. Each method's searched best, retrained on fresh seeds", ""]
+    repeats = _repeats(rows, reruns)
+    stale = [r for r in rows if not current(r)]
+    by_arm = arms(rows)
+    missing = [k for k, mine in by_arm.items() if len(mine) < len(retrain.SEEDS)]
+    lines += [
+        "Each arm's schedule is its bank's best by the mean over the trial's seeds of the "
+        "objective (a winner picked on one seed is biased up), retrained with seeds "
+        f"{', '.join(map(str, retrain.SEEDS))} (none within 16 of a bank seed), the bank's "
+        "steps, standard-setting scores (`python -m benchmarks.reproduce retrain`). "
+        f"Differences: bootstrap 95% intervals ({RESAMPLES:,} resamples of each arm's seeds, "
+        f'seed {SEED}) and Welch\'s t 95% intervals; "higher" only where both exclude 0 '
+        "(the header says why). The last column feeds "
+        "each retrained run's recorded signals to the live IFP stopper with "
+        "search_spaces/dsprites_full.yaml's settings: where it would have ended the run in a "
+        "search (units from before 2026-12-06 did not record the signals; where such a unit "
+        "was trained again later and gave every score to the last digit, the signals of that "
+        "same run are read from its rerun).",
+        "",
+    ]
+    if banks:
+        lines += [banks, ""]
+    table = []
+    for key, mine in by_arm.items():
+        if not mine:
+            continue
+        source = mine[0]["source"]
+        line = {"arm": retrain.ARMS[key].label, "seeds": len(mine),
+                "from": source.get("trial", source.get("config", ""))}  # fmt: skip
+        for score, name in retrain.SCORES:
+            line[name] = pm([r["scores"][score] for r in mine])
+        line["IFP stopper would stop"] = stopper_verdicts([_with_signals(r, repeats) for r in mine])
+        table.append(line)
+    if table:
+        lines += [markdown_table(table), "", f"Units: {provenance(rows)}.", ""]
+        lines += _reproduced_line(repeats)
+        lines += _differences(by_arm)
+        lines += _steps_trend(by_arm["deft"], [r for r in scaled if current(r)])
+    if stale:
+        lines += ["", "Left out, their bank has grown since they trained or they ran for other "
+                  "steps (rerun them: delete the files and run the campaign): "
+                  + ", ".join(f"{r['arm']} seed {r['seed']}" for r in stale) + "."]  # fmt: skip
+    if missing:
+        lines += ["", "Not yet committed (arm: seeds done of "
+                  f"{len(retrain.SEEDS)}): "
+                  + ", ".join(f"{k} {len(by_arm[k])}" for k in missing)
+                  + "; each needs its bank (benchmarks/campaign.yaml). No claim against an "
+                  "arm is judged before it has all its seeds."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _unit_key(row: dict[str, Any]) -> tuple:
+    return row["arm"], row["seed"], row.get("correlation"), row.get("scale", 1)
+
+
+def _repeats(rows: Sequence[dict[str, Any]], reruns: Sequence[dict[str, Any]]) -> list[tuple]:
+    """(unit, its rerun) for every rerun of a committed unit (the same arm and seed)."""
+    units = {_unit_key(r): r for r in rows}
+    pairs = [(units.get(_unit_key(again)), again) for again in reruns]
+    return [(unit, again) for unit, again in pairs if unit is not None]
+
+
+def _mismatch(unit: dict[str, Any], again: dict[str, Any]) -> str:
+    """Why a rerun is not the same run as its unit; "" where config and every score agree."""
+    if unit["config"] != again["config"]:
+        return "another config"
+    return "" if unit["scores"] == again["scores"] else "other scores"
+
+
+def _with_signals(row: dict[str, Any], repeats: list[tuple]) -> dict[str, Any]:
+    """``row``, with the history of a rerun that reproduced it where it kept no signals itself."""
+    if _has_signals(row):
+        return row
+    same = [again for unit, again in repeats if unit is row and not _mismatch(unit, again)]
+    return {**row, "history": same[0]["history"]} if same else row
+
+
+def _has_signals(row: dict[str, Any]) -> bool:
+    return any(keys.STAGE in point for point in row.get("history", ()))
+
+
+def _reproduced_line(repeats: list[tuple]) -> list[str]:
+    """Whether units trained again later (benchmarks/results/e1_rerun/) gave the same scores."""
+    if not repeats:
+        return []
+    differ = [f"{unit['arm']} seed {unit['seed']} ({_mismatch(unit, again)})"
+              for unit, again in repeats if _mismatch(unit, again)]  # fmt: skip
+    line = (f"Trained again later with the same command "
+            f"(benchmarks/results/e1_rerun/: {provenance([a for _, a in repeats])}): "
+            f"{len(repeats) - len(differ)} of {len(repeats)} gave the same config and every "
+            "score to the last digit")  # fmt: skip
+    return [line + (f"; not: {', '.join(differ)}." if differ else "."), ""]
+
+
+def stopper_verdicts(rows: Sequence[dict[str, Any]]) -> str:
+    """Where the live IFP stopper (dsprites_full.yaml's settings) ends each row's run, fed its
+    recorded signals: each verdict with its count; rows that kept no signals are counted apart."""
+    from benchmarks.deft_modes import stopper_verdict
+
+    verdicts = Counter(
+        stopper_verdict({"reports": r["history"], "config": r["config"]})
+        for r in rows
+        if _has_signals(r)
+    )
+    told = [f"{'never' if v == '-' else v} ({n})" for v, n in sorted(verdicts.items())]
+    missing = len(rows) - sum(verdicts.values())
+    return "; ".join(told + ([f"not recorded ({missing})"] if missing else []))
+
+
+def bank_table() -> str:
+    """The committed banks the searched arms come from: size, cost, spread and best schedule."""
+    table = []
+    for folder in sorted({arm.bank for arm in retrain.ARMS.values()}):
+        parts = sorted(retrain.BANKS.glob(f"{folder}/part-*.parquet"))
+        if not parts:
+            continue
+        bank = read_banks(parts)
+        means = [retrain.seed_mean(t.replica_finals) for t in bank.trials]
+        best = retrain.best_trial(bank)
+        seeds = sorted({len(t.replica_finals) for t in bank.trials})
+        wall = sum(p.wall_s or 0.0 for p in bank.parts) / 60
+        table.append({
+            "bank": f"benchmarks/banks/{folder}", "method": bank.space.method,
+            "parts": len(parts), "trials x seeds": f"{len(bank.trials)} x "
+            + "/".join(map(str, seeds)), "steps": bank.budget["steps_per_trial"],
+            "recorded (min)": f"{wall:.0f}",
+            f"seed-mean {bank.objective}": f"{min(means):.3f}-{max(means):.3f}",
+            "best (seed mean)": f"{best.trial_id} ({retrain.seed_mean(best.replica_finals):.3f})",
+        })  # fmt: skip
+    if not table:
+        return ""
+    return ("The banks (every stopper off, the same data and steps; recording wall time beside "
+            "other work):\n\n" + markdown_table(table))  # fmt: skip
+
+
+def arms(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Experiment 1's current units by arm (a unit whose bank grew since is left out)."""
+    return {k: [r for r in rows if r["arm"] == k and current(r)] for k in retrain.ARMS}
+
+
+def e1_claims(by_arm: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, Claim]]:
+    """(other arm, score, searched DEFT minus that arm) for every arm with all its seeds."""
+    complete = {k: v for k, v in by_arm.items() if len(v) >= len(retrain.SEEDS)}
+    if "deft" not in complete:
+        return []
+    return [(retrain.ARMS[other].label, name,
+             unpaired_claim([r["scores"][score] for r in complete["deft"]],
+                            [r["scores"][score] for r in complete[other]]))
+            for other in complete if other != "deft"
+            for score, name in retrain.SCORES]  # fmt: skip
+
+
+def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
+    rows = [{"DEFT (searched) minus": other, "score": name,
+             "difference of means": f"{claim.mean:+.3f}", "bootstrap 95%": bracket(claim.bootstrap),
+             "Welch t 95%": bracket(claim.t), "DEFT is": claim.verdict()}
+            for other, name, claim in e1_claims(by_arm)]  # fmt: skip
+    lines = [markdown_table(rows), ""] if rows else []
+    migs = complete_migs(by_arm)
+    if migs:
+        lines.append(f"MIG >= {MIG_GOAL} at this budget: {mig_goal(migs)} (searched DEFT's mean "
+                     f"{statistics.fmean(migs):.3f}, bootstrap "
+                     f"{bracket(bootstrap_mean(migs), False)}, t "
+                     f"{bracket(t_interval(migs), False)} over {len(migs)} seeds).")  # fmt: skip
+    return lines
+
+
+def complete_migs(by_arm: dict[str, list[dict[str, Any]]]) -> list[float]:
+    """Searched DEFT's MIG per seed, once it has all its seeds."""
+    deft = by_arm.get("deft", [])
+    return [r["scores"]["mig"] for r in deft] if len(deft) >= len(retrain.SEEDS) else []
+
+
+def mig_goal(migs: Sequence[float]) -> str:
+    """Whether both 95% intervals of the mean MIG (bootstrap, t) lie above MIG_GOAL, both below
+    it, or one holds it."""
+    intervals = (bootstrap_mean(migs), t_interval(migs))
+    if all(low >= MIG_GOAL for low, _ in intervals):
+        return "reached"
+    if all(high < MIG_GOAL for _, high in intervals):
+        return "not reached"
+    return f"not settled (an interval holds {MIG_GOAL})"
+
+
+def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> list[str]:
+    """Unless searched DEFT reaches the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
+    if len(deft) < len(retrain.SEEDS) or mig_goal([r["scores"]["mig"] for r in deft]) == "reached":
+        return []
+    lines = ["", f"The trend with more steps (searched DEFT's schedule, its stages keeping their "
+             f"share of the run; `retrain --arm deft --scale K`, seeds "
+             f"{', '.join(map(str, retrain.SCALED_SEEDS))}):", ""]  # fmt: skip
+    table = [{"steps": f"{deft[0]['steps']:,}", "seeds": len(deft),
+              "MIG": pm([r["scores"]["mig"] for r in deft])}]  # fmt: skip
+    for scale in retrain.STEP_SCALES:
+        mine = [r for r in scaled if r["arm"] == "deft" and r["scale"] == scale]
+        if mine:
+            table.append({"steps": f"{mine[0]['steps']:,}", "seeds": len(mine),
+                          "MIG": pm([r["scores"]["mig"] for r in mine])})  # fmt: skip
+    lines += [markdown_table(table), ""]
+    if len(table) < 1 + len(retrain.STEP_SCALES):
+        lines.append("Not all of the longer runs are committed yet (benchmarks/campaign.yaml).")
+    return lines
