@@ -22,8 +22,8 @@ from deft_tune.fileio import atomic_write_text
 from deft_tune.tables import markdown_table
 
 from . import retrain
-from .committed import correlated, diffusion, ifp, methods, stoppers
-from .intervals import SEED, Claim, bootstrap_coverage, bracket
+from .committed import correlated, diffusion, ifp, methods, stoppers, units
+from .intervals import SEED, Claim, bootstrap_coverage
 
 ROOT = retrain.ROOT
 RESULTS_DOC = ROOT / "docs" / "RESULTS.md"
@@ -74,11 +74,10 @@ def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]
     judged: list[dict[str, str]] = []
 
     def add(claim_text: str, section: str, claim: Claim) -> None:
-        judged.append({"claim": claim_text, "section": section, "mean": f"{claim.mean:+.3f}",
-                       "bootstrap 95%": bracket(claim.bootstrap), "t 95%": bracket(claim.t),
-                       "verdict": claim.verdict()})  # fmt: skip
+        judged.append({"claim": claim_text, "section": section,
+                       **claim.columns("mean", "t 95%", "verdict")})  # fmt: skip
 
-    by_arm = methods.arms(rows)
+    by_arm = units.arms(rows)
     for other, score, claim in methods.e1_claims(by_arm):
         add(f"searched DEFT minus {other}: {score}", "1", claim)
     diffusion_claim = diffusion.e3_claim(rows)

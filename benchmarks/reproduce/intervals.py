@@ -87,7 +87,7 @@ class Claim:
     t: tuple[float, float]
 
     def verdict(self) -> str:
-        """ "higher" or "lower" only where both intervals exclude 0, on the same side."""
+        """Called "higher" or "lower" only where both intervals exclude 0, on the same side."""
         if self.bootstrap[0] > 0 and self.t[0] > 0:
             return "higher"
         if self.bootstrap[1] < 0 and self.t[1] < 0:
@@ -96,6 +96,12 @@ class Claim:
                    if low <= 0 <= high]  # fmt: skip
         which = "both intervals hold" if len(holding) == 2 else f"the {holding[0]} interval holds"
         return f"not separated ({which} 0)"
+
+    def columns(self, mean: str, t: str, verdict: str) -> dict[str, str]:
+        """The claim as table cells under the given headers for the mean, the t interval and
+        the verdict (the bootstrap interval's header is the same in every table)."""
+        return {mean: f"{self.mean:+.3f}", "bootstrap 95%": bracket(self.bootstrap),
+                t: bracket(self.t), verdict: self.verdict()}  # fmt: skip
 
 
 def paired_claim(differences: Sequence[float]) -> Claim:

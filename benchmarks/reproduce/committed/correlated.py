@@ -9,7 +9,7 @@ from typing import Any
 from deft_tune.tables import markdown_table
 
 from .. import retrain
-from ..intervals import Claim, bracket, paired_claim
+from ..intervals import Claim, paired_claim
 from ..markdown import pm
 from .units import current, provenance
 
@@ -78,9 +78,7 @@ def e4_claims(cells: dict) -> list[tuple[str, str, Claim]]:
 
 
 def _correlated_differences(cells: dict) -> list[dict[str, str]]:
-    return [{"score": name, "paired over seeds": label, "mean": f"{claim.mean:+.3f}",
-             "bootstrap 95%": bracket(claim.bootstrap), "t 95%": bracket(claim.t),
-             "it is": claim.verdict()}
+    return [{"score": name, "paired over seeds": label, **claim.columns("mean", "t 95%", "it is")}
             for name, label, claim in e4_claims(cells)]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from deft_tune.tables import markdown_table
 from .. import retrain
 from ..intervals import RESAMPLES, Claim, bracket, paired_claim
 from ..markdown import pm
-from .units import current
+from .units import arms
 
 CAPTURED = 0.05  # NMI1 at the last evaluation from which a factor counts as captured
 
@@ -64,8 +64,7 @@ def experiment_3(rows: list[dict[str, Any]]) -> str:
 
 
 def _with_history(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    return {k: [r for r in rows if r["arm"] == k and current(r) and r.get("history")]
-            for k in retrain.ARMS}  # fmt: skip
+    return {k: [r for r in mine if r.get("history")] for k, mine in arms(rows).items()}
 
 
 def _diffusion_pairs(rows: Sequence[dict[str, Any]]) -> list[float]:

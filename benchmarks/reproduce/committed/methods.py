@@ -24,7 +24,7 @@ from ..intervals import (
     unpaired_claim,
 )
 from ..markdown import pm
-from .units import current, provenance
+from .units import arms, current, provenance
 
 MIG_GOAL = 0.30
 
@@ -170,11 +170,6 @@ def bank_table() -> str:
             "other work):\n\n" + markdown_table(table))  # fmt: skip
 
 
-def arms(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Experiment 1's current units by arm (a unit whose bank grew since is left out)."""
-    return {k: [r for r in rows if r["arm"] == k and current(r)] for k in retrain.ARMS}
-
-
 def e1_claims(by_arm: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, Claim]]:
     """(other arm, score, searched DEFT minus that arm) for every arm with all its seeds."""
     complete = {k: v for k, v in by_arm.items() if len(v) >= len(retrain.SEEDS)}
@@ -189,8 +184,7 @@ def e1_claims(by_arm: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, C
 
 def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
     rows = [{"DEFT (searched) minus": other, "score": name,
-             "difference of means": f"{claim.mean:+.3f}", "bootstrap 95%": bracket(claim.bootstrap),
-             "Welch t 95%": bracket(claim.t), "DEFT is": claim.verdict()}
+             **claim.columns("difference of means", "Welch t 95%", "DEFT is")}
             for other, name, claim in e1_claims(by_arm)]  # fmt: skip
     lines = [markdown_table(rows), ""] if rows else []
     migs = complete_migs(by_arm)
@@ -221,7 +215,8 @@ def mig_goal(migs: Sequence[float]) -> str:
 
 def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> list[str]:
     """Unless searched DEFT reaches the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
-    if len(deft) < len(retrain.SEEDS) or mig_goal([r["scores"]["mig"] for r in deft]) == "reached":
+    migs = complete_migs({"deft": deft})
+    if not migs or mig_goal(migs) == "reached":
         return []
     lines = ["", f"The trend with more steps (searched DEFT's schedule, its stages keeping their "
              f"share of the run; `retrain --arm deft --scale K`, seeds "

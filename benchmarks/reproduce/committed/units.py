@@ -25,3 +25,8 @@ def current(row: dict[str, Any]) -> bool:
     return row["source"].get("bank_parts") == parts and row["steps"] == bank_steps * row.get(
         "scale", 1
     )
+
+
+def arms(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Experiment 1's current units by arm (a unit whose bank grew since is left out)."""
+    return {k: [r for r in rows if r["arm"] == k and current(r)] for k in retrain.ARMS}
