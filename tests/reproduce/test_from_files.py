@@ -333,3 +333,21 @@ def test_a_bad_correlation_or_scale_is_one_clear_error():
         retrain.arm_config("deft", retrain.SEEDS[0], correlation=1.5)
     with pytest.raises(ConfigError, match="--scale 0: must be a whole number >= 1"):
         retrain._scaled(config, 0)
+
+
+def test_the_units_line_lists_a_few_commits_and_counts_many():
+    from benchmarks.reproduce.committed.units import LISTED_COMMITS, provenance
+
+    def rows(n: int) -> list[dict]:
+        machine = {"cpu": "cpu", "logical_cpus": 2}
+        return [
+            {"commit": f"{i:x}".ljust(40, "0"), "machine": machine, "wall_s": 60.0}
+            for i in range(n)
+        ]
+
+    few = provenance(rows(LISTED_COMMITS))
+    assert "commit(s) 000000000000, 100000000000, 200000000000," in few
+    assert f"{LISTED_COMMITS} unit files" in few and "3 min of unit wall time" in few
+    many = provenance(rows(LISTED_COMMITS + 1) * 2)
+    assert f"{LISTED_COMMITS + 1} commits (" in many and "100000000000" not in many
+    assert f"{2 * (LISTED_COMMITS + 1)} unit files" in many

@@ -7,14 +7,22 @@ from typing import Any
 
 from .. import retrain
 
+LISTED_COMMITS = 3  # more than this and the line names a count: each unit file names its own
+
 
 def provenance(rows: Sequence[dict[str, Any]]) -> str:
-    commits = sorted({r["commit"][:12] for r in rows})
     cpus = sorted({f"{r['machine']['cpu']} ({r['machine']['logical_cpus']} CPUs)" for r in rows})
     minutes = sum(r["wall_s"] for r in rows) / 60
     files = f"{len(rows)} unit file{'s' if len(rows) != 1 else ''}"
-    return (f"{files}, commit(s) {', '.join(commits)}, machine(s) {'; '.join(cpus)}, "
+    return (f"{files}, {_commits(rows)}, machine(s) {'; '.join(cpus)}, "
             f"{minutes:.0f} min of unit wall time")  # fmt: skip
+
+
+def _commits(rows: Sequence[dict[str, Any]]) -> str:
+    commits = sorted({r["commit"][:12] for r in rows})
+    if len(commits) <= LISTED_COMMITS:
+        return f"commit(s) {', '.join(commits)}"
+    return f"{len(commits)} commits (main moves on as units land; each file names its own)"
 
 
 def current(row: dict[str, Any]) -> bool:
