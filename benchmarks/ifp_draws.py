@@ -35,10 +35,11 @@ SETTINGS = ["--steps", "2000", "--gamma", "5", "--width", "16", "--workers", "2"
 CURVE_STRIDE = 10
 
 
-def unit(factor: str, draws: int, seed: int, out: Path) -> dict:
+def unit(factor: str, draws: int, seed: int, out: Path, settings: list[str] = SETTINGS) -> dict:
+    """One factor's draws into ``out``; ``settings`` other than the campaign's only in tests."""
     with tempfile.TemporaryDirectory() as scratch:
         command = ["deft-tune", "ifp", "dsprites_full", "--factors", factor,
-                   "--draws", str(draws), "--seed", str(seed), *SETTINGS,
+                   "--draws", str(draws), "--seed", str(seed), *settings,
                    "--out", scratch]  # fmt: skip
         started = time.time()
         subprocess.run([sys.executable, "-m", "deft_tune", *command[1:]], check=True,

@@ -4,6 +4,7 @@ that says what it still waits for."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -351,3 +352,18 @@ def test_the_units_line_lists_a_few_commits_and_counts_many():
     many = provenance(rows(LISTED_COMMITS + 1) * 2)
     assert f"{LISTED_COMMITS + 1} commits (" in many and "100000000000" not in many
     assert f"{2 * (LISTED_COMMITS + 1)} unit files" in many
+
+
+@pytest.mark.slow
+def test_a_real_ifp_unit_file_is_what_experiment_2_reads(tmp_path):
+    # The campaign's ten IFP units run this at 2,000 steps; a short run checks the file they leave.
+    out = tmp_path / "shape-seed3.json"
+    tiny = ["--steps", "80", "--gamma", "5", "--width", "8", "--batch-size", "32"]
+    unit = ifp_draws.unit("shape", draws=2, seed=3, out=out, settings=tiny)
+    assert json.loads(out.read_text())["runs"] == json.loads(json.dumps(unit["runs"]))
+    assert [r["factor"] for r in unit["runs"]] == ["shape", "shape"]
+    assert [c["draw"] for c in unit["curves"]] == [0, 1] and unit["curves"][0]["step"][-1] == 79
+    text = ifp.experiment_2([unit])
+    assert "| shape | 2 |" in text and "Not judged yet (draws of 8): shape 2." in text
+    assert "annealing settings `--steps 80 --gamma 5 --width 8 --batch-size 32`." in text
+    assert ifp.ifp_figure([unit], tmp_path / "ifp.png").read_bytes().startswith(b"\x89PNG")
