@@ -15,7 +15,9 @@ from deft_tune.errors import ConfigError
 # Flags handed to `deft-tune search` in the job as they are (name, argparse options).
 _PASS_VALUES = (("--name", {"metavar": "NAME"}),
                 ("--gpus-per-trial", {"type": float, "metavar": "F"}),
-                ("--cpus-per-trial", {"type": float, "metavar": "N"}))  # fmt: skip
+                ("--cpus-per-trial", {"type": float, "metavar": "N"}),
+                ("--seed", {"type": int, "metavar": "K"}),
+                ("--num-trials", {"type": int, "metavar": "N"}))  # fmt: skip
 _PASS_SWITCHES = ("--resume", "--no-ifp-stopper", "--no-asha", "--smoke-test")
 
 
@@ -105,6 +107,8 @@ def search_options(args: argparse.Namespace):
         ifp_stopper=not args.no_ifp_stopper,
         asha=not args.no_asha,
         smoke_test=args.smoke_test,
+        seed=args.seed,
+        num_trials=args.num_trials,
     )
 
 

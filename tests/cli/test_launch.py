@@ -39,6 +39,10 @@ def test_dry_run_with_an_address_prints_the_job_submission(capsys, monkeypatch):
         "--gpus-per-trial",
         "0.25",
         "--no-asha",
+        "--seed",
+        "3",
+        "--num-trials",
+        "4",
         "--dry-run",
     )
     assert code == 0, err
@@ -67,6 +71,7 @@ def test_dry_run_with_an_address_prints_the_job_submission(capsys, monkeypatch):
     ]
     for flag in (*SHARED, "--name", "q1", "--gpus-per-trial", "0.25", "--no-asha"):
         assert flag in search
+    assert search[search.index("--seed") :][:4] == ["--seed", "3", "--num-trials", "4"]
     assert '"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"' in lines[1]
 
 
@@ -121,6 +126,8 @@ def test_dry_run_starts_nothing(capsys, monkeypatch):
             "must be >= 0",
         ),
         (["--address", "http://h:8265", "--space", QUICK, "--name", "a b"], "--name == 'a b'"),
+        (["--address", "http://h:8265", "--space", QUICK, "--seed", "-1"], "--seed == -1"),
+        (["--address", "http://h:8265", "--space", QUICK, "--num-trials", "0"], "--num-trials"),
         (["--cluster", "clusters/aws.yaml", "--space", QUICK], "has up to 5 nodes"),
         (
             ["--cluster", "clusters/aws.yaml", "--space", QUICK, "--storage", "s3://b/d"],
