@@ -62,7 +62,7 @@ def render(
         methods.experiment_1(rows, scaled, banks, reruns),
         ifp.experiment_2(list(ifp_units)),
         diffusion.experiment_3(rows),
-        correlated.experiment_4(list(correlated_rows)),
+        correlated.experiment_4(list(correlated_rows), rows),
         stoppers.experiment_5(parts),
     )
     text = "\n".join(head) + "\n" + "\n".join(sections)
@@ -83,7 +83,7 @@ def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]
     diffusion_claim = diffusion.e3_claim(rows)
     if diffusion_claim is not None:
         add("DEFT minus beta-VAE: diffusion (NMI2/NMI1), paired by seed", "3", diffusion_claim)
-    cells = correlated.cells_of(correlated_rows)
+    cells = correlated.cells_of(correlated_rows, rows)
     if not correlated.short_cells(cells):
         for score, what, claim in correlated.e4_claims(cells):
             add(f"correlated factors, {what}: {score}, paired by seed", "4", claim)

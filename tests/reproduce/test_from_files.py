@@ -193,13 +193,28 @@ def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks)
     weak, strong = retrain.CORRELATIONS
     cells = (rows("deft", weak, 0.30) + rows("deft", strong, 0.30)
              + rows("beta_tcvae", weak, 0.25) + rows("beta_tcvae", strong, 0.10))  # fmt: skip
-    text = correlated.experiment_4(cells[:-1])
+    # Experiment 1's units: the same schedules on independent factors, with more seeds than
+    # experiment 4 uses and another arm, which correlation 0 leaves out.
+    independent = [_row("deft", s, 0.32) for s in retrain.SEEDS]
+    independent += [_row("beta_tcvae", s, 0.30) for s in retrain.SEEDS]
+    independent += [_row("beta_vae", s, 0.0) for s in retrain.SEEDS]
+    missing = [r for r in independent if (r["arm"], r["seed"]) != ("beta_tcvae", 10_200)]
+    text = correlated.experiment_4(cells, missing)
+    assert "beta_tcvae at 0: 2" in text and "Not judged yet" in text
+    text = correlated.experiment_4(cells[:-1], independent)
     assert f"beta_tcvae at {strong}: 2" in text and "Not judged yet" in text
-    text = correlated.experiment_4(cells)
-    gap, growth = "[+0.050, +0.050] | [+0.050, +0.050]", "[+0.150, +0.150] | [+0.150, +0.150]"
-    assert f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | {gap} | higher |" in text
-    assert f"| MIG | its growth from {weak} to {strong} | +0.150 | {growth} | higher |" in text
-    assert "12 unit files" in text
+    text = correlated.experiment_4(cells, independent)
+    assert "| 0 | DEFT (searched) | 3 | 0.320 ± 0.000 |" in text
+    assert text.index("| 0 | beta-TCVAE") < text.index(f"| {weak} | DEFT")  # by strength
+    interval = "[{0}, {0}] | [{0}, {0}]".format
+    assert f"| MIG | DEFT minus beta-TCVAE at 0 | +0.020 | {interval('+0.020')} | higher |" in text
+    assert (
+        f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | {interval('+0.050')} | higher |"
+        in (text)
+    )
+    growth = f"| MIG | its growth from 0 to {strong} | +0.180 | {interval('+0.180')} | higher |"
+    assert growth in text and f"growth from {weak}" not in text
+    assert "12 unit files" in text  # the correlated ones: experiment 1's count in section 1
 
 
 def test_a_unit_keeps_the_nmi_history_and_the_stoppers_signals(tmp_path):
