@@ -151,7 +151,8 @@ def deft_parts() -> list[str]:
 def document() -> str:
     """docs/RESULTS.md's text from the files committed now."""
     read = retrain.read_rows
-    return render(read(), deft_parts(), read(retrain.CORRELATED_RESULTS), read(ifp.IFP_RESULTS),
+    ifp_units = read(ifp.IFP_RESULTS, ifp.UNIT_KEYS)
+    return render(read(), deft_parts(), read(retrain.CORRELATED_RESULTS), ifp_units,
                   read(retrain.SCALED_RESULTS), methods.bank_table(),
                   read(retrain.RERUN_RESULTS))  # fmt: skip
 
@@ -159,6 +160,6 @@ def document() -> str:
 def write(out: Path = RESULTS_DOC) -> Path:
     """The document and experiment 2's figure."""
     text = document()
-    ifp.ifp_figure(retrain.read_rows(ifp.IFP_RESULTS), ifp.IFP_FIGURE)
+    ifp.ifp_figure(retrain.read_rows(ifp.IFP_RESULTS, ifp.UNIT_KEYS), ifp.IFP_FIGURE)
     atomic_write_text(out, text)
     return out

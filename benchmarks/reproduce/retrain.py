@@ -255,5 +255,24 @@ def kept_history(path: Path) -> list[dict[str, float]]:
     return points
 
 
-def read_rows(folder: Path = RESULTS) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+# What :func:`unit` writes, and so what the report may read from every retrain unit file.
+ROW_KEYS = ("arm", "seed", "correlation", "scale", "scores", "history", "steps", "source",
+            "config", "wall_s", "scoring_s", "commit", "machine")  # fmt: skip
+
+
+def read_rows(folder: Path = RESULTS, keys: tuple[str, ...] = ROW_KEYS) -> list[dict[str, Any]]:
+    """Every unit file in ``folder``; one that is not a JSON object with ``keys`` is a
+    :class:`ConfigError` naming it (a report is never written from part of the evidence)."""
+    return [_unit_file(path, keys) for path in sorted(folder.glob("*.json"))]
+
+
+def _unit_file(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    fix = f"restore it (git checkout -- {path}) or delete it and run its campaign unit again"
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"unit file {path} cannot be read ({exc}): {fix}") from None
+    missing = [key for key in keys if key not in row] if isinstance(row, dict) else list(keys)
+    if missing:
+        raise ConfigError(f"unit file {path} lacks {', '.join(missing)}: {fix}")
+    return row

@@ -377,8 +377,29 @@ def test_a_real_ifp_unit_file_is_what_experiment_2_reads(tmp_path):
     unit = ifp_draws.unit("shape", draws=2, seed=3, out=out, settings=tiny)
     assert json.loads(out.read_text())["runs"] == json.loads(json.dumps(unit["runs"]))
     assert [r["factor"] for r in unit["runs"]] == ["shape", "shape"]
+    assert sorted(unit) == sorted(ifp.UNIT_KEYS)  # what the report requires of a unit file
     assert [c["draw"] for c in unit["curves"]] == [0, 1] and unit["curves"][0]["step"][-1] == 79
     text = ifp.experiment_2([unit])
     assert "| shape | 2 |" in text and "Not judged yet (draws of 8): shape 2." in text
     assert "annealing settings `--steps 80 --gamma 5 --width 8 --batch-size 32`." in text
     assert ifp.ifp_figure([unit], tmp_path / "ifp.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_broken_unit_file_is_one_line_exit_2_and_no_report(tmp_path, monkeypatch, capsys):
+    from benchmarks.reproduce.__main__ import _files_main
+
+    row = json.loads(next(iter(sorted(retrain.RESULTS.glob("*.json")))).read_text())
+    assert sorted(row) == sorted(retrain.ROW_KEYS)  # what retrain.unit writes
+    folder = tmp_path / "e4"
+    folder.mkdir()
+    monkeypatch.setattr(retrain, "CORRELATED_RESULTS", folder)
+    out = tmp_path / "RESULTS.md"
+    no_scores = json.dumps({k: v for k, v in row.items() if k != "scores"})
+    for text, says in (('{"arm": "deft", ', "cannot be read (Expecting"),
+                       (no_scores, "lacks scores"), ("[1, 2]", "lacks arm, seed")):  # fmt: skip
+        (folder / "deft-c0.9-seed1.json").write_text(text)
+        assert _files_main(["report", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"unit file {folder / 'deft-c0.9-seed1.json'} " in err and says in err, err
+        assert err.count("\n") == 1 and "git checkout --" in err
+        assert not out.exists()

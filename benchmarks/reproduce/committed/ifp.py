@@ -20,6 +20,8 @@ from .units import provenance
 IFP_RESULTS = retrain.ROOT / "benchmarks" / "results" / "ifp"
 IFP_DRAWS = 8  # per factor before experiment 2 is judged (the minimum)
 IFP_FIGURE = retrain.ROOT / "docs" / "results" / "ifp_draws.png"
+# What benchmarks/ifp_draws.py writes, and so what the report may read from every IFP unit file.
+UNIT_KEYS = ("factor", "draws", "seed", "command", "runs", "curves", "wall_s", "commit", "machine")
 
 
 def experiment_2(units: list[dict[str, Any]]) -> str:
