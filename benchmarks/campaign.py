@@ -122,7 +122,18 @@ def _unit(path: Path, index: int, entry: Any) -> Unit:
 
 
 def read_ledger() -> dict[str, dict[str, Any]]:
-    return json.loads(LEDGER.read_text()) if LEDGER.is_file() else {}
+    """Each unit's last run; ConfigError (one line) when the file is not a JSON object."""
+    if not LEDGER.is_file():
+        return {}
+    try:
+        ledger = json.loads(LEDGER.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        ledger = exc
+    if not isinstance(ledger, dict):
+        why = f" ({ledger})" if isinstance(ledger, Exception) else ""
+        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object{why}: restore it "
+                          f"(git checkout -- {LEDGER.relative_to(ROOT)})")  # fmt: skip
+    return ledger
 
 
 def _record(unit: Unit, entry: dict[str, Any]) -> None:
@@ -283,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         units = load_plan(args.plan)
+        read_ledger()  # a broken ledger stops here, not after the first unit's hours
         if args.command == "status":
             print(status(units))
             return 0
