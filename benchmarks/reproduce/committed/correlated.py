@@ -45,7 +45,8 @@ def experiment_4(rows: list[dict[str, Any]], independent: Sequence[dict[str, Any
              for (a, c), mine in by_strength if mine]  # fmt: skip
     correlated = [r for (_, c), mine in cells.items() if c != INDEPENDENT for r in mine]
     if correlated:
-        units = f"Units: {provenance(correlated)}; at correlation 0, experiment 1's (section 1)."
+        zero = f"at correlation {INDEPENDENT:g}, experiment 1's (section 1)"
+        units = f"Units: {provenance(correlated)}; {zero}."
         lines += [markdown_table(table), "", units, ""]
     short = short_cells(cells)
     if short:
