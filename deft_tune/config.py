@@ -246,6 +246,13 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     raw = read_yaml(path, "config")
     if raw is None:
         raw = {}
+    # A search space handed to train is a common slip: name it rather than its first odd key.
+    if isinstance(raw, dict) and {"params", "budget"} & set(raw) and "schedule" not in raw:
+        raise ConfigError(
+            f"{path} is a search space (it has params/budget), not a run config: search it with "
+            f"`deft-tune search --space {path}`, or export a trial's run config with "
+            "`deft-tune export NAME --out best.yaml`"
+        )
     try:
         return RunConfig.from_dict(raw)
     except ConfigError as exc:

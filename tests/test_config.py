@@ -120,6 +120,15 @@ def test_unreadable_and_non_yaml_files_name_the_file(tmp_path):
         load_config(bad)
 
 
+def test_a_search_space_given_as_a_run_config_is_named_as_one():
+    from tests import REPO
+
+    space = REPO / "search_spaces" / "quick.yaml"
+    with pytest.raises(ConfigError, match="quick.yaml is a search space") as caught:
+        load_config(space)
+    assert f"deft-tune search --space {space}" in str(caught.value)
+
+
 def test_a_frozen_group_stays_frozen_and_the_annealed_last_stage_may_omit_its_threshold():
     three = {"model": {"groups": 3}, "training": {"steps": 1000}}
     stages = [{"beta": 9, "steps": 300}, {"beta": 3, "steps": 300, "earlier": "freeze"},

@@ -45,6 +45,13 @@ def load_space(
     """
     path = Path(path)
     raw = read_yaml(path, "search space")
+    # A run config handed to search is a common slip: name it rather than its first odd key.
+    if isinstance(raw, dict) and {"schedule", "training"} & set(raw) and "params" not in raw:
+        raise ConfigError(
+            f"{path} is a run config (it has schedule/training), not a search space: train it "
+            f"with `deft-tune train --config {path}`, or search with a space such as "
+            "search_spaces/quick.yaml"
+        )
     try:
         return space_from_dict(raw, source=str(path), budget_overrides=budget_overrides)
     except ConfigError as exc:

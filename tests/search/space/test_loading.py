@@ -486,3 +486,10 @@ def test_the_reference_docs_example_loads():
     example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     space = space_from_dict(yaml.safe_load(example))
     assert space.name == "quick" and len(points_to_evaluate(space)) == 1
+
+
+def test_a_run_config_given_as_a_space_is_named_as_one():
+    config = REPO / "configs" / "dsprites_deft.yaml"
+    with pytest.raises(ConfigError, match="dsprites_deft.yaml is a run config") as caught:
+        load_space(config)
+    assert f"deft-tune train --config {config}" in str(caught.value)
