@@ -84,9 +84,8 @@ def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]
     if diffusion_claim is not None:
         add("DEFT minus beta-VAE: diffusion (NMI2/NMI1), paired by seed", "3", diffusion_claim)
     cells = correlated.cells_of(correlated_rows, rows)
-    if not correlated.short_cells(cells):
-        for score, what, claim in correlated.e4_claims(cells):
-            add(f"correlated factors, {what}: {score}, paired by seed", "4", claim)
+    for score, what, claim in correlated.e4_claims(cells):
+        add(f"correlated factors, {what}: {score}, paired by seed", "4", claim)
     lines = ["## Summary: every comparison judged so far", ""]
     if judged:
         lines += ["Each row is a difference of means over seeds with its two 95% intervals; the "
@@ -102,7 +101,8 @@ def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]
     if diffusion_claim is None:
         waiting.append("section 3 (DEFT and beta-VAE seeds)")
     if correlated.short_cells(cells):
-        waiting.append("section 4 (correlated units)")
+        done = f"seeds done of {len(retrain.CORRELATED_SEEDS)}"
+        waiting.append(f"section 4 ({done}: {', '.join(correlated.short_cells(cells))})")
     if waiting:
         lines += [f"Not judged yet: {'; '.join(waiting)}. Sections 2 and 5 measure one thing "
                   "each (IFP clusters; the stoppers' savings and regret) with intervals of their "

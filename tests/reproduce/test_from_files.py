@@ -185,7 +185,7 @@ def test_experiment_3_pairs_deft_and_beta_vae_by_seed(banks):
     assert "| DEFT (searched) | 5 | 0.200 ± 0.000 | 2.000 ± 0.000 |" in text
 
 
-def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks):
+def test_experiment_4_judges_each_gap_and_the_growth_once_their_seeds_are_in(banks):
     def rows(arm, correlation, mig):
         return [_row(arm, s, mig + 0.001 * i) | {"correlation": correlation}
                 for i, s in enumerate(retrain.CORRELATED_SEEDS)]  # fmt: skip
@@ -198,20 +198,23 @@ def test_experiment_4_judges_the_gap_and_its_growth_once_every_cell_is_in(banks)
     independent = [_row("deft", s, 0.32) for s in retrain.SEEDS]
     independent += [_row("beta_tcvae", s, 0.30) for s in retrain.SEEDS]
     independent += [_row("beta_vae", s, 0.0) for s in retrain.SEEDS]
+    interval = "[{0}, {0}] | [{0}, {0}]".format
     missing = [r for r in independent if (r["arm"], r["seed"]) != ("beta_tcvae", 10_200)]
     text = correlated.experiment_4(cells, missing)
     assert "beta_tcvae at 0: 2" in text and "Not judged yet" in text
-    text = correlated.experiment_4(cells[:-1], independent)
+    assert "| MIG | DEFT minus beta-TCVAE at 0 |" not in text and "its growth" not in text
+    assert f"| MIG | DEFT minus beta-TCVAE at {strong} | +0.200 | {interval('+0.200')} |" in text
+    text = correlated.experiment_4(cells[:-1], independent)  # each strength once it is whole
     assert f"beta_tcvae at {strong}: 2" in text and "Not judged yet" in text
+    assert f"at {weak} | +0.050 |" in text and f"at {strong} |" not in text
+    assert "| MIG | DEFT minus beta-TCVAE at 0 |" in text and "its growth" not in text
     text = correlated.experiment_4(cells, independent)
+    assert "Not judged yet" not in text
     assert "| 0 | DEFT (searched) | 3 | 0.320 ± 0.000 |" in text
     assert text.index("| 0 | beta-TCVAE") < text.index(f"| {weak} | DEFT")  # by strength
-    interval = "[{0}, {0}] | [{0}, {0}]".format
     assert f"| MIG | DEFT minus beta-TCVAE at 0 | +0.020 | {interval('+0.020')} | higher |" in text
-    assert (
-        f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | {interval('+0.050')} | higher |"
-        in (text)
-    )
+    weak_gap = f"| MIG | DEFT minus beta-TCVAE at {weak} | +0.050 | {interval('+0.050')} |"
+    assert weak_gap in text
     growth = f"| MIG | its growth from 0 to {strong} | +0.180 | {interval('+0.180')} | higher |"
     assert growth in text and f"growth from {weak}" not in text
     assert "12 unit files" in text  # the correlated ones: experiment 1's count in section 1

@@ -48,18 +48,13 @@ def experiment_4(rows: list[dict[str, Any]], independent: Sequence[dict[str, Any
         zero = f"at correlation {INDEPENDENT:g}, experiment 1's (section 1)"
         units = f"Units: {provenance(correlated)}; {zero}."
         lines += [markdown_table(table), "", units, ""]
+    differences = _correlated_differences(cells)
+    if differences:
+        lines += [markdown_table(differences), ""]
     short = short_cells(cells)
     if short:
-        return "\n".join(
-            lines
-            + [
-                f"Not judged yet (seeds done of {len(retrain.CORRELATED_SEEDS)}): "
-                + ", ".join(short)
-                + " (benchmarks/campaign.yaml).",
-                "",
-            ]
-        )
-    lines += [markdown_table(_correlated_differences(cells)), ""]
+        lines += [f"Not judged yet (seeds done of {len(retrain.CORRELATED_SEEDS)}): "
+                  f"{', '.join(short)} (benchmarks/campaign.yaml).", ""]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -87,17 +82,24 @@ def short_cells(cells: dict) -> list[str]:
 
 def e4_claims(cells: dict) -> list[tuple[str, str, Claim]]:
     """(score, what, claim): DEFT - beta-TCVAE at each strength (independent factors first)
-    and its growth from independent factors to the strongest correlation, paired by seed."""
-    levels, strong = (INDEPENDENT, *retrain.CORRELATIONS), retrain.CORRELATIONS[-1]
+    and its growth from independent factors to the strongest correlation, paired by seed; each
+    once every seed of the strengths it reads is in."""
+    strong = retrain.CORRELATIONS[-1]
+    levels = [c for c in (INDEPENDENT, *retrain.CORRELATIONS) if _complete(cells, c)]
     out = []
     for key, name in retrain.SCORES:
         gap = {c: _seed_gaps(cells, c, key) for c in levels}
-        growth = {s: gap[strong][s] - gap[INDEPENDENT][s] for s in gap[strong]
-                  if s in gap[INDEPENDENT]}  # fmt: skip
         labelled = [(f"DEFT minus beta-TCVAE at {c:g}", gap[c]) for c in levels]
-        labelled.append((f"its growth from {INDEPENDENT:g} to {strong:g}", growth))
-        out += [(name, label, paired_claim(list(values.values()))) for label, values in labelled]
+        if INDEPENDENT in gap and strong in gap:
+            growth = [high - low for high, low in zip(gap[strong], gap[INDEPENDENT])]
+            labelled.append((f"its growth from {INDEPENDENT:g} to {strong:g}", growth))
+        out += [(name, label, paired_claim(values)) for label, values in labelled]
     return out
+
+
+def _complete(cells: dict, correlation: float) -> bool:
+    return all(sorted(r["seed"] for r in cells[(a, correlation)]) == list(retrain.CORRELATED_SEEDS)
+               for a in retrain.CORRELATED_ARMS)  # fmt: skip
 
 
 def _correlated_differences(cells: dict) -> list[dict[str, str]]:
@@ -105,10 +107,8 @@ def _correlated_differences(cells: dict) -> list[dict[str, str]]:
             for name, label, claim in e4_claims(cells)]  # fmt: skip
 
 
-def _seed_gaps(cells: dict, correlation: float, key: str) -> dict[int, float]:
-    deft = {r["seed"]: r["scores"][key] for r in cells[("deft", correlation)]}
-    return {
-        r["seed"]: deft[r["seed"]] - r["scores"][key]
-        for r in cells[("beta_tcvae", correlation)]
-        if r["seed"] in deft
-    }
+def _seed_gaps(cells: dict, correlation: float, key: str) -> list[float]:
+    """DEFT minus beta-TCVAE per seed (every seed is in: see _complete), in seed order."""
+    score = {a: {r["seed"]: r["scores"][key] for r in cells[(a, correlation)]}
+             for a in retrain.CORRELATED_ARMS}  # fmt: skip
+    return [score["deft"][s] - score["beta_tcvae"][s] for s in retrain.CORRELATED_SEEDS]
