@@ -125,14 +125,13 @@ def read_ledger() -> dict[str, dict[str, Any]]:
     """Each unit's last run; ConfigError (one line) when the file is not a JSON object."""
     if not LEDGER.is_file():
         return {}
+    fix = f"restore it (git checkout -- {LEDGER.relative_to(ROOT)})"
     try:
         ledger = json.loads(LEDGER.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        ledger = exc
+        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object ({exc}): {fix}") from None
     if not isinstance(ledger, dict):
-        why = f" ({ledger})" if isinstance(ledger, Exception) else ""
-        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object{why}: restore it "
-                          f"(git checkout -- {LEDGER.relative_to(ROOT)})")  # fmt: skip
+        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object: {fix}")
     return ledger
 
 
@@ -294,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         units = load_plan(args.plan)
-        read_ledger()  # a broken ledger stops here, not after the first unit's hours
+        read_ledger()  # a broken ledger is one line here, not a traceback
         if args.command == "status":
             print(status(units))
             return 0
