@@ -272,7 +272,9 @@ def _unit_file(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
         row = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"unit file {path} cannot be read ({exc}): {fix}") from None
-    missing = [key for key in keys if key not in row] if isinstance(row, dict) else list(keys)
+    if not isinstance(row, dict):
+        raise ConfigError(f"unit file {path} is not a JSON object: {fix}")
+    missing = [key for key in keys if key not in row]
     if missing:
         raise ConfigError(f"unit file {path} lacks {', '.join(missing)}: {fix}")
     return row

@@ -398,8 +398,9 @@ def test_a_broken_unit_file_is_one_line_exit_2_and_no_report(tmp_path, monkeypat
     monkeypatch.setattr(retrain, "CORRELATED_RESULTS", folder)
     out = tmp_path / "RESULTS.md"
     no_scores = json.dumps({k: v for k, v in row.items() if k != "scores"})
-    for text, says in (('{"arm": "deft", ', "cannot be read (Expecting"),
-                       (no_scores, "lacks scores"), ("[1, 2]", "lacks arm, seed")):  # fmt: skip
+    cases = [('{"arm": "deft", ', "cannot be read (Expecting"), (no_scores, "lacks scores"),
+             ("[1, 2]", "is not a JSON object")]  # fmt: skip
+    for text, says in cases:
         (folder / "deft-c0.9-seed1.json").write_text(text)
         assert _files_main(["report", "--out", str(out)]) == 2
         err = capsys.readouterr().err
