@@ -58,7 +58,7 @@ def render(
         "",
     ]
     sections = (
-        summary(rows, correlated_rows),
+        summary(rows, correlated_rows, ifp_units, scaled),
         methods.experiment_1(rows, scaled, banks, reruns),
         ifp.experiment_2(list(ifp_units)),
         diffusion.experiment_3(rows),
@@ -69,7 +69,12 @@ def render(
     return re.sub(r"\n{3,}", "\n\n", text)  # sections join with one blank line, never two
 
 
-def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]]) -> str:
+def summary(
+    rows: list[dict[str, Any]],
+    correlated_rows: Sequence[dict[str, Any]],
+    ifp_units: Sequence[dict[str, Any]] = (),
+    scaled: Sequence[dict[str, Any]] = (),
+) -> str:
     """Every comparison judged so far, one row each, and what is not judged yet."""
     judged: list[dict[str, str]] = []
 
@@ -92,21 +97,27 @@ def summary(rows: list[dict[str, Any]], correlated_rows: Sequence[dict[str, Any]
                   "sections give the method, the units and the per-arm scores.", "",
                   markdown_table(judged), ""]  # fmt: skip
     migs = methods.complete_migs(by_arm)
+    waiting = [f"section 1, {retrain.ARMS[k].label} ({len(v)} of {len(retrain.SEEDS)} seeds)"
+               for k, v in by_arm.items() if len(v) < len(retrain.SEEDS)]  # fmt: skip
     if migs:
         goal = methods.mig_goal(migs)
         lines += [f"Searched DEFT's MIG >= {methods.MIG_GOAL} at the bank's steps: {goal} "
                   "(section 1).", ""]  # fmt: skip
-    waiting = [f"section 1, {retrain.ARMS[k].label} ({len(v)} of {len(retrain.SEEDS)} seeds)"
-               for k, v in by_arm.items() if len(v) < len(retrain.SEEDS)]  # fmt: skip
+        trend = methods.trend_short(list(scaled))
+        if goal != "reached" and trend:
+            seeds = f"seeds done of {len(retrain.SCALED_SEEDS)}"
+            waiting.append(f"section 1, the MIG trend with more steps ({seeds}: {trend})")
+    if ifp.short_factors(list(ifp_units)):
+        waiting.append(f"section 2 (draws done of {ifp.IFP_DRAWS}: {ifp.waiting(list(ifp_units))})")
     if diffusion_claim is None:
         waiting.append("section 3 (DEFT and beta-VAE seeds)")
     if correlated.short_cells(cells):
         done = f"seeds done of {len(retrain.CORRELATED_SEEDS)}"
         waiting.append(f"section 4 ({done}: {', '.join(correlated.short_cells(cells))})")
     if waiting:
-        lines += [f"Not judged yet: {'; '.join(waiting)}. Sections 2 and 5 measure one thing "
-                  "each (IFP clusters; the stoppers' savings and regret) with intervals of their "
-                  "own.", ""]  # fmt: skip
+        lines += [f"Not judged yet: {'; '.join(waiting)}.", ""]
+    lines += ["Sections 2 and 5 measure one thing each (IFP clusters; the stoppers' savings and "
+              "regret) with intervals of their own, so they are not rows here.", ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import yaml
 from benchmarks import ifp_draws
 from benchmarks.reproduce import from_files, retrain
 from benchmarks.reproduce.committed import correlated, diffusion, ifp, methods, stoppers
+from deft_tune.data.dsprites import FACTOR_NAMES
 from deft_tune.errors import ConfigError
 from tests import REPO
 
@@ -135,6 +136,9 @@ def test_the_summary_lists_every_judged_comparison_and_what_waits(banks):
     assert "| claim |" not in text  # nothing judged while beta-VAE misses a seed
     assert "section 1, beta-VAE (searched) (4 of 5 seeds)" in text
     assert "section 3 (DEFT and beta-VAE seeds)" in text and "section 4" in text
+    assert "section 2 (draws done of 8: orientation 0, pos_x 0, pos_y 0, scale 0, shape 0)" in text
+    units = [_ifp_unit(f, [40.0] * 4, seed) for f in FACTOR_NAMES for seed in (0, 1)]
+    assert "section 2" not in from_files.summary(deft + beta[:4], [], units)
     text = from_files.summary(deft + beta, [])
     row = "| searched DEFT minus beta-VAE (searched): MIG | 1 | +0.200 |"
     assert row in text and text.count("| higher |") == 2  # MIG and DCI; FactorVAE is equal
@@ -325,15 +329,20 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     low = [3.0, 3.2, 3.4, float("nan")]  # one draw never froze
     units = [_ifp_unit("shape", high), _ifp_unit("pos_x", low)]
     text = ifp.experiment_2(units)
-    assert "Not judged yet (draws of 8): pos_x 4, shape 4." in text
+    # every dsprites_full factor is counted, those with no unit yet too
+    assert "Not judged yet (draws of 8): orientation 0, pos_x 4, pos_y 0, scale 0, shape 4." in text
     assert "| shape | 4 | 4 | 43 | [40.6, 45.4] |" in text  # median, 10th-90th percentile
     units += [_ifp_unit("shape", high, seed=1), _ifp_unit("pos_x", low, seed=1)]
     text = ifp.experiment_2(units)
     assert "| pos_x | 8 | 6 | 3.2 |" in text
-    assert (
-        "Clusters (factors whose intervals overlap, by falling IFP): {shape} [40, 46]; "
-        "{pos_x} [3, 3.4]." in text
-    )
+    assert "Not judged yet (draws of 8): orientation 0, pos_y 0, scale 0." in text
+    assert "Clusters" not in text
+    like = {"scale": high, "orientation": low, "pos_y": low}
+    units += [_ifp_unit(f, values, seed) for f, values in like.items() for seed in (0, 1)]
+    text = ifp.experiment_2(units)
+    assert "Not judged yet" not in text
+    assert "Clusters (factors whose intervals overlap, by falling IFP): {" in text
+    assert "} [40, 46]; {" in text and "} [3, 3.4]." in text
     assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
     assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
     assert "annealing settings `--steps 2000 --gamma 5`." in text
@@ -383,7 +392,7 @@ def test_a_real_ifp_unit_file_is_what_experiment_2_reads(tmp_path):
     assert sorted(unit) == sorted(ifp.UNIT_KEYS)  # what the report requires of a unit file
     assert [c["draw"] for c in unit["curves"]] == [0, 1] and unit["curves"][0]["step"][-1] == 79
     text = ifp.experiment_2([unit])
-    assert "| shape | 2 |" in text and "Not judged yet (draws of 8): shape 2." in text
+    assert "| shape | 2 |" in text and "pos_y 0, scale 0, shape 2." in text
     assert "annealing settings `--steps 80 --gamma 5 --width 8 --batch-size 32`." in text
     assert ifp.ifp_figure([unit], tmp_path / "ifp.png").read_bytes().startswith(b"\x89PNG")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from deft_tune.data.dsprites import FACTOR_NAMES
 from deft_tune.errors import ConfigError
 from deft_tune.tables import markdown_table
 
@@ -55,17 +56,8 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
         lines += [f"![IFP per factor and KL against beta]({figure})", ""]
     if never:
         lines += [f"Never froze in any run: {', '.join(never)}.", ""]
-    short = {f: len(v) for f, v in per_factor.items() if len(v) < IFP_DRAWS}
-    if short:
-        return "\n".join(
-            lines
-            + [
-                f"Not judged yet (draws of {IFP_DRAWS}): "
-                + ", ".join(f"{f} {n}" for f, n in sorted(short.items()))
-                + ".",
-                "",
-            ]
-        )
+    if short_factors(units):
+        return "\n".join(lines + [f"Not judged yet (draws of {IFP_DRAWS}): {waiting(units)}.", ""])
     suggestion = suggest_schedule(runs)
     clusters = "; ".join(f"{{{', '.join(c.factors)}}} [{c.low:.3g}, {c.high:.3g}]"
                          for c in suggestion.clusters)  # fmt: skip
@@ -107,6 +99,18 @@ def ifp_figure(units: list[dict[str, Any]], out: Path) -> Path | None:
     save_figure(figure, out)
     plt.close(figure)
     return out
+
+
+def short_factors(units: list[dict[str, Any]]) -> dict[str, int]:
+    """The runs so far of each dsprites_full factor with fewer than IFP_DRAWS (none is 0)."""
+    count = dict.fromkeys(FACTOR_NAMES, 0)
+    for run in (run for unit in units for run in unit["runs"]):
+        count[run["factor"]] = count.get(run["factor"], 0) + 1
+    return {f: n for f, n in count.items() if n < IFP_DRAWS}
+
+
+def waiting(units: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{f} {n}" for f, n in sorted(short_factors(units).items()))
 
 
 def _ifp_settings(units: list[dict[str, Any]]) -> str:

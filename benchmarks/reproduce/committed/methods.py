@@ -213,6 +213,13 @@ def mig_goal(migs: Sequence[float]) -> str:
     return f"not settled (an interval holds {MIG_GOAL})"
 
 
+def trend_short(scaled: list[dict[str, Any]]) -> str:
+    """The longer runs still missing, as '2x 1, 4x 0' seeds done; '' once all are in."""
+    done = {k: sum(r["arm"] == "deft" and r["scale"] == k for r in scaled)
+            for k in retrain.STEP_SCALES}  # fmt: skip
+    return ", ".join(f"{k}x {n}" for k, n in done.items() if n < len(retrain.SCALED_SEEDS))
+
+
 def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> list[str]:
     """Unless searched DEFT reaches the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
     migs = complete_migs({"deft": deft})
