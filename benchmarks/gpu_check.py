@@ -49,6 +49,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from deft_tune.config import RunConfig, load_config  # noqa: E402
+from deft_tune.data.base import GroundTruthData  # noqa: E402
 from deft_tune.data.dsprites import DSprites  # noqa: E402
 from deft_tune.tables import markdown_table  # noqa: E402
 from deft_tune.training import Trainer  # noqa: E402
@@ -252,6 +253,7 @@ class Context:
         self.out: Path = args.out
         self.tracking_uri = f"sqlite:///{(self.out / 'mlflow.db').resolve()}"
         self.search_name: str | None = None
+        self.data: GroundTruthData
         if self.dry_run:
             self.data = ToyData(str(self.out / "cache"))()
         else:

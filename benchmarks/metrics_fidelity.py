@@ -32,6 +32,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from deft_tune.data import get_dataset
+from deft_tune.data.base import GroundTruthData
 from deft_tune.data.render import factor_values
 from deft_tune.metrics import discretize, mig, modularity
 from deft_tune.metrics._sampling import sample_codes
@@ -51,7 +53,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 BEGIN, END = "<!-- fidelity:begin -->", "<!-- fidelity:end -->"
 SPANS = np.array([2.0, 0.5, 2 * np.pi, 1.0, 1.0], dtype=np.float32)  # range of each factor
 
-CLASSIFIERS: dict[str, Callable[[], object]] = {
+CLASSIFIERS: dict[str, Callable[[], Any]] = {
     # LogisticRegression() today, and deft_tune's fit (checked on every draw below).
     "lbfgs-100": lambda: LogisticRegression(max_iter=100),
     "lbfgs-1000": lambda: LogisticRegression(max_iter=1000),  # reference: converged
@@ -63,8 +65,10 @@ CLASSIFIERS: dict[str, Callable[[], object]] = {
 class FactorsAsObservations:
     """dsprites_full's factor grid whose observation of a factor row is the row itself."""
 
-    def __init__(self, data) -> None:
-        self.data, self.factor_sizes = data, data.factor_sizes
+    def __init__(self, data: GroundTruthData) -> None:
+        self.data, self.name = data, f"{data.name} factors"
+        self.factor_names, self.factor_sizes = data.factor_names, data.factor_sizes
+        self.observation_shape = (len(data.factor_sizes), 1, 1)
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.data.sample_factors(n, rng)
@@ -159,6 +163,7 @@ def measure(args) -> dict:
     sizes = sizes_of(args)
     results: dict[str, list] = {}
     for seed in range(args.seeds):
+        reps: dict[str, tuple[GroundTruthData, Callable[[np.ndarray], np.ndarray]]]
         reps = {n: (grid, f) for n, f in factor_representations(seed).items()}
         reps["moments"] = (dsprites, moment_codes())
         for name, (data, fn) in reps.items():

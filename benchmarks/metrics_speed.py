@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from deft_tune.data import get_dataset
+from deft_tune.data.base import stored_rows
 from deft_tune.metrics import FAST, METRICS, STANDARD, MetricSettings, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def time_one(data, codes, names, settings: MetricSettings, seed: int) -> tuple[f
 
 def run(settings_list, individual: bool, seed: int) -> list[tuple[str, str, float, float, dict]]:
     data = get_dataset("dsprites_full")
-    data.stored_images()  # load or render the cache outside the timings
+    stored_rows(data)  # load or render the cache outside the timings
     codes = moment_codes()
     rows = []
     for settings in settings_list:
@@ -179,7 +180,7 @@ def child(n_jobs: int, seed: int, tiny: bool) -> None:
     import deft_tune
 
     data = get_dataset("dsprites_full")
-    data.stored_images()
+    stored_rows(data)
     settings = dataclasses.replace(smoke(STANDARD) if tiny else STANDARD, n_jobs=n_jobs)
     before = _cpu(resource.RUSAGE_SELF)
     total, sampling, scores = time_one(data, moment_codes(), list(METRICS), settings, seed)
@@ -278,8 +279,8 @@ def main() -> None:
         return
     if args.compare:
         jobs = (args.old_n_jobs or args.n_jobs, args.n_jobs)
-        rows = compare(args.compare, jobs, args.threads, args.seed, args.smoke)
-        text = compare_markdown(rows, args)
+        compared = compare(args.compare, jobs, args.threads, args.seed, args.smoke)
+        text = compare_markdown(compared, args)
         print(text)
         if args.write_doc:
             write_doc(text, COMPARE_BEGIN, COMPARE_END)

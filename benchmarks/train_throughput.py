@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deft_tune.config import ObjectiveConfig, load_config
 from deft_tune.data import run_dataset
+from deft_tune.data.base import GridData
 from deft_tune.model import kl_per_latent, objective_loss, reconstruction_loss
 from deft_tune.threads import available_cpus
 from deft_tune.training import Trainer
@@ -119,6 +120,10 @@ def plain_loop(trainer: Trainer, dataset: Dataset, args, generator) -> float:
         else contextlib.nullcontext()
     )
     objective = ObjectiveConfig(kind="beta_vae", beta=4.0)
+    if len(loader) < args.warmup + args.steps:
+        raise SystemExit(
+            f"{len(loader)} batches of --batch-size, fewer than --warmup + --steps: raise --subset"
+        )
     running, start = 0.0, None
     for step, (x,) in enumerate(loader):
         if step == args.warmup:
@@ -139,6 +144,7 @@ def plain_loop(trainer: Trainer, dataset: Dataset, args, generator) -> float:
         optimizer.step()
         running += loss.item()
     _sync(trainer.device)
+    assert start is not None  # the loader holds more than warmup + steps batches (checked)
     return args.steps * args.batch_size / (time.perf_counter() - start)
 
 
@@ -174,6 +180,8 @@ def main() -> None:
     args = parse_args()
     config = bench_config(args)
     data = run_dataset(config.data.name, config.data.options)
+    if not isinstance(data, GridData):  # the DataLoader arms index a stored grid
+        raise SystemExit(f"data set {config.data.name!r} is not a stored grid; use dsprites_full")
     rng = np.random.default_rng(0)
     subset = np.sort(rng.choice(data.num_samples, args.subset, replace=False))
     images = torch.from_numpy(data.images(subset))

@@ -62,7 +62,7 @@ def diffusion_verdict(
     A model that captured no factor shows no diffusion because it encodes nothing, which is
     no evidence for or against the claim.
     """
-    ratios = {}
+    ratios: dict[str, float | None] = {}
     for method, history in histories.items():
         pairs = [
             (_last(history, f"info/nmi1/{f}"), _last(history, f"info/nmi2/{f}")) for f in factors
@@ -75,7 +75,9 @@ def diffusion_verdict(
             f"cannot be judged in these two runs: {', '.join(empty)} captured no factor "
             f"(NMI1 < {captured} for every factor at the last step)."
         )
-    less = ratios["deft"] < ratios["beta_vae"]
+    deft, beta_vae = ratios["deft"], ratios["beta_vae"]
+    assert deft is not None and beta_vae is not None  # both captured a factor (above)
+    less = deft < beta_vae
     return (
         f"mean NMI2/NMI1 over captured factors at the last step: DEFT "
         f"{fmt(ratios['deft'])}, beta-VAE {fmt(ratios['beta_vae'])}: the paper's claim "

@@ -82,7 +82,8 @@ def retrained(store: Any) -> list[str]:
 def collect(store: Any) -> tuple[dict[str, tuple[Any, Any]], dict[str, Scores]]:
     """Each retrained search by name (its record or None, its retrained group), in
     :func:`retrained` order, and the retrained models' scores by strength and method."""
-    found, by_strength = {}, {}
+    found: dict[str, tuple[Any, Any]] = {}
+    by_strength: dict[str, Scores] = {}
     for name in retrained(store):
         group = store.search(retrain_group(name))
         found[name] = (store.search(name), group)

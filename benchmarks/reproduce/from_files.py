@@ -33,11 +33,11 @@ DEFT_BANK = "benchmarks/banks/dsprites/part-*.parquet"
 def render(
     rows: list[dict[str, Any]],
     parts: list[str],
-    correlated_rows: list[dict[str, Any]] = (),
-    ifp_units: list[dict[str, Any]] = (),
-    scaled: list[dict[str, Any]] = (),
+    correlated_rows: Sequence[dict[str, Any]] = (),
+    ifp_units: Sequence[dict[str, Any]] = (),
+    scaled: Sequence[dict[str, Any]] = (),
     banks: str = "",
-    reruns: list[dict[str, Any]] = (),
+    reruns: Sequence[dict[str, Any]] = (),
 ) -> str:
     head = [
         "# Results: the DEFT paper's claims and the product's own, from committed files",

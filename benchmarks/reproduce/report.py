@@ -118,10 +118,8 @@ def _search_budget(store: Store) -> dict:
 
 def _metric_settings(store: Store) -> list[str]:
     """The metric settings the retrained models were scored in (fast, standard)."""
+    groups = [store.search(n) for n in sorted(store.names) if n.endswith(RETRAIN_SUFFIX)]
     found = {
-        t.params.get("repro.metric_setting", "")
-        for n in sorted(store.names)
-        if n.endswith(RETRAIN_SUFFIX)
-        for t in store.search(n).trials
+        t.params.get("repro.metric_setting", "") for g in groups if g is not None for t in g.trials
     }
     return sorted(found - {""})

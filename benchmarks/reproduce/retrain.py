@@ -148,6 +148,7 @@ def arm_config(
     near = [s for s in bank_seeds(bank) if abs(s - seed) < _STREAMS]
     if near:
         raise ConfigError(f"seed {seed} is within {_STREAMS} of bank seed(s) {near[:3]}")
+    source: dict[str, Any]
     if key == "hand":
         raw = hand_config(int(bank.budget["steps_per_trial"]))
         source = {"config": HAND.relative_to(ROOT).as_posix()}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ def start_group(
         {SPACE_ARTIFACT: yaml.safe_dump(dict(description), sort_keys=False)},
         run_name=experiment,
     )
-    tracking.client.set_tag(tracking.parent_run_id, KIND_TAG, kind)
+    tracking.client.set_tag(tracking.parent, KIND_TAG, kind)
     return tracking
 
 
@@ -52,11 +52,11 @@ def add_run(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, Any],
-    history: list[Mapping[str, float]] = (),
+    history: Sequence[Mapping[str, float]] = (),
 ) -> str:
     """One finished child run: params, step history, final metrics (step = last step)."""
     run = TrialRun.open(
-        group.uri, group.experiment_id, group.parent_run_id, name, params=params, run_name=name
+        group.uri, group.experiment_id, group.parent, name, params=params, run_name=name
     )
     last = 0
     for row in history:

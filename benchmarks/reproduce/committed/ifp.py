@@ -42,7 +42,7 @@ def experiment_2(units: list[dict[str, Any]]) -> str:
     if not runs:
         return "\n".join(lines + ["No IFP unit is committed yet (benchmarks/campaign.yaml).", ""])
     factors, never = summarize(runs)
-    per_factor = {}
+    per_factor: dict[str, list[float]] = {}
     for run in runs:
         per_factor.setdefault(run["factor"], []).append(run["ifp"])
     table = [{"factor": f.factor, "runs": f.runs, "froze": f.frozen,
