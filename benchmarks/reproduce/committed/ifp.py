@@ -93,7 +93,8 @@ def ifp_figure(units: list[dict[str, Any]], out: Path) -> Path | None:
                                            run["steps"], run["final_kl"], curve))  # fmt: skip
     if not results:
         return None
-    title = f"dsprites_full: {len(results)} annealing runs from {len(units)} committed units"
+    plural = "unit" if len(units) == 1 else "units"
+    title = f"dsprites_full: {len(results)} annealing runs from {len(units)} committed {plural}"
     figure = plot_ifp(results, title)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_figure(figure, out)
