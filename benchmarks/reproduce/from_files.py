@@ -107,6 +107,9 @@ def summary(
         if goal != "reached" and trend:
             seeds = f"seeds done of {len(retrain.SCALED_SEEDS)}"
             waiting.append(f"section 1, the MIG trend with more steps ({seeds}: {trend})")
+    ifp_line = ifp.e2_summary(list(ifp_units))
+    if ifp_line:
+        lines += [ifp_line, ""]
     if ifp.short_factors(list(ifp_units)):
         waiting.append(f"section 2 (draws done of {ifp.IFP_DRAWS}: {ifp.waiting(list(ifp_units))})")
     if diffusion_claim is None:
@@ -116,8 +119,9 @@ def summary(
         waiting.append(f"section 4 ({done}: {', '.join(correlated.short_cells(cells))})")
     if waiting:
         lines += [f"Not judged yet: {'; '.join(waiting)}.", ""]
-    lines += ["Sections 2 and 5 measure one thing each (IFP clusters; the stoppers' savings and "
-              "regret) with intervals of their own, so they are not rows here.", ""]  # fmt: skip
+    lines += ["Sections 2 and 5 measure one thing each (IFP clusters and the factors' IFPs in "
+              "pairs; the stoppers' savings and regret) with intervals of their own (ratios of "
+              "medians; replays), so they are not rows here.", ""]  # fmt: skip
     return "\n".join(lines)
 
 

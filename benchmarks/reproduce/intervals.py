@@ -132,3 +132,50 @@ def bootstrap_coverage(size: int, samples: int = 2_000, seed: int = SEED) -> flo
         low, high = np.percentile(means, [2.5, 97.5])
         held += bool(low <= 0 <= high)
     return held / samples
+
+
+# --- shifts between two samples' locations (experiment 2's IFPs: medians, not means) ----------
+
+
+def bootstrap_median_difference(a: Sequence[float], b: Sequence[float], seed: int = SEED) -> tuple:
+    """The 2.5th and 97.5th percentiles of median(a*) - median(b*), each group resampled with
+    replacement on its own."""
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    dx, dy = np.median(resamples(x, rng), axis=1), np.median(resamples(y, rng), axis=1)
+    low, high = np.percentile(dx - dy, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def shift_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """The distribution-free 95% interval of the shift between a's and b's locations (Hodges-
+    Lehmann, from the Mann-Whitney test's exact null distribution): the k-th smallest and k-th
+    largest of the pairwise differences a_i - b_j, with k the largest count for which
+    P(U < k) <= 2.5%. (-inf, inf) when the samples are too small for any such k."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    cdf = mann_whitney_cdf(len(x), len(y))
+    k = int(np.searchsorted(cdf, (1 - LEVEL) / 2, side="right"))  # P(U <= k - 1) <= 2.5%
+    if k == 0:
+        return -math.inf, math.inf
+    differences = np.sort(np.subtract.outer(x, y).ravel())
+    return float(differences[k - 1]), float(differences[-k])
+
+
+def mann_whitney_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u) for u = 0 .. m*n, U the Mann-Whitney count of pairs (x_i > y_j) for samples of
+    m and n values from one continuous distribution (every order of the m + n equally likely).
+
+    Counts orders by the largest value: it is an x (beating all n y's) or a y (beating none),
+    so count(m, n, u) = count(m - 1, n, u - n) + count(m, n - 1, u)."""
+    counts = [[np.zeros(1, dtype=object) for _ in range(n + 1)] for _ in range(m + 1)]
+    for i in range(m + 1):
+        for j in range(n + 1):
+            if i == 0 or j == 0:
+                counts[i][j] = np.ones(1, dtype=object)  # one order, U = 0
+                continue
+            row = np.zeros(i * j + 1, dtype=object)
+            row[j : j + (i - 1) * j + 1] += counts[i - 1][j]
+            row[: (j - 1) * i + 1] += counts[i][j - 1]
+            counts[i][j] = row
+    total = counts[m][n]
+    return np.cumsum(total).astype(float) / float(sum(total))

@@ -138,7 +138,9 @@ def test_the_summary_lists_every_judged_comparison_and_what_waits(banks):
     assert "section 3 (DEFT and beta-VAE seeds)" in text and "section 4" in text
     assert "section 2 (draws done of 8: orientation 0, pos_x 0, pos_y 0, scale 0, shape 0)" in text
     units = [_ifp_unit(f, [40.0] * 4, seed) for f in FACTOR_NAMES for seed in (0, 1)]
-    assert "section 2" not in from_files.summary(deft + beta[:4], [], units)
+    text = from_files.summary(deft + beta[:4], [], units)
+    assert "section 2 (draws" not in text  # no longer waiting: judged, in one line
+    assert "IFPs (section 2): 1 cluster of factors at this budget;" in text
     text = from_files.summary(deft + beta, [])
     row = "| searched DEFT minus beta-VAE (searched): MIG | 1 | +0.200 |"
     assert row in text and text.count("| higher |") == 2  # MIG and DCI; FactorVAE is equal
@@ -336,19 +338,51 @@ def test_experiment_2_clusters_the_factors_once_each_has_its_draws():
     text = ifp.experiment_2(units)
     assert "| pos_x | 8 | 6 | 3.2 |" in text
     assert "Not judged yet (draws of 8): orientation 0, pos_y 0, scale 0." in text
-    assert "Clusters" not in text
+    assert "Clusters" not in text and ifp.e2_summary(units) is None
     like = {"scale": high, "orientation": low, "pos_y": low}
     units += [_ifp_unit(f, values, seed) for f, values in like.items() for seed in (0, 1)]
     text = ifp.experiment_2(units)
     assert "Not judged yet" not in text
-    assert "Clusters (factors whose intervals overlap, by falling IFP): {" in text
+    assert "Clusters (factors whose 10th-90th percentiles overlap, chained by falling" in text
     assert "} [40, 46]; {" in text and "} [3, 3.4]." in text
     assert "Stage betas between them: 11.7, 1." in text  # sqrt(40 * 3.4): the gap's midpoint
-    assert "Stage betas used: DEFT (searched)" in text and "hand schedule" in text
+    # why factors share a cluster: each factor's 90th/10th percentile against the median gaps
+    assert "Some factors share a cluster at this budget" in text
+    assert "a factor of 1.1-1.1 in beta" in text and "medians (a factor of 1-13)" in text
+    # pairs by falling median (shape, scale, pos_x, orientation, pos_y) and the extremes;
+    # 43 / 3.2 = 13.4 over the runs that froze, every pair of draws on the same side
+    assert "| shape | scale | 1 | [" in text
+    assert "| scale | pos_x | 13.4 | [" in text and "| pos_x | orientation | 1 | [" in text
+    assert text.count("| higher |") == 2 and "| shape | pos_y | 13.4 |" in text
+    assert ifp.e2_summary(units) == (
+        "IFPs (section 2): 2 clusters of factors at this budget; pairs whose IFPs are separated: "
+        "scale higher than pos_x (ratio 13.4), shape higher than pos_y (ratio 13.4)."
+    )
+    # the hand schedule's betas (70, 30, 12, 1): 30 admits the high pair, 1 the low three
+    hand = "| DEFT (hand schedule, configs/dsprites_deft.yaml) |"
+    assert f"{hand} 0 | 70 | nothing | none |" in text
+    assert f"{hand} 1 | 30 | shape, scale | none |" in text
+    assert f"{hand} 3 | 1 | pos_x, orientation, pos_y | none |" in text
+    assert "| DEFT (searched) | 0 |" in text
     assert "annealing settings `--steps 2000 --gamma 5`." in text
     units.append(_ifp_unit("scale", high, settings="--steps 2000"))
     assert "`--steps 2000`; `--steps 2000 --gamma 5` (the units differ!)" in (
         ifp.experiment_2(units)
+    )
+
+
+def test_experiment_2_says_why_when_every_factor_falls_in_one_cluster():
+    spread = [5.0, 10.0, 20.0, 40.0]  # every factor alike: intervals chain into one cluster
+    units = [_ifp_unit(f, spread, seed) for f in FACTOR_NAMES for seed in (0, 1)]
+    text = ifp.experiment_2(units)
+    assert "Stage betas between them: 1." in text
+    # 90th over 10th percentile of 5, 10, 20, 40 (twice each): 40 / 5 = 8; equal medians
+    assert "Every factor falls in one cluster at this budget" in text
+    assert "a factor of 8-8 in beta" in text and "medians (a factor of 1-1)" in text
+    assert "higher |" not in text
+    assert ifp.e2_summary(units) == (
+        "IFPs (section 2): 1 cluster of factors at this budget; pairs whose IFPs are separated: "
+        "none."
     )
 
 

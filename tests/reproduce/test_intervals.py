@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -62,3 +63,41 @@ def test_the_bootstrap_covers_less_than_95_percent_at_few_seeds_and_about_95_at_
     three, five = intervals.bootstrap_coverage(3), intervals.bootstrap_coverage(5)
     assert three < five < 0.90
     assert 0.90 < intervals.bootstrap_coverage(30, samples=500) < 0.98
+
+
+def test_the_exact_mann_whitney_distribution_matches_scipys_exact_test():
+    rng = np.random.default_rng(0)
+    for m, n in [(3, 4), (5, 5), (8, 6), (8, 8)]:
+        cdf = intervals.mann_whitney_cdf(m, n)
+        assert len(cdf) == m * n + 1 and cdf[-1] == pytest.approx(1.0)
+        for _ in range(5):
+            x, y = rng.standard_normal(m), rng.standard_normal(n)
+            u = int((x[:, None] > y[None, :]).sum())
+            oracle = stats.mannwhitneyu(x, y, alternative="less", method="exact").pvalue
+            assert cdf[u] == pytest.approx(oracle, abs=1e-12)  # P(U <= u)
+    # the printed tables' two-sided 5% critical value for 8 and 8: reject at U <= 13
+    cdf = intervals.mann_whitney_cdf(8, 8)
+    assert cdf[13] <= 0.025 < cdf[14]
+
+
+def test_the_shift_interval_takes_the_order_statistics_the_exact_distribution_names():
+    y = np.arange(8.0)
+    # differences 3.5 + (i - j): i - j = -7 .. 7 with 1, 2, .., 8, .., 1 pairs; U <= 13 is the
+    # 2.5% tail, so the interval runs from the 14th smallest difference to the 14th largest
+    assert intervals.shift_interval(y + 3.5, y) == (0.5, 6.5)
+    assert intervals.shift_interval([1.0, 2.0], [0.0, 1.0]) == (-math.inf, math.inf)  # too few
+
+
+def test_the_shift_interval_holds_the_true_shift_in_95_percent_of_samples():
+    rng = np.random.default_rng(1)
+    held = 0
+    for _ in range(2_000):
+        low, high = intervals.shift_interval(rng.standard_normal(8) + 1.0, rng.standard_normal(8))
+        held += low <= 1.0 <= high
+    # exact coverage 1 - 2 P(U <= 13) = 0.9501; 2,000 samples give it +-0.01
+    assert 0.935 < held / 2_000 < 0.965
+
+
+def test_the_bootstrap_of_a_median_difference_brackets_a_clear_shift():
+    low, high = intervals.bootstrap_median_difference([10.0, 11.0, 12.0, 13.0], [1.0, 2.0, 3.0])
+    assert 7.0 <= low < high <= 12.0
