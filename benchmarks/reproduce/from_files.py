@@ -85,6 +85,9 @@ def summary(
     by_arm = units.arms(rows)
     for other, score, claim in methods.e1_claims(by_arm):
         add(f"searched DEFT minus {other}: {score}", "1", claim)
+    current_scaled = [r for r in scaled if units.current(r)]
+    for scale, score, claim in methods.trend_claims(by_arm.get("deft", []), current_scaled):
+        add(f"searched DEFT at {scale}x the steps minus at 1x: {score}, paired by seed", "1", claim)
     diffusion_claim = diffusion.e3_claim(rows)
     if diffusion_claim is not None:
         add("DEFT minus beta-VAE: diffusion (NMI2/NMI1), paired by seed", "3", diffusion_claim)
@@ -103,7 +106,7 @@ def summary(
         goal = methods.mig_goal(migs)
         lines += [f"Searched DEFT's MIG >= {methods.MIG_GOAL} at the bank's steps: {goal} "
                   "(section 1).", ""]  # fmt: skip
-        trend = methods.trend_short(list(scaled))
+        trend = methods.trend_short(current_scaled)
         if goal != "reached" and trend:
             seeds = f"seeds done of {len(retrain.SCALED_SEEDS)}"
             waiting.append(f"section 1, the MIG trend with more steps ({seeds}: {trend})")

@@ -124,6 +124,22 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
     assert "Not all of the longer runs are committed yet" in text
     smoke = deft(10_000, 0.9) | {"steps": 60}  # a shortened run is no evidence
     assert "deft seed 10000" in methods.experiment_1(rows[1:] + [smoke])
+    # every longer run in: each scale against the same seeds' bank-steps runs, paired
+    base = [deft(s, m) for s, m in zip(retrain.SEEDS, [0.20, 0.22, 0.18, 0.20, 0.20])]
+    gains = [0.10, 0.12, 0.08]  # mean 0.10, sd 0.02: t(2) half-width 4.303 * 0.02 / sqrt 3
+    four = [deft(s, r["scores"]["mig"] + g, scale=4)
+            for s, r, g in zip(retrain.SCALED_SEEDS, base, gains)]  # fmt: skip
+    text = methods.experiment_1(base, twice + four)
+    assert "Not all of the longer runs" not in text
+    assert "| 4x minus 1x | MIG | +0.100 | [" in text and "[+0.050, +0.150] | higher |" in text
+    assert "| 4x minus 1x | FactorVAE score | +0.000 |" in text  # no change: not separated
+    assert "MIG >= 0.3 at 4x the steps: not settled" in text  # mean 0.30, its interval holds it
+    assert "MIG >= 0.3 at 2x the steps: not reached" in text
+    summary = from_files.summary(base, [], (), twice + four)
+    assert "| searched DEFT at 4x the steps minus at 1x: MIG, paired by seed | 1 | +0.100 |" in (
+        summary
+    )
+    assert "the MIG trend" not in summary  # nothing waits
     reached = [deft(s, 0.31) for s in retrain.SEEDS]
     assert "trend with more steps" not in methods.experiment_1(reached, twice)
     assert methods.mig_goal([0.25, 0.35, 0.28, 0.32, 0.30]).startswith("not settled")

@@ -20,6 +20,7 @@ from ..intervals import (
     Claim,
     bootstrap_mean,
     bracket,
+    paired_claim,
     t_interval,
     unpaired_claim,
 )
@@ -189,11 +190,14 @@ def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = [markdown_table(rows), ""] if rows else []
     migs = complete_migs(by_arm)
     if migs:
-        lines.append(f"MIG >= {MIG_GOAL} at this budget: {mig_goal(migs)} (searched DEFT's mean "
-                     f"{statistics.fmean(migs):.3f}, bootstrap "
-                     f"{bracket(bootstrap_mean(migs), False)}, t "
-                     f"{bracket(t_interval(migs), False)} over {len(migs)} seeds).")  # fmt: skip
+        lines.append(f"MIG >= {MIG_GOAL} at this budget: {_goal_line(migs)}.")
     return lines
+
+
+def _goal_line(migs: Sequence[float]) -> str:
+    return (f"{mig_goal(migs)} (searched DEFT's mean {statistics.fmean(migs):.3f}, bootstrap "
+            f"{bracket(bootstrap_mean(migs), False)}, t {bracket(t_interval(migs), False)} over "
+            f"{len(migs)} seeds)")  # fmt: skip
 
 
 def complete_migs(by_arm: dict[str, list[dict[str, Any]]]) -> list[float]:
@@ -231,11 +235,48 @@ def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> li
     table = [{"steps": f"{deft[0]['steps']:,}", "seeds": len(deft),
               "MIG": pm([r["scores"]["mig"] for r in deft])}]  # fmt: skip
     for scale in retrain.STEP_SCALES:
-        mine = [r for r in scaled if r["arm"] == "deft" and r["scale"] == scale]
+        mine = _at_scale(scaled, scale)
         if mine:
             table.append({"steps": f"{mine[0]['steps']:,}", "seeds": len(mine),
                           "MIG": pm([r["scores"]["mig"] for r in mine])})  # fmt: skip
     lines += [markdown_table(table), ""]
-    if len(table) < 1 + len(retrain.STEP_SCALES):
+    claims = trend_claims(deft, scaled)
+    if not claims:
         lines.append("Not all of the longer runs are committed yet (benchmarks/campaign.yaml).")
+        return lines
+    rows = [{"steps": f"{scale}x minus 1x", "score": name,
+             **claim.columns("mean", "t 95%", "it is")}
+            for scale, name, claim in claims]  # fmt: skip
+    lines += [
+        f"Each longer run against the bank-steps run of the same seed (paired over seeds "
+        f"{', '.join(map(str, retrain.SCALED_SEEDS))}; bootstrap and Student's t 95% intervals):",
+        "",
+        markdown_table(rows),
+        "",
+    ]
+    for scale in retrain.STEP_SCALES:
+        migs = [r["scores"]["mig"] for r in _at_scale(scaled, scale)]
+        lines.append(f"MIG >= {MIG_GOAL} at {scale}x the steps: {_goal_line(migs)}.")
     return lines
+
+
+def trend_claims(
+    deft: list[dict[str, Any]], scaled: Sequence[dict[str, Any]]
+) -> list[tuple[int, str, Claim]]:
+    """(scale, score, its runs minus the bank-steps runs of the same seeds), once every longer
+    run is in; [] before."""
+    if not deft or trend_short(list(scaled)):
+        return []
+    base = {r["seed"]: r for r in deft}
+    claims = []
+    for scale in retrain.STEP_SCALES:
+        longer = {r["seed"]: r for r in _at_scale(scaled, scale)}
+        seeds = sorted(set(longer) & set(base))
+        for score, name in retrain.SCORES:
+            differences = [longer[s]["scores"][score] - base[s]["scores"][score] for s in seeds]
+            claims.append((scale, name, paired_claim(differences)))
+    return claims
+
+
+def _at_scale(scaled: Sequence[dict[str, Any]], scale: int) -> list[dict[str, Any]]:
+    return [r for r in scaled if r["arm"] == "deft" and r["scale"] == scale]
