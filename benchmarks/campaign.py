@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.files import read_json_object
 from deft_tune.errors import ConfigError
 from deft_tune.fileio import atomic_write_text
 from deft_tune.search.tracking.provenance import commit, machine
@@ -126,13 +127,7 @@ def read_ledger() -> dict[str, dict[str, Any]]:
     if not LEDGER.is_file():
         return {}
     fix = f"restore it (git checkout -- {LEDGER.relative_to(ROOT)})"
-    try:
-        ledger = json.loads(LEDGER.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object ({exc}): {fix}") from None
-    if not isinstance(ledger, dict):
-        raise ConfigError(f"campaign ledger {LEDGER} is not a JSON object: {fix}")
-    return ledger
+    return read_json_object(LEDGER, "campaign ledger", fix)
 
 
 def _record(unit: Unit, entry: dict[str, Any]) -> None:

@@ -34,6 +34,8 @@ from deft_tune.fileio import atomic_write_text
 from deft_tune.search.replay.bankfile import read_banks
 from deft_tune.search.tracking.provenance import commit, machine
 
+from ..files import read_json_object
+
 ROOT = Path(__file__).resolve().parents[2]
 BANKS = ROOT / "benchmarks" / "banks"
 HAND = ROOT / "configs" / "dsprites_deft.yaml"
@@ -269,12 +271,7 @@ def read_rows(folder: Path = RESULTS, keys: tuple[str, ...] = ROW_KEYS) -> list[
 
 def _unit_file(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
     fix = f"restore it (git checkout -- {path}) or delete it and run its campaign unit again"
-    try:
-        row = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"unit file {path} cannot be read ({exc}): {fix}") from None
-    if not isinstance(row, dict):
-        raise ConfigError(f"unit file {path} is not a JSON object: {fix}")
+    row = read_json_object(path, "unit file", fix)
     missing = [key for key in keys if key not in row]
     if missing:
         raise ConfigError(f"unit file {path} lacks {', '.join(missing)}: {fix}")

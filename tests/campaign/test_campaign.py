@@ -176,14 +176,17 @@ def test_an_unknown_unit_is_refused(root, capsys):
 
 
 @pytest.mark.parametrize("command", [["status"], ["run", "--minutes", "1"]])
-@pytest.mark.parametrize("ledger", ["<<<<<<< HEAD\n{}", "[]"])
-def test_a_broken_ledger_is_one_line_before_any_unit_runs(root, capsys, command, ledger):
+@pytest.mark.parametrize(
+    ("ledger", "why"),
+    [("<<<<<<< HEAD\n{}", "cannot be read (Expecting"), ("[]", "is not a JSON object")],
+)
+def test_a_broken_ledger_is_one_line_before_any_unit_runs(root, capsys, command, ledger, why):
     path = plan(root, f"- id: a\n  cost_min: 1\n  output: benchmarks/a\n  commands: ['{WRITE}']\n")
     campaign.LEDGER.parent.mkdir(parents=True)
     campaign.LEDGER.write_text(ledger)
     assert campaign.main(["--plan", str(path), *command]) == 2
     err = capsys.readouterr().err
-    assert "ledger.json is not a JSON object" in err and "git checkout --" in err
+    assert f"ledger.json {why}" in err and "git checkout --" in err
     assert len(err.strip().splitlines()) == 1 and not (root / "benchmarks" / "a").exists()
 
 
