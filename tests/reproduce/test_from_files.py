@@ -120,7 +120,8 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
     twice = [deft(s, 0.26, scale=2) for s in retrain.SCALED_SEEDS]
     text = methods.experiment_1(rows, twice)
     assert "MIG >= 0.3 at this budget: not reached" in text
-    assert "| 2,000 | 5 | 0.200 ± 0.000 |" in text and "| 4,000 | 3 | 0.260 ± 0.000 |" in text
+    assert "| 2,000 | 5 | 0.200 ± 0.000 | 0.100 ± 0.000 |" in text
+    assert "| 4,000 | 3 | 0.260 ± 0.000 | 0.130 ± 0.000 | 0.500 ± 0.000 |" in text
     assert "Not all of the longer runs are committed yet" in text
     smoke = deft(10_000, 0.9) | {"steps": 60}  # a shortened run is no evidence
     assert "deft seed 10000" in methods.experiment_1(rows[1:] + [smoke])

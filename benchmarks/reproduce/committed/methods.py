@@ -225,20 +225,16 @@ def trend_short(scaled: list[dict[str, Any]]) -> str:
 
 
 def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> list[str]:
-    """Unless searched DEFT reaches the MIG goal with all its seeds: its MIG at 1x, 2x, 4x steps."""
+    """Unless searched DEFT reaches the MIG goal with all its seeds: its scores at 1x, 2x, 4x
+    steps, and each longer run against the same seed's bank-steps run."""
     migs = complete_migs({"deft": deft})
     if not migs or mig_goal(migs) == "reached":
         return []
     lines = ["", f"The trend with more steps (searched DEFT's schedule, its stages keeping their "
              f"share of the run; `retrain --arm deft --scale K`, seeds "
              f"{', '.join(map(str, retrain.SCALED_SEEDS))}):", ""]  # fmt: skip
-    table = [{"steps": f"{deft[0]['steps']:,}", "seeds": len(deft),
-              "MIG": pm([r["scores"]["mig"] for r in deft])}]  # fmt: skip
-    for scale in retrain.STEP_SCALES:
-        mine = _at_scale(scaled, scale)
-        if mine:
-            table.append({"steps": f"{mine[0]['steps']:,}", "seeds": len(mine),
-                          "MIG": pm([r["scores"]["mig"] for r in mine])})  # fmt: skip
+    longer = [_at_scale(scaled, scale) for scale in retrain.STEP_SCALES]
+    table = [_scores_row(runs) for runs in [deft, *longer] if runs]
     lines += [markdown_table(table), ""]
     claims = trend_claims(deft, scaled)
     if not claims:
@@ -258,6 +254,13 @@ def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> li
         migs = [r["scores"]["mig"] for r in _at_scale(scaled, scale)]
         lines.append(f"MIG >= {MIG_GOAL} at {scale}x the steps: {_goal_line(migs)}.")
     return lines
+
+
+def _scores_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"steps": f"{runs[0]['steps']:,}", "seeds": len(runs)}
+    for score, name in retrain.SCORES:
+        row[name] = pm([r["scores"][score] for r in runs])
+    return row
 
 
 def trend_claims(
