@@ -135,7 +135,8 @@ def test_below_the_mig_goal_the_report_shows_the_trend_with_more_steps(banks):
     assert "| 4x minus 1x | MIG | +0.100 | [" in text and "[+0.050, +0.150] | higher |" in text
     assert "| 4x minus 1x | FactorVAE score | +0.000 |" in text  # no change: not separated
     assert "MIG >= 0.3 at 4x the steps: not settled" in text  # mean 0.30, its interval holds it
-    assert "MIG >= 0.3 at 2x the steps: not reached" in text
+    assert "MIG >= 0.3 at 2x the steps: not reached; searched DEFT's mean 0.260, bootstrap" in text
+    assert "over 3 seeds.\n\nMIG >= 0.3 at 4x" in text  # one paragraph per goal line
     summary = from_files.summary(base, [], (), twice + four)
     assert "| searched DEFT at 4x the steps minus at 1x: MIG, paired by seed | 1 | +0.100 |" in (
         summary

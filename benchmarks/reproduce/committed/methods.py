@@ -195,9 +195,9 @@ def _differences(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def _goal_line(migs: Sequence[float]) -> str:
-    return (f"{mig_goal(migs)} (searched DEFT's mean {statistics.fmean(migs):.3f}, bootstrap "
+    return (f"{mig_goal(migs)}; searched DEFT's mean {statistics.fmean(migs):.3f}, bootstrap "
             f"{bracket(bootstrap_mean(migs), False)}, t {bracket(t_interval(migs), False)} over "
-            f"{len(migs)} seeds)")  # fmt: skip
+            f"{len(migs)} seeds")  # fmt: skip
 
 
 def complete_migs(by_arm: dict[str, list[dict[str, Any]]]) -> list[float]:
@@ -252,7 +252,7 @@ def _steps_trend(deft: list[dict[str, Any]], scaled: list[dict[str, Any]]) -> li
     ]
     for scale in retrain.STEP_SCALES:
         migs = [r["scores"]["mig"] for r in _at_scale(scaled, scale)]
-        lines.append(f"MIG >= {MIG_GOAL} at {scale}x the steps: {_goal_line(migs)}.")
+        lines += [f"MIG >= {MIG_GOAL} at {scale}x the steps: {_goal_line(migs)}.", ""]
     return lines
 
 
